@@ -423,6 +423,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	struct syshub_event *ev;
 	struct inflight *st;
 	struct pid *tpid;
+	__u16 anyns = 0;
 	__u64 pid_tgid, seq, uid_gid;
 	__u32 level, pidns, nargs = SYSHUB_NARGS;
 
@@ -445,6 +446,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 		if (!cfg)
 			return 0;
 		key = any;
+		anyns = SYSHUB_EVF_ANY_NS;
 	}
 
 	/* intent: count the match and sample 1-in-N on the per-key sequence */
@@ -474,7 +476,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	/* intent: write every header byte, so nothing stale survives */
 	ev = &st->rec.ev;
 	ev->kind = SYSHUB_REC_SYSCALL;
-	ev->flags = evflags;
+	ev->flags = evflags | anyns;
 	ev->size = 0;
 	ev->nr = nr;
 	ev->tgid = pid_tgid >> 32;

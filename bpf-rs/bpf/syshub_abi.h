@@ -19,7 +19,7 @@
 #define SYSHUB_MAX_SYSCALLS 512
 
 /* Largest record in the ring (header + captures); a power of two. */
-#define SYSHUB_REC_MAX 16384
+#define SYSHUB_REC_MAX 8192
 /* Largest single string or buffer capture. */
 #define SYSHUB_CAP_MAX 4096
 /* Default per-string capture, overridable per filter key. */
@@ -37,6 +37,7 @@
 #define SYSHUB_EVF_NO_EXIT 0x1	 /* exit/exit_group: never returns, emitted at entry */
 #define SYSHUB_EVF_TRUNCATED 0x2 /* captures omitted: record hit SYSHUB_REC_MAX */
 #define SYSHUB_EVF_RAW_HOOK 0x4	 /* seen through the raw sys_enter/sys_exit hooks */
+#define SYSHUB_EVF_ANY_NS 0x8	 /* matched the every-namespace key (pid_ns 0) */
 
 /*
  * Fixed header of every record, followed by `ncaptures` captures. All ids are

@@ -1,0 +1,849 @@
+//! Raw ring records -> typed syscall events. Pure code: validating a record
+//! never trusts a length it has not checked, and decoding never panics on a
+//! record that passed validation (fuzzed in tests).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use crate::abi::{self, Capture, SyscallEvent};
+use crate::syscalls::{RetKind, SyscallDef, SyscallTable};
+
+const ERRNO_TSV: &str = include_str!(concat!(env!("OUT_DIR"), "/errno.tsv"));
+
+/// Why a record was rejected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {0} bytes is shorter than the header")]
+    Short(usize),
+    #[error("unknown record kind {0}")]
+    Kind(u16),
+    #[error("record says {said} bytes but {got} arrived")]
+    Size { said: u32, got: usize },
+    #[error("capture {index} overruns the record")]
+    Capture { index: usize },
+    #[error("syscall number {0} out of range")]
+    Nr(u32),
+}
+
+/// One captured argument, borrowed from its record.
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureRef<'a> {
+    pub cap: Capture,
+    pub data: &'a [u8],
+}
+
+/// Checks a record and returns its header and captures.
+///
+/// # Errors
+/// [`DecodeError`] when the header, size or any capture is inconsistent.
+pub fn parse(rec: &[u8]) -> Result<(SyscallEvent, Vec<CaptureRef<'_>>), DecodeError> {
+    let hdr = validate(rec)?;
+    Ok((hdr, captures(rec, &hdr)))
+}
+
+/// Validates a record (header, size, every capture inside bounds).
+///
+/// # Errors
+/// [`DecodeError`] describing the first inconsistency.
+pub fn validate(rec: &[u8]) -> Result<SyscallEvent, DecodeError> {
+    let hdr = SyscallEvent::read(rec).ok_or(DecodeError::Short(rec.len()))?;
+    if hdr.kind != abi::REC_SYSCALL {
+        return Err(DecodeError::Kind(hdr.kind));
+    }
+    let size = hdr.size as usize;
+    if size < abi::EVENT_SIZE || size > rec.len() || size > abi::REC_MAX {
+        return Err(DecodeError::Size {
+            said: hdr.size,
+            got: rec.len(),
+        });
+    }
+    if hdr.nr >= abi::MAX_SYSCALLS {
+        return Err(DecodeError::Nr(hdr.nr));
+    }
+    let mut off = abi::EVENT_SIZE;
+    for index in 0..usize::from(hdr.ncaptures) {
+        let cap = Capture::read(rec.get(off..size).unwrap_or_default())
+            .ok_or(DecodeError::Capture { index })?;
+        let data_end = off
+            .checked_add(abi::CAPTURE_SIZE)
+            .and_then(|d| d.checked_add(cap.len as usize))
+            .ok_or(DecodeError::Capture { index })?;
+        if data_end > size || usize::from(cap.slot) >= abi::NARGS {
+            return Err(DecodeError::Capture { index });
+        }
+        off = (data_end + 7) & !7;
+    }
+    Ok(hdr)
+}
+
+/// Captures of a record that [`validate`] accepted.
+#[must_use]
+pub fn captures<'a>(rec: &'a [u8], hdr: &SyscallEvent) -> Vec<CaptureRef<'a>> {
+    let size = (hdr.size as usize).min(rec.len());
+    let mut out = Vec::with_capacity(usize::from(hdr.ncaptures));
+    let mut off = abi::EVENT_SIZE;
+    for _ in 0..hdr.ncaptures {
+        let Some(cap) = Capture::read(rec.get(off..size).unwrap_or_default()) else {
+            break;
+        };
+        let start = off + abi::CAPTURE_SIZE;
+        let Some(data) = rec.get(start..start + cap.len as usize) else {
+            break;
+        };
+        out.push(CaptureRef { cap, data });
+        off = (start + cap.len as usize + 7) & !7;
+    }
+    out
+}
+
+/// A socket address as the kernel stored it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SockAddr {
+    Inet {
+        addr: std::net::Ipv4Addr,
+        port: u16,
+    },
+    Inet6 {
+        addr: std::net::Ipv6Addr,
+        port: u16,
+        flowinfo: u32,
+        scope_id: u32,
+    },
+    /// `path` is empty for unnamed sockets; abstract names start with `@`.
+    Unix { path: String, abstract_name: bool },
+    Netlink { pid: u32, groups: u32 },
+    Other { family: u16, bytes: Vec<u8> },
+}
+
+impl SockAddr {
+    #[must_use]
+    pub fn parse(b: &[u8]) -> Option<Self> {
+        let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+        Some(match family {
+            2 if b.len() >= 8 => Self::Inet {
+                port: u16::from_be_bytes([b[2], b[3]]),
+                addr: std::net::Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+            },
+            10 if b.len() >= 24 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&b[8..24]);
+                Self::Inet6 {
+                    port: u16::from_be_bytes([b[2], b[3]]),
+                    flowinfo: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                    addr: std::net::Ipv6Addr::from(a),
+                    scope_id: b
+                        .get(24..28)
+                        .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]])),
+                }
+            }
+            1 => {
+                let p = &b[2..];
+                if p.first() == Some(&0) && p.len() > 1 {
+                    Self::Unix {
+                        path: format!("@{}", String::from_utf8_lossy(&p[1..])),
+                        abstract_name: true,
+                    }
+                } else {
+                    let end = p.iter().position(|&c| c == 0).unwrap_or(p.len());
+                    Self::Unix {
+                        path: String::from_utf8_lossy(&p[..end]).into_owned(),
+                        abstract_name: false,
+                    }
+                }
+            }
+            16 if b.len() >= 12 => Self::Netlink {
+                pid: u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+                groups: u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+            },
+            _ => Self::Other {
+                family,
+                bytes: b[2..].to_vec(),
+            },
+        })
+    }
+
+    #[must_use]
+    pub fn family_name(&self) -> String {
+        match self {
+            Self::Inet { .. } => "AF_INET".into(),
+            Self::Inet6 { .. } => "AF_INET6".into(),
+            Self::Unix { .. } => "AF_UNIX".into(),
+            Self::Netlink { .. } => "AF_NETLINK".into(),
+            Self::Other { family, .. } => format!("{family}"),
+        }
+    }
+
+    /// strace-like text: `{sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("1.2.3.4")}`.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Inet { addr, port } => format!(
+                "{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"{addr}\")}}"
+            ),
+            Self::Inet6 {
+                addr,
+                port,
+                flowinfo,
+                scope_id,
+            } => format!(
+                "{{sa_family=AF_INET6, sin6_port=htons({port}), sin6_flowinfo=htonl({flowinfo}), \
+                 inet_pton(AF_INET6, \"{addr}\", &sin6_addr), sin6_scope_id={scope_id}}}"
+            ),
+            Self::Unix { path, .. } => {
+                format!("{{sa_family=AF_UNIX, sun_path={}}}", quote(path.as_bytes(), false))
+            }
+            Self::Netlink { pid, groups } => {
+                format!("{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:08x}}}")
+            }
+            Self::Other { family, .. } => format!("{{sa_family={family}, ...}}"),
+        }
+    }
+}
+
+/// A decoded argument value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Int(i64),
+    Uint(u64),
+    Hex(u64),
+    /// A file mode or permission bits, shown in octal.
+    Octal(u64),
+    /// Symbolic rendering (flags, AT_FDCWD, signal names) with the raw value.
+    Sym { text: String, raw: u64 },
+    Str {
+        bytes: Vec<u8>,
+        truncated: bool,
+        fault: bool,
+    },
+    StrList {
+        items: Vec<Vec<u8>>,
+        truncated: bool,
+        fault: bool,
+    },
+    Bytes {
+        data: Vec<u8>,
+        /// Length the call really used (read count, buffer size).
+        orig_len: Option<u64>,
+        truncated: bool,
+        fault: bool,
+    },
+    Sockaddr(SockAddr),
+    /// A raw pointer that was not captured.
+    Ptr(u64),
+}
+
+/// One argument of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arg {
+    pub name: String,
+    pub raw: u64,
+    pub value: Value,
+}
+
+/// Escapes bytes as a C string literal; `..."` marks truncation.
+#[must_use]
+pub fn quote(b: &[u8], truncated: bool) -> String {
+    let mut s = String::with_capacity(b.len() + 2);
+    s.push('"');
+    for &c in b {
+        match c {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(char::from(c)),
+            _ => {
+                let _ = write!(s, "\\x{c:02x}");
+            }
+        }
+    }
+    s.push('"');
+    if truncated {
+        s.push_str("...");
+    }
+    s
+}
+
+impl Value {
+    /// strace-style text of the value.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        match self {
+            Self::Int(v) => v.to_string(),
+            Self::Uint(v) => v.to_string(),
+            Self::Hex(v) | Self::Ptr(v) => {
+                if *v == 0 {
+                    "NULL".into()
+                } else {
+                    format!("{v:#x}")
+                }
+            }
+            Self::Octal(v) => format!("0{v:o}"),
+            Self::Sym { text, .. } => text.clone(),
+            Self::Str {
+                bytes,
+                truncated,
+                fault,
+            } => {
+                if *fault && bytes.is_empty() {
+                    "<unreadable>".into()
+                } else {
+                    quote(bytes, *truncated)
+                }
+            }
+            Self::StrList {
+                items,
+                truncated,
+                fault,
+            } => {
+                if *fault && items.is_empty() {
+                    return "<unreadable>".into();
+                }
+                let mut s = String::from("[");
+                for (i, it) in items.iter().enumerate() {
+                    if i > 0 {
+                        s.push_str(", ");
+                    }
+                    s.push_str(&quote(it, false));
+                }
+                if *truncated {
+                    s.push_str(", ...");
+                }
+                s.push(']');
+                s
+            }
+            Self::Bytes {
+                data,
+                truncated,
+                fault,
+                ..
+            } => {
+                if *fault && data.is_empty() {
+                    "<unreadable>".into()
+                } else {
+                    quote(data, *truncated)
+                }
+            }
+            Self::Sockaddr(sa) => sa.to_text(),
+        }
+    }
+}
+
+/// Errno number -> name, from `data/errno.tsv`.
+#[must_use]
+pub fn errno_name(n: i64) -> Option<&'static str> {
+    static TABLE: OnceLock<HashMap<i64, &'static str>> = OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        ERRNO_TSV
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .filter_map(|l| {
+                let mut c = l.split('\t');
+                Some((c.next()?.trim().parse().ok()?, c.next()?.trim()))
+            })
+            .collect()
+    });
+    t.get(&n).copied()
+}
+
+/// Errno name -> number.
+#[must_use]
+pub fn errno_number(name: &str) -> Option<i64> {
+    ERRNO_TSV
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let mut c = l.split('\t');
+            let n = c.next()?.trim().parse().ok()?;
+            let nm = c.next()?.trim();
+            let aliases = c.nth(1).unwrap_or("-");
+            (nm == name || aliases.split(',').any(|a| a.trim() == name)).then_some(n)
+        })
+}
+
+/// The errno of a return value, if it is an error for this kind of call.
+#[must_use]
+pub fn errno_of(ret: i64, kind: Option<RetKind>) -> Option<i64> {
+    if kind == Some(RetKind::NoReturn) {
+        return None;
+    }
+    // Kernel errors are -1..=-4095 for every return kind, including addresses.
+    (-4095..=-1).contains(&ret).then_some(-ret)
+}
+
+fn flags_text(v: u64, table: &[(u64, &str)], zero: &str) -> String {
+    if v == 0 {
+        return zero.into();
+    }
+    let mut rest = v;
+    let mut parts = Vec::new();
+    for &(bit, name) in table {
+        if bit != 0 && rest & bit == bit {
+            parts.push(name.to_owned());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    parts.join("|")
+}
+
+const O_FLAGS: &[(u64, &str)] = &[
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o4010000, "O_SYNC"),
+    (0o20000000, "O_PATH"),
+    (0o20200000, "O_TMPFILE"),
+];
+
+/// `O_RDONLY|O_CLOEXEC`-style text for open(2) flags (fixed, documented order).
+#[must_use]
+pub fn open_flags(v: u64) -> String {
+    let acc = match v & 3 {
+        0 => "O_RDONLY",
+        1 => "O_WRONLY",
+        2 => "O_RDWR",
+        _ => "O_ACCMODE",
+    };
+    let mut rest = v & !3;
+    // O_TMPFILE and O_SYNC include other bits: test the composite values first.
+    let mut parts = vec![acc.to_owned()];
+    for &(bit, name) in O_FLAGS.iter().rev() {
+        if rest & bit == bit {
+            parts.push(name.to_owned());
+            rest &= !bit;
+        }
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    // Keep single bits in ascending order after the access mode.
+    let mut tail: Vec<String> = parts.split_off(1);
+    tail.sort_by_key(|n| {
+        O_FLAGS
+            .iter()
+            .find(|(_, nm)| nm == n)
+            .map_or(u64::MAX, |(b, _)| *b)
+    });
+    parts.extend(tail);
+    parts.join("|")
+}
+
+const AT_FLAGS: &[(u64, &str)] = &[
+    (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x200, "AT_REMOVEDIR"),
+    (0x400, "AT_SYMLINK_FOLLOW"),
+    (0x800, "AT_NO_AUTOMOUNT"),
+    (0x1000, "AT_EMPTY_PATH"),
+];
+
+const SOCK_TYPES: &[(u64, &str)] = &[
+    (1, "SOCK_STREAM"),
+    (2, "SOCK_DGRAM"),
+    (3, "SOCK_RAW"),
+    (4, "SOCK_RDM"),
+    (5, "SOCK_SEQPACKET"),
+    (6, "SOCK_DCCP"),
+    (10, "SOCK_PACKET"),
+];
+
+const FAMILIES: &[(u64, &str)] = &[
+    (0, "AF_UNSPEC"),
+    (1, "AF_UNIX"),
+    (2, "AF_INET"),
+    (10, "AF_INET6"),
+    (16, "AF_NETLINK"),
+    (17, "AF_PACKET"),
+    (40, "AF_VSOCK"),
+];
+
+/// Renders a scalar argument by its render type (unknown types: hex).
+#[must_use]
+pub fn render_scalar(ty: &str, raw: u64) -> Value {
+    #[allow(
+        clippy::cast_possible_wrap,
+        reason = "registers hold C ints: reinterpreting the bits is the point"
+    )]
+    let as_i32 = i64::from(raw as u32 as i32);
+    #[allow(clippy::cast_possible_wrap, reason = "C long in a 64-bit register")]
+    let as_i64 = raw as i64;
+    match ty {
+        "int" | "pid" | "fd" | "signal" | "clockid" => Value::Int(as_i32),
+        "long" | "off" => Value::Int(as_i64),
+        "uint" | "uid" | "gid" => Value::Uint(raw & 0xffff_ffff),
+        "ulong" | "size" => Value::Uint(raw),
+        "mode" => Value::Octal(raw & 0o7777),
+        "dirfd" => {
+            if as_i32 == -100 {
+                Value::Sym {
+                    text: "AT_FDCWD".into(),
+                    raw,
+                }
+            } else {
+                Value::Int(as_i32)
+            }
+        }
+        "open_flags" => Value::Sym {
+            text: open_flags(raw & 0xffff_ffff),
+            raw,
+        },
+        "at_flags" => Value::Sym {
+            text: flags_text(raw & 0xffff_ffff, AT_FLAGS, "0"),
+            raw,
+        },
+        "access_mode" => Value::Sym {
+            text: flags_text(raw, &[(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], "F_OK"),
+            raw,
+        },
+        "sock_domain" => Value::Sym {
+            text: FAMILIES
+                .iter()
+                .find(|(v, _)| *v == raw)
+                .map_or_else(|| raw.to_string(), |(_, n)| (*n).to_owned()),
+            raw,
+        },
+        "sock_type" => {
+            let base = raw & 0xf;
+            let mut t = SOCK_TYPES
+                .iter()
+                .find(|(v, _)| *v == base)
+                .map_or_else(|| base.to_string(), |(_, n)| (*n).to_owned());
+            if raw & 0o4000 != 0 {
+                t.push_str("|SOCK_NONBLOCK");
+            }
+            if raw & 0o2000000 != 0 {
+                t.push_str("|SOCK_CLOEXEC");
+            }
+            Value::Sym { text: t, raw }
+        }
+        "ptr" => Value::Ptr(raw),
+        _ => Value::Hex(raw),
+    }
+}
+
+fn capture_value(c: &CaptureRef<'_>, items: &[&CaptureRef<'_>]) -> Value {
+    let truncated = c.cap.flags & abi::CAPF_TRUNCATED != 0;
+    let fault = c.cap.flags & abi::CAPF_FAULT != 0;
+    match c.cap.kind {
+        abi::CAP_STR => Value::Str {
+            bytes: c.data.to_vec(),
+            truncated,
+            fault,
+        },
+        abi::CAP_STRV_END => Value::StrList {
+            items: items.iter().map(|i| i.data.to_vec()).collect(),
+            truncated: truncated || items.iter().any(|i| i.cap.flags & abi::CAPF_TRUNCATED != 0),
+            fault,
+        },
+        abi::CAP_SOCKADDR => match SockAddr::parse(c.data) {
+            Some(sa) if !fault => Value::Sockaddr(sa),
+            _ => Value::Bytes {
+                data: c.data.to_vec(),
+                orig_len: known_len(c.cap.orig_len),
+                truncated,
+                fault,
+            },
+        },
+        _ => Value::Bytes {
+            data: c.data.to_vec(),
+            orig_len: known_len(c.cap.orig_len),
+            truncated,
+            fault,
+        },
+    }
+}
+
+fn known_len(v: u32) -> Option<u64> {
+    (v != abi::LEN_UNKNOWN).then_some(u64::from(v))
+}
+
+/// Decodes every argument of a validated record: captured values where the
+/// probe captured them, typed scalars otherwise, six raw values for calls
+/// the table does not describe.
+#[must_use]
+pub fn decode_args(hdr: &SyscallEvent, caps: &[CaptureRef<'_>], def: Option<&SyscallDef>) -> Vec<Arg> {
+    let Some(def) = def else {
+        return hdr
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, &raw)| Arg {
+                name: format!("arg{i}"),
+                raw,
+                value: Value::Hex(raw),
+            })
+            .collect();
+    };
+    def.args
+        .iter()
+        .enumerate()
+        .take(abi::NARGS)
+        .map(|(i, a)| {
+            let raw = hdr.args[i];
+            let slot = u8::try_from(i).unwrap_or(0);
+            let main = caps
+                .iter()
+                .find(|c| c.cap.slot == slot && c.cap.kind != abi::CAP_STRV);
+            let value = match main {
+                Some(c) => {
+                    let items: Vec<&CaptureRef<'_>> = caps
+                        .iter()
+                        .filter(|x| x.cap.slot == slot && x.cap.kind == abi::CAP_STRV)
+                        .collect();
+                    capture_value(c, &items)
+                }
+                None if is_capture_type(&a.ty) => Value::Ptr(raw),
+                None => render_scalar(&a.ty, raw),
+            };
+            Arg {
+                name: a.name.clone(),
+                raw,
+                value,
+            }
+        })
+        .collect()
+}
+
+fn is_capture_type(ty: &str) -> bool {
+    matches!(
+        ty,
+        "str"
+            | "strv"
+            | "str_out"
+            | "buf_in"
+            | "buf_out"
+            | "sockaddr_in"
+            | "sockaddr_out"
+            | "struct_in"
+            | "struct_in_len"
+            | "struct_out"
+    )
+}
+
+/// A fully decoded event (owned).
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub hdr: SyscallEvent,
+    pub name: String,
+    pub args: Vec<Arg>,
+    pub errno: Option<i64>,
+}
+
+/// Decodes a record end to end.
+///
+/// # Errors
+/// [`DecodeError`] when the record is malformed.
+pub fn decode(rec: &[u8]) -> Result<Decoded, DecodeError> {
+    let (hdr, caps) = parse(rec)?;
+    let def = SyscallTable::get().by_nr(hdr.nr);
+    Ok(Decoded {
+        name: def.map_or_else(|| format!("syscall_{}", hdr.nr), |d| d.name.clone()),
+        args: decode_args(&hdr, &caps, def),
+        errno: errno_of(hdr.ret, def.map(|d| d.ret)),
+        hdr,
+    })
+}
+
+impl Decoded {
+    /// The strace-like line: `comm[pid] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>`.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let mut s = format!("{}[{}] {}(", self.hdr.comm_str(), self.hdr.tgid, self.name);
+        // open/openat only use `mode` with O_CREAT or O_TMPFILE; strace omits it otherwise.
+        let creates = self
+            .args
+            .iter()
+            .find(|a| a.name == "flags")
+            .is_some_and(|a| a.raw & (0o100 | 0o20000000) != 0);
+        let skip_mode = matches!(self.name.as_str(), "open" | "openat") && !creates;
+        let shown = self
+            .args
+            .iter()
+            .filter(|a| !(skip_mode && a.name == "mode"));
+        for (i, a) in shown.enumerate() {
+            if i > 0 {
+                s.push_str(", ");
+            }
+            s.push_str(&a.value.to_text());
+        }
+        s.push(')');
+        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
+            s.push_str(" = ?");
+            return s;
+        }
+        let kind = SyscallTable::get().by_nr(self.hdr.nr).map(|d| d.ret);
+        match self.errno {
+            Some(e) => {
+                let _ = write!(s, " = -1 {}", errno_name(e).unwrap_or("E?"));
+            }
+            None if matches!(kind, Some(RetKind::Ptr | RetKind::Hex)) => {
+                let _ = write!(s, " = {:#x}", self.hdr.ret);
+            }
+            None => {
+                let _ = write!(s, " = {}", self.hdr.ret);
+            }
+        }
+        let dur = self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns);
+        let _ = write!(s, " <{}.{:06}>", dur / 1_000_000_000, (dur % 1_000_000_000) / 1000);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(nr: u32, ncap: u16, size: u32) -> SyscallEvent {
+        SyscallEvent {
+            kind: abi::REC_SYSCALL,
+            size,
+            nr,
+            ncaptures: ncap,
+            ..SyscallEvent::default()
+        }
+    }
+
+    fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
+        // SAFETY: test helper over POD ABI structs.
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    fn record(nr: u32, caps: &[(u8, u8, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for &(slot, kind, data) in caps {
+            let c = Capture {
+                slot,
+                kind,
+                flags: 0,
+                len: u32::try_from(data.len()).unwrap(),
+                orig_len: u32::try_from(data.len()).unwrap(),
+                index: 0,
+            };
+            body.extend(bytes_of(&c));
+            body.extend_from_slice(data);
+            while body.len() % 8 != 0 {
+                body.push(0);
+            }
+        }
+        let size = u32::try_from(abi::EVENT_SIZE + body.len()).unwrap();
+        let mut h = header(nr, u16::try_from(caps.len()).unwrap(), size);
+        h.args[0] = (-100i64).cast_unsigned();
+        h.args[2] = 0o2000000;
+        h.ret = 3;
+        let mut r = bytes_of(&h);
+        r.extend(body);
+        r
+    }
+
+    #[test]
+    fn decodes_openat_with_path() {
+        let r = record(257, &[(1, abi::CAP_STR, b"/etc/hostname")]);
+        let d = decode(&r).unwrap();
+        assert_eq!(d.name, "openat");
+        assert_eq!(d.args[0].value.to_text(), "AT_FDCWD");
+        assert_eq!(d.args[1].value.to_text(), "\"/etc/hostname\"");
+        assert_eq!(d.args[2].value.to_text(), "O_RDONLY|O_CLOEXEC");
+        assert!(d.to_text().contains("openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY|O_CLOEXEC"));
+    }
+
+    #[test]
+    fn rejects_overrunning_capture() {
+        let mut r = record(257, &[(1, abi::CAP_STR, b"/etc/hostname")]);
+        // Claim a longer capture than the record holds.
+        r[abi::EVENT_SIZE + 4] = 200;
+        assert!(matches!(validate(&r), Err(DecodeError::Capture { .. })));
+    }
+
+    #[test]
+    fn rejects_bad_kind_and_size() {
+        let mut r = record(39, &[]);
+        r[0] = 9;
+        assert_eq!(validate(&r), Err(DecodeError::Kind(9)));
+        let r = record(39, &[]);
+        assert!(matches!(validate(&r[..100]), Err(DecodeError::Short(100))));
+    }
+
+    #[test]
+    fn sockaddr_inet_port_is_host_order() {
+        let sa = [2u8, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(
+            SockAddr::parse(&sa),
+            Some(SockAddr::Inet {
+                addr: std::net::Ipv4Addr::LOCALHOST,
+                port: 8080
+            })
+        );
+    }
+
+    #[test]
+    fn sockaddr_unix_abstract() {
+        let mut sa = vec![1u8, 0, 0];
+        sa.extend_from_slice(b"hidden");
+        match SockAddr::parse(&sa).unwrap() {
+            SockAddr::Unix {
+                path,
+                abstract_name,
+            } => {
+                assert_eq!(path, "@hidden");
+                assert!(abstract_name);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errno_and_pointer_returns() {
+        assert_eq!(errno_of(-2, Some(RetKind::Int)), Some(2));
+        assert_eq!(errno_of(3, Some(RetKind::Fd)), None);
+        // A high mmap address is not an error.
+        assert_eq!(errno_of(0x7f00_0000_0000, Some(RetKind::Ptr)), None);
+        assert_eq!(errno_name(2), Some("ENOENT"));
+        assert_eq!(errno_number("EWOULDBLOCK"), Some(11));
+    }
+
+    #[test]
+    fn open_flags_order_is_fixed() {
+        assert_eq!(open_flags(0o2000000), "O_RDONLY|O_CLOEXEC");
+        assert_eq!(open_flags(0o101 | 0o1000), "O_WRONLY|O_CREAT|O_TRUNC");
+        assert_eq!(open_flags(0o20200002), "O_RDWR|O_TMPFILE");
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        // Deterministic xorshift: random and truncated records.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let base = record(59, &[(0, abi::CAP_STR, b"/bin/sh"), (1, abi::CAP_STRV, b"sh")]);
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut r = base.clone();
+            let n = (x % 8) as usize + 1;
+            for k in 0..n {
+                let pos = ((x >> (k * 8)) as usize) % r.len();
+                r[pos] = (x >> (k * 5)) as u8;
+            }
+            let cut = (x as usize >> 3) % (r.len() + 1);
+            let r = if i % 3 == 0 { &r[..cut] } else { &r[..] };
+            if let Ok(d) = decode(r) {
+                let _ = d.to_text();
+            }
+        }
+    }
+}

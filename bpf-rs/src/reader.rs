@@ -1,0 +1,281 @@
+//! The ring-buffer reader thread: waits on the ring fd with epoll (the probe
+//! wakes it only when enough data is pending, so it also polls on a short
+//! timer), drains records, validates them and hands batches to the consumer
+//! through a bounded channel. When the consumer lags, the channel fills, the
+//! reader stops draining and the kernel counts the drops per key: no record
+//! is ever lost silently in user space.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use aya::maps::{MapData, RingBuf};
+
+use crate::abi::{self, FilterKey};
+use crate::decode;
+use crate::error::{Error, Result};
+
+/// Records handed over at most per batch.
+pub const BATCH_RECORDS: usize = 8192;
+const BATCH_BYTES: usize = 4 << 20;
+/// Batches queued between the reader and the consumer.
+const QUEUE_BATCHES: usize = 64;
+
+/// A run of validated raw records, each starting 8-byte aligned in `data`.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub offsets: Vec<u32>,
+    /// Records per filter key in this batch (for delivered counts).
+    pub per_key: Vec<(FilterKey, u64)>,
+}
+
+impl Batch {
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// The raw bytes of record `i`.
+    #[must_use]
+    pub fn record(&self, i: usize) -> &[u8] {
+        let start = self.offsets[i] as usize;
+        let hdr_size = self
+            .data
+            .get(start + 4..start + 8)
+            .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) as usize);
+        &self.data[start..(start + hdr_size).min(self.data.len())]
+    }
+
+    /// Header of record `i` (validated when the batch was built).
+    #[must_use]
+    pub fn header(&self, i: usize) -> abi::SyscallEvent {
+        abi::SyscallEvent::read(&self.data[self.offsets[i] as usize..]).unwrap_or_default()
+    }
+
+    /// Appends one record if it validates; returns false if it was rejected.
+    pub fn push(&mut self, rec: &[u8], keys: &mut HashMap<FilterKey, u64>) -> bool {
+        let Ok(hdr) = decode::validate(rec) else {
+            return false;
+        };
+        let start = self.data.len();
+        self.offsets
+            .push(u32::try_from(start).unwrap_or(u32::MAX));
+        self.data.extend_from_slice(&rec[..hdr.size as usize]);
+        let pad = (8 - self.data.len() % 8) % 8;
+        self.data.extend(std::iter::repeat_n(0u8, pad));
+        let key = FilterKey {
+            pid_ns: if hdr.flags & abi::EVF_ANY_NS != 0 {
+                0
+            } else {
+                hdr.pid_ns
+            },
+            nr: hdr.nr,
+        };
+        *keys.entry(key).or_default() += 1;
+        true
+    }
+
+    fn full(&self) -> bool {
+        self.offsets.len() >= BATCH_RECORDS || self.data.len() >= BATCH_BYTES
+    }
+}
+
+/// Counters kept by the reader thread.
+#[derive(Debug, Default)]
+pub struct ReaderCounters {
+    pub records: AtomicU64,
+    pub decode_errors: AtomicU64,
+    pub batches: AtomicU64,
+    pub wakeups: AtomicU64,
+}
+
+/// Owner side of the reader thread.
+#[derive(Debug)]
+pub struct Reader {
+    rx: Mutex<Option<Receiver<Batch>>>,
+    shutdown: Arc<AtomicBool>,
+    wake: OwnedFd,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    pub counters: Arc<ReaderCounters>,
+}
+
+fn eventfd() -> Result<OwnedFd> {
+    // SAFETY: plain syscall; the returned fd is owned below.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(Error::io("eventfd", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd is a fresh, valid descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn epoll_with(fds: &[i32]) -> Result<OwnedFd> {
+    // SAFETY: plain syscall.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(Error::io("epoll_create1", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fresh fd we own.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    for (i, &fd) in fds.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: valid epoll fd, valid fd, valid event pointer.
+        if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) } < 0 {
+            return Err(Error::io("epoll_ctl", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(ep)
+}
+
+impl Reader {
+    /// Starts the reader thread on `ring`; `poll_ms` bounds the latency of
+    /// records that arrive without a wake-up.
+    ///
+    /// # Errors
+    /// When the eventfd, epoll set or thread cannot be created.
+    pub fn start(ring: RingBuf<MapData>, poll_ms: i32) -> Result<Self> {
+        let wake = eventfd()?;
+        let ep = epoll_with(&[ring.as_fd().as_raw_fd(), wake.as_raw_fd()])?;
+        let (tx, rx) = sync_channel(QUEUE_BATCHES);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(ReaderCounters::default());
+        let (sd, ctr) = (Arc::clone(&shutdown), Arc::clone(&counters));
+        let handle = std::thread::Builder::new()
+            .name("syshub-reader".into())
+            .spawn(move || run(ring, &ep, &tx, &sd, &ctr, poll_ms))
+            .map_err(|e| Error::io("spawn reader thread", e))?;
+        Ok(Self {
+            rx: Mutex::new(Some(rx)),
+            shutdown,
+            wake,
+            handle: Mutex::new(Some(handle)),
+            counters,
+        })
+    }
+
+    /// Waits up to `timeout` for the next batch. `Ok(None)` on timeout.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the reader has stopped and every batch was taken.
+    pub fn recv(&self, timeout: Duration) -> Result<Option<Batch>> {
+        let guard = self.rx.lock().map_err(|_| Error::Closed)?;
+        let Some(rx) = guard.as_ref() else {
+            return Err(Error::Closed);
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(b) => Ok(Some(b)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(Error::Closed),
+        }
+    }
+
+    /// Takes a batch if one is ready, without waiting.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the reader has stopped and every batch was taken.
+    pub fn try_recv(&self) -> Result<Option<Batch>> {
+        self.recv(Duration::ZERO)
+    }
+
+    /// Stops the thread (idempotent). Batches already queued stay readable.
+    pub fn stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes to our own eventfd.
+        let _ = unsafe {
+            libc::write(
+                self.wake.as_raw_fd(),
+                (&raw const one).cast::<libc::c_void>(),
+                8,
+            )
+        };
+        if let Ok(mut h) = self.handle.lock()
+            && let Some(h) = h.take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(
+    mut ring: RingBuf<MapData>,
+    ep: &OwnedFd,
+    tx: &SyncSender<Batch>,
+    shutdown: &AtomicBool,
+    ctr: &ReaderCounters,
+    poll_ms: i32,
+) {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
+    let mut batch = Batch::default();
+    let mut keys: HashMap<FilterKey, u64> = HashMap::new();
+    'outer: while !shutdown.load(Ordering::Relaxed) {
+        // SAFETY: valid epoll fd and buffer of 2 events.
+        let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), 2, poll_ms) };
+        if n > 0 {
+            ctr.wakeups.fetch_add(1, Ordering::Relaxed);
+        }
+        loop {
+            let mut got = 0usize;
+            while let Some(item) = ring.next() {
+                got += 1;
+                if batch.push(&item, &mut keys) {
+                    ctr.records.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                drop(item);
+                if batch.full() {
+                    break;
+                }
+            }
+            if !batch.is_empty() && (batch.full() || got == 0 || !batch.is_empty()) {
+                batch.per_key = keys.drain().collect();
+                let b = std::mem::take(&mut batch);
+                if !send(tx, b, shutdown) {
+                    break 'outer;
+                }
+                ctr.batches.fetch_add(1, Ordering::Relaxed);
+            }
+            if got == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Sends, waiting while the consumer lags; false once shutting down or the
+/// consumer is gone.
+fn send(tx: &SyncSender<Batch>, mut b: Batch, shutdown: &AtomicBool) -> bool {
+    loop {
+        match tx.try_send(b) {
+            Ok(()) => return true,
+            Err(TrySendError::Disconnected(_)) => return false,
+            Err(TrySendError::Full(back)) => {
+                if shutdown.load(Ordering::Relaxed) {
+                    return false;
+                }
+                b = back;
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The x86_64 syscall table: number, name, class, group, return kind and
+//! argument types, parsed from `data/syscalls_x86_64.tsv` (the one data file
+//! the Python side also reads, through this module). Pure; no kernel access.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::abi::{self, ArgSpec, CaptureSpec};
+use crate::error::Error;
+
+const TABLE_TSV: &str = include_str!(concat!(env!("OUT_DIR"), "/syscalls_x86_64.tsv"));
+
+/// How a syscall's return value reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetKind {
+    Int,
+    Fd,
+    Pid,
+    Size,
+    Long,
+    /// An address (brk, mmap): an error only in -4095..=-1.
+    Ptr,
+    /// Never returns (exit, exit_group, rt_sigreturn).
+    NoReturn,
+    Uint,
+    Hex,
+}
+
+impl RetKind {
+    fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "int" => Self::Int,
+            "fd" => Self::Fd,
+            "pid" => Self::Pid,
+            "size" => Self::Size,
+            "long" => Self::Long,
+            "ptr" => Self::Ptr,
+            "noreturn" => Self::NoReturn,
+            "uint" => Self::Uint,
+            "hex" => Self::Hex,
+            other => return Err(format!("unknown return kind `{other}`")),
+        })
+    }
+}
+
+/// One argument: its name, its type name (render or capture type) and the
+/// type's parameters, e.g. `buf_in(2)` -> ty `buf_in`, params `["2"]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgDef {
+    pub name: String,
+    pub ty: String,
+    pub params: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SyscallDef {
+    pub nr: u32,
+    pub name: String,
+    pub class: String,
+    pub group: String,
+    pub ret: RetKind,
+    /// Tracepoint event suffix (`sys_enter_<tp>`), `None` if there is none.
+    pub tp: Option<String>,
+    pub args: Vec<ArgDef>,
+}
+
+/// Sizes (x86_64) of the structs the probe may copy whole.
+#[must_use]
+pub fn struct_size(ty: &str) -> Option<u16> {
+    Some(match ty {
+        "timespec" | "timeval" | "rlimit" => 16,
+        "itimerspec" | "itimerval" | "sigaction" => 32,
+        "open_how" => 24,
+        "clone_args" => 88,
+        "sigset" | "pollfd" | "user_cap" => 8,
+        "epoll_event" => 12,
+        "sched_attr" => 56,
+        "sockopt" => 64,
+        "utsname" => 390,
+        _ => return None,
+    })
+}
+
+impl SyscallDef {
+    /// The probe's capture spec for this syscall, from its argument types.
+    #[must_use]
+    pub fn capture_spec(&self) -> CaptureSpec {
+        let mut spec = CaptureSpec {
+            nargs: u8::try_from(self.args.len().min(abi::NARGS)).unwrap_or(6),
+            ..CaptureSpec::default()
+        };
+        for (slot, arg) in spec.slots.iter_mut().zip(&self.args) {
+            *slot = arg_spec(arg);
+        }
+        spec
+    }
+
+    /// True when some argument is captured from user memory.
+    #[must_use]
+    pub fn captures(&self) -> bool {
+        self.capture_spec()
+            .slots
+            .iter()
+            .any(|s| s.kind != abi::SPEC_NONE)
+    }
+}
+
+fn param_index(arg: &ArgDef, i: usize) -> u8 {
+    arg.params
+        .get(i)
+        .and_then(|p| p.trim().parse::<u8>().ok())
+        .filter(|&n| usize::from(n) < abi::NARGS)
+        .unwrap_or(abi::NO_LEN_ARG)
+}
+
+fn arg_spec(arg: &ArgDef) -> ArgSpec {
+    let none = ArgSpec {
+        kind: abi::SPEC_NONE,
+        len_arg: abi::NO_LEN_ARG,
+        size: 0,
+    };
+    let size_of_param = |i: usize| {
+        arg.params
+            .get(i)
+            .and_then(|t| struct_size(t.trim()))
+            .unwrap_or(64)
+    };
+    match arg.ty.as_str() {
+        "str" => ArgSpec {
+            kind: abi::SPEC_STR,
+            ..none
+        },
+        "strv" => ArgSpec {
+            kind: abi::SPEC_STRV,
+            ..none
+        },
+        "str_out" => ArgSpec {
+            kind: abi::SPEC_STR_OUT,
+            ..none
+        },
+        "buf_in" => ArgSpec {
+            kind: abi::SPEC_BUF_IN,
+            len_arg: param_index(arg, 0),
+            size: 0,
+        },
+        "buf_out" => ArgSpec {
+            kind: abi::SPEC_BUF_OUT,
+            ..none
+        },
+        "sockaddr_in" => ArgSpec {
+            kind: abi::SPEC_SOCKADDR_IN,
+            len_arg: param_index(arg, 0),
+            size: 0,
+        },
+        "sockaddr_out" => ArgSpec {
+            kind: abi::SPEC_SOCKADDR_OUT,
+            len_arg: param_index(arg, 0),
+            size: 0,
+        },
+        "struct_in" => ArgSpec {
+            kind: abi::SPEC_STRUCT_IN,
+            len_arg: abi::NO_LEN_ARG,
+            size: size_of_param(0),
+        },
+        "struct_in_len" => ArgSpec {
+            kind: abi::SPEC_STRUCT_IN_LEN,
+            len_arg: param_index(arg, 1),
+            size: size_of_param(0),
+        },
+        "struct_out" => ArgSpec {
+            kind: abi::SPEC_STRUCT_OUT,
+            len_arg: abi::NO_LEN_ARG,
+            size: size_of_param(0),
+        },
+        _ => none,
+    }
+}
+
+/// The whole table, indexed by number and by name.
+#[derive(Debug)]
+pub struct SyscallTable {
+    by_nr: Vec<Option<SyscallDef>>,
+    by_name: HashMap<String, u32>,
+}
+
+fn parse_args(field: &str) -> Result<Vec<ArgDef>, String> {
+    if field == "-" || field.is_empty() {
+        return Ok(Vec::new());
+    }
+    field
+        .split(';')
+        .map(|a| {
+            let (name, ty) = a
+                .split_once(':')
+                .ok_or_else(|| format!("argument `{a}` is not name:type"))?;
+            let (ty, params) = match ty.split_once('(') {
+                Some((t, rest)) => {
+                    let inner = rest
+                        .strip_suffix(')')
+                        .ok_or_else(|| format!("argument `{a}`: unclosed `(`"))?;
+                    (t, inner.split(',').map(|p| p.trim().to_owned()).collect())
+                }
+                None => (ty, Vec::new()),
+            };
+            Ok(ArgDef {
+                name: name.trim().to_owned(),
+                ty: ty.trim().to_owned(),
+                params,
+            })
+        })
+        .collect()
+}
+
+impl SyscallTable {
+    /// The table compiled into this library.
+    ///
+    /// # Panics
+    /// Only if the embedded data file is malformed, which the unit tests rule out.
+    pub fn get() -> &'static Self {
+        static TABLE: OnceLock<SyscallTable> = OnceLock::new();
+        TABLE.get_or_init(|| Self::parse(TABLE_TSV).expect("embedded syscall table parses"))
+    }
+
+    /// The raw data file, for the Python side.
+    #[must_use]
+    pub fn source_text() -> &'static str {
+        TABLE_TSV
+    }
+
+    /// Parses the TSV format documented in the data file's header.
+    ///
+    /// # Errors
+    /// A line-numbered message for the first malformed line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut by_nr: Vec<Option<SyscallDef>> = vec![None; abi::MAX_SYSCALLS as usize];
+        let mut by_name = HashMap::new();
+        for (lineno, line) in text.lines().enumerate() {
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cols: Vec<&str> = line.split('\t').collect();
+            let err = |m: String| format!("line {}: {m}", lineno + 1);
+            if cols.len() != 7 {
+                return Err(err(format!("{} columns, expected 7", cols.len())));
+            }
+            let nr: u32 = cols[0]
+                .parse()
+                .map_err(|_| err(format!("bad number `{}`", cols[0])))?;
+            if nr >= abi::MAX_SYSCALLS {
+                return Err(err(format!("number {nr} out of range")));
+            }
+            let def = SyscallDef {
+                nr,
+                name: cols[1].to_owned(),
+                class: cols[2].to_owned(),
+                group: cols[3].to_owned(),
+                ret: RetKind::parse(cols[4]).map_err(err)?,
+                tp: (cols[5] != "-").then(|| cols[5].to_owned()),
+                args: parse_args(cols[6]).map_err(err)?,
+            };
+            if by_name.insert(def.name.clone(), nr).is_some() {
+                return Err(err(format!("duplicate name `{}`", def.name)));
+            }
+            let slot = &mut by_nr[nr as usize];
+            if slot.is_some() {
+                return Err(err(format!("duplicate number {nr}")));
+            }
+            *slot = Some(def);
+        }
+        Ok(Self { by_nr, by_name })
+    }
+
+    #[must_use]
+    pub fn by_nr(&self, nr: u32) -> Option<&SyscallDef> {
+        self.by_nr.get(nr as usize).and_then(Option::as_ref)
+    }
+
+    /// Looks a name up, with or without the `sys_` prefix.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSyscall`] with up to three close matches.
+    pub fn by_name(&self, name: &str) -> Result<&SyscallDef, Error> {
+        let bare = name.trim();
+        let bare = bare.strip_prefix("sys_").unwrap_or(bare);
+        self.by_name
+            .get(bare)
+            .and_then(|&nr| self.by_nr(nr))
+            .ok_or_else(|| Error::UnknownSyscall {
+                name: name.to_owned(),
+                suggestions: self.suggest(bare),
+            })
+    }
+
+    /// Resolves a name or a decimal number.
+    ///
+    /// # Errors
+    /// [`Error::UnknownSyscall`] when neither matches.
+    pub fn resolve(&self, name_or_nr: &str) -> Result<&SyscallDef, Error> {
+        if let Ok(nr) = name_or_nr.trim().parse::<u32>() {
+            return self.by_nr(nr).ok_or_else(|| Error::UnknownSyscall {
+                name: name_or_nr.to_owned(),
+                suggestions: Vec::new(),
+            });
+        }
+        self.by_name(name_or_nr)
+    }
+
+    /// Every syscall, by number.
+    pub fn iter(&self) -> impl Iterator<Item = &SyscallDef> {
+        self.by_nr.iter().flatten()
+    }
+
+    fn suggest(&self, name: &str) -> Vec<String> {
+        let mut scored: Vec<(usize, &str)> = self
+            .by_name
+            .keys()
+            .filter_map(|k| {
+                let d = levenshtein(name, k);
+                let close = d <= 2.max(name.len() / 4) || (name.len() >= 3 && k.contains(name));
+                close.then_some((d, k.as_str()))
+            })
+            .collect();
+        scored.sort_unstable();
+        scored.into_iter().take(3).map(|(_, k)| k.to_owned()).collect()
+    }
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_table_parses_and_has_core_calls() {
+        let t = SyscallTable::get();
+        assert_eq!(t.by_name("openat").unwrap().nr, 257);
+        assert_eq!(t.by_name("sys_openat").unwrap().nr, 257);
+        assert_eq!(t.by_nr(59).unwrap().name, "execve");
+        assert_eq!(t.by_name("exit_group").unwrap().ret, RetKind::NoReturn);
+        assert_eq!(t.resolve("39").unwrap().name, "getpid");
+    }
+
+    #[test]
+    fn unknown_name_suggests_close_matches() {
+        let err = SyscallTable::get().by_name("opneat").unwrap_err();
+        match err {
+            Error::UnknownSyscall { suggestions, .. } => {
+                assert!(suggestions.iter().any(|s| s == "openat"), "{suggestions:?}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn capture_specs_follow_argument_types() {
+        let t = SyscallTable::get();
+        let openat = t.by_name("openat").unwrap().capture_spec();
+        assert_eq!(openat.nargs, 4);
+        assert_eq!(openat.slots[1].kind, abi::SPEC_STR);
+        assert_eq!(openat.slots[0].kind, abi::SPEC_NONE);
+        let connect = t.by_name("connect").unwrap().capture_spec();
+        assert_eq!(connect.slots[1].kind, abi::SPEC_SOCKADDR_IN);
+        assert_eq!(connect.slots[1].len_arg, 2);
+        let execve = t.by_name("execve").unwrap().capture_spec();
+        assert_eq!(execve.slots[0].kind, abi::SPEC_STR);
+        assert_eq!(execve.slots[1].kind, abi::SPEC_STRV);
+        assert_eq!(t.by_name("getppid").unwrap().capture_spec().nargs, 0);
+    }
+
+    #[test]
+    fn parse_rejects_malformed_lines() {
+        assert!(SyscallTable::parse("0\tread\tFileSystem\tReadWrite\tsize\tread").is_err());
+        assert!(SyscallTable::parse("x\tread\tA\tB\tsize\tread\t-").is_err());
+        assert!(SyscallTable::parse("0\tread\tA\tB\tbogus\tread\t-").is_err());
+        assert!(SyscallTable::parse("0\tread\tA\tB\tint\tread\tfd:int;buf:buf_in(2").is_err());
+        let dup = "0\tread\tA\tB\tint\tread\t-\n0\twrite\tA\tB\tint\twrite\t-";
+        assert!(SyscallTable::parse(dup).is_err());
+    }
+
+    #[test]
+    fn levenshtein_basics() {
+        assert_eq!(levenshtein("openat", "openat"), 0);
+        assert_eq!(levenshtein("opneat", "openat"), 2);
+        assert_eq!(levenshtein("", "abc"), 3);
+    }
+}

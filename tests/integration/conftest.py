@@ -1,0 +1,66 @@
+"""Fixtures for integration tests that need a real container runtime.
+
+``containerd`` (session scope) starts a private containerd (see
+``containerd_env.py``) and tears it down at the end of the session. Without the
+binaries, or without root, tests using it are skipped - unless the environment
+sets ``SYSHUB_REQUIRE_CONTAINERD=1`` (CI), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+try:
+    import syshub.topology.cri  # noqa: F401
+except ImportError:  # source checkout that is not installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from containerd_env import ContainerdEnv, ContainerdUnavailable  # noqa: E402
+
+_ENV_REQUIRE = "SYSHUB_REQUIRE_CONTAINERD"
+_timings_key = pytest.StashKey[dict[str, float]]()
+
+
+def _require() -> bool:
+    return os.environ.get(_ENV_REQUIRE, "") not in ("", "0", "false", "no")
+
+
+def _unavailable(reason: str) -> None:
+    if _require():
+        pytest.fail(f"{_ENV_REQUIRE}=1 but containerd cannot run: {reason}", pytrace=False)
+    pytest.skip(f"containerd unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def containerd(request: pytest.FixtureRequest) -> Iterator[ContainerdEnv]:
+    """A running private containerd with the busybox test image imported."""
+    try:
+        ContainerdEnv.check_prerequisites()
+    except ContainerdUnavailable as exc:
+        _unavailable(str(exc))
+    env = ContainerdEnv()
+    try:
+        env.start()
+    except Exception as exc:
+        _unavailable(f"containerd did not start: {exc}\n{env.log_tail()}")
+    request.config.stash[_timings_key] = env.timings
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    timings = config.stash.get(_timings_key, None)
+    if timings:
+        parts = ", ".join(f"{k}={v * 1000:.0f}ms" for k, v in sorted(timings.items()))
+        terminalreporter.write_line(f"containerd timings: {parts}")
