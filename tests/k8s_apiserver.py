@@ -27,6 +27,7 @@ import contextlib
 import copy
 import json
 import re
+import select
 import socket
 import threading
 import time
@@ -422,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
                 out: list[dict[str, Any]] = []
                 with api._cond:
                     while True:
-                        if state.dropped or not api._serving:
+                        if state.dropped or not api._serving or _peer_closed(self.connection):
                             return
                         now = time.monotonic()
                         if deadline is not None and now >= deadline:
@@ -432,7 +433,7 @@ class _Handler(BaseHTTPRequestHandler):
                         if next_periodic is not None and now >= next_periodic:
                             state.pending_bookmarks += 1
                             break
-                        waits = [0.5]
+                        waits = [0.05]
                         if deadline is not None:
                             waits.append(deadline - now)
                         if next_periodic is not None:
@@ -472,6 +473,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         finally:
             api._remove_watch(state)
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """Whether the client has closed its end (the way Go's server notices it)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 def _translate(

@@ -41,6 +41,8 @@ struct inflight {
 	__u32 str_max;
 	__u32 argv_max;
 	__u32 buf_max;
+	__u32 faulted; /* slots whose entry string was not resident: retried at exit */
+	__u32 _pad;
 	union {
 		struct syshub_event ev;
 		__u8 buf[REC_BUF_SIZE];
@@ -180,6 +182,8 @@ static __always_inline void put_str(struct inflight *st, __u8 slot, __u8 kind, _
 	n = bpf_probe_read_user_str(&st->rec.buf[data], (max & (SYSHUB_CAP_MAX * 2 - 1)) + 1, uptr);
 	if (n < 0) {
 		flags |= SYSHUB_CAPF_FAULT;
+		if (!(flags & SYSHUB_CAPF_EXIT) && kind == SYSHUB_CAP_STR)
+			st->faulted |= 1u << (slot & 7);
 	} else if (n > 0) {
 		len = n - 1;
 		/* intent: a string that filled the buffer may go on: mark it */
@@ -313,11 +317,17 @@ static long slot_step(__u32 i, void *vctx)
 	a = spec->slots[i];
 	if (a.kind == SYSHUB_SPEC_NONE)
 		return 0;
-	if (ctx->at_exit != (a.kind >= SYSHUB_SPEC_FIRST_EXIT))
-		return 0;
 	st = bpf_task_storage_get(&inflight_calls, bpf_get_current_task_btf(), 0, 0);
 	if (!st)
 		return 1;
+	/* intent: a path not yet paged in at entry is read again once the call ran */
+	if (ctx->at_exit && a.kind == SYSHUB_SPEC_STR && (st->faulted & (1u << i))) {
+		put_str(st, i, SYSHUB_CAP_STR, 0, (const void *)st->rec.ev.args[i], st->str_max,
+			SYSHUB_CAPF_EXIT);
+		return 0;
+	}
+	if (ctx->at_exit != (a.kind >= SYSHUB_SPEC_FIRST_EXIT))
+		return 0;
 	arg = st->rec.ev.args[i];
 	if (a.len_arg < SYSHUB_NARGS)
 		lenv = st->rec.ev.args[a.len_arg & 7];
@@ -535,6 +545,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
 	st->argv_max = cfg->argv_max;
 	st->buf_max = cfg->buf_max;
+	st->faulted = 0;
 	st->pending = 1;
 
 	capture_args(nr, 0);

@@ -596,9 +596,11 @@ pub fn decode_args(hdr: &SyscallEvent, caps: &[CaptureRef<'_>], def: Option<&Sys
         .map(|(i, a)| {
             let raw = hdr.args[i];
             let slot = u8::try_from(i).unwrap_or(0);
+            // A string re-read at exit (not resident at entry) wins over the fault.
             let main = caps
                 .iter()
-                .find(|c| c.cap.slot == slot && c.cap.kind != abi::CAP_STRV);
+                .filter(|c| c.cap.slot == slot && c.cap.kind != abi::CAP_STRV)
+                .min_by_key(|c| c.cap.flags & abi::CAPF_FAULT);
             let value = match main {
                 Some(c) => {
                     let items: Vec<&CaptureRef<'_>> = caps

@@ -22,7 +22,7 @@ except ImportError:  # source checkout that is not installed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from containerd_env import ContainerdEnv, ContainerdUnavailable  # noqa: E402
+from containerd_env import ContainerdEnv, ContainerdUnavailable
 
 _ENV_REQUIRE = "SYSHUB_REQUIRE_CONTAINERD"
 _timings_key = pytest.StashKey[dict[str, float]]()

@@ -519,9 +519,7 @@ class ContainerdEnv:
             self._client = client
             self.timings["start_to_cri"] = time.monotonic() - t0
             t1 = time.monotonic()
-            self._ctr(
-                "images", "import", "--snapshotter", self.snapshotter, str(image), timeout=60
-            )
+            self._ctr("images", "import", "--snapshotter", self.snapshotter, str(image), timeout=60)
             self.timings["image_import"] = time.monotonic() - t1
         except BaseException:
             tail = self.log_tail()

@@ -621,14 +621,7 @@ def test_pod_fields() -> None:
 
 # --------------------------------------------------------------------------- properties
 
-_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-_alnum = st.sampled_from(_ALNUM)
-_label_name = st.builds(
-    lambda first, middle, last: first + middle + last if middle or last else first,
-    _alnum,
-    st.text(alphabet=_ALNUM + "-_.", max_size=10),
-    st.one_of(st.just(""), _alnum),
-)
+_label_name = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,10}[A-Za-z0-9])?", fullmatch=True)
 _dns_label = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,6}[a-z0-9])?", fullmatch=True)
 _prefix = st.lists(_dns_label, min_size=1, max_size=3).map(".".join)
 _label_key = st.one_of(_label_name, st.builds(lambda p, n: f"{p}/{n}", _prefix, _label_name))
@@ -650,7 +643,7 @@ _selector = st.builds(
 _labels = st.dictionaries(_label_key, _label_value, max_size=6)
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(_selector)
 def test_property_str_parse_round_trip(sel: LabelSelector) -> None:
     text = str(sel)
@@ -659,13 +652,12 @@ def test_property_str_parse_round_trip(sel: LabelSelector) -> None:
     assert str(parsed) == text
 
 
-@settings(max_examples=300)
 @given(_selector)
 def test_property_dict_round_trip(sel: LabelSelector) -> None:
     assert LabelSelector.from_dict(sel.to_dict()) == sel
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(_selector, _labels)
 def test_property_matching_survives_serialization(
     sel: LabelSelector, labels: dict[str, str]
@@ -675,7 +667,6 @@ def test_property_matching_survives_serialization(
     assert LabelSelector.from_dict(sel.to_dict()).matches(labels) is expected
 
 
-@settings(max_examples=300)
 @given(_selector, _labels)
 def test_property_selector_is_conjunction(sel: LabelSelector, labels: dict[str, str]) -> None:
     parts = [LabelSelector(match_labels={k: v}) for k, v in sel.match_labels.items()]

@@ -822,6 +822,7 @@ class _Source:
         self.sandboxes: dict[str, CriPodSandbox] = {}
         self.snapshot_at = 0.0
         self.last: list[Container] | None = None
+        self.closed = threading.Event()
 
     def connect(self) -> None:
         with self.lock:
@@ -900,6 +901,7 @@ class _Source:
         )
 
     def close(self) -> None:
+        self.closed.set()
         with self.lock:
             self.connected = False
             self.last = None
@@ -1009,16 +1011,20 @@ class CriObserver:
         return other
 
     def close(self) -> None:
-        """Stop ``run``; the original observer also closes the client it created."""
+        """Stop ``run``. Closing the original observer also stops its copies and
+        closes the client it created (a client passed in is left to the caller)."""
         self._closed.set()
         if not self._is_copy:
             self._source.close()
 
     # ------------------------------------------------------------------ run loop
 
+    def _done(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closed.is_set() or self._source.closed.is_set()
+
     def _sleep(self, stop: threading.Event, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while not (stop.is_set() or self._closed.is_set()):
+        while not self._done(stop):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -1039,7 +1045,7 @@ class CriObserver:
         """
         known: dict[str, Container] = {}
         failures = 0
-        while not (stop.is_set() or self._closed.is_set()):
+        while not self._done(stop):
             try:
                 current = {
                     c.id: c

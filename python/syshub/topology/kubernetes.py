@@ -876,6 +876,9 @@ class _PodWatch:
         finally:
             with gen.lock:
                 gen.response = None
+            # never hand a watch connection back to the pool: close it (FIN to the server)
+            with contextlib.suppress(Exception):
+                resp.close()
             with contextlib.suppress(Exception):
                 resp.release_conn()
         return received
