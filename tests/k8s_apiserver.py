@@ -440,9 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
                             waits.append(next_periodic - now)
                         api._cond.wait(max(0.0, min(waits)))
                     for entry in api._history_after(cursor):
-                        ev = _translate(entry, matches)
-                        if ev is not None:
-                            out.append(ev)
+                        translated = _translate(entry, matches)
+                        if translated is not None:
+                            out.append(translated)
                     cursor = api._rv
                     if state.pending_bookmarks and state.bookmarks:
                         out.append(

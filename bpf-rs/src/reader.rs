@@ -104,7 +104,7 @@ pub struct ReaderCounters {
 pub struct Reader {
     rx: Mutex<Option<Receiver<Batch>>>,
     shutdown: Arc<AtomicBool>,
-    wake: OwnedFd,
+    wake: Mutex<Option<OwnedFd>>,
     handle: Mutex<Option<JoinHandle<()>>>,
     pub counters: Arc<ReaderCounters>,
 }
@@ -160,7 +160,7 @@ impl Reader {
         Ok(Self {
             rx: Mutex::new(Some(rx)),
             shutdown,
-            wake,
+            wake: Mutex::new(Some(wake)),
             handle: Mutex::new(Some(handle)),
             counters,
         })
@@ -193,20 +193,24 @@ impl Reader {
     /// Stops the thread (idempotent). Batches already queued stay readable.
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes to our own eventfd.
-        let _ = unsafe {
-            libc::write(
-                self.wake.as_raw_fd(),
-                (&raw const one).cast::<libc::c_void>(),
-                8,
-            )
+        let Ok(mut wake) = self.wake.lock() else {
+            return;
         };
+        if let Some(fd) = wake.as_ref() {
+            let one: u64 = 1;
+            // SAFETY: writing 8 bytes to our own eventfd.
+            let _ = unsafe {
+                libc::write(fd.as_raw_fd(), (&raw const one).cast::<libc::c_void>(), 8)
+            };
+        }
         if let Ok(mut h) = self.handle.lock()
             && let Some(h) = h.take()
         {
             let _ = h.join();
         }
+        // Every descriptor goes with the thread: the ring and epoll fds with
+        // its stack, the wake-up eventfd here.
+        wake.take();
     }
 }
 

@@ -622,6 +622,17 @@ _UNSET: Final = _Unset.UNSET
 # --------------------------------------------------------------------------- trace
 
 
+def _check_type(api_version: str, kind: str) -> None:
+    if api_version not in SUPPORTED_API_VERSIONS:
+        raise TraceSpecError(
+            "apiVersion",
+            f"unsupported apiVersion {api_version!r} "
+            f"(expected {' or '.join(SUPPORTED_API_VERSIONS)})",
+        )
+    if kind != KIND:
+        raise TraceSpecError("kind", f"expected {KIND!r}, got {kind!r}")
+
+
 class Trace:
     """One Trace resource: immutable ``api_version``, ``kind``, ``metadata`` and ``spec``, and a
     ``status`` snapshot that the hub replaces under a lock.
@@ -642,14 +653,7 @@ class Trace:
         spec: TraceSpec,
         status: TraceStatus | None = None,
     ) -> None:
-        if api_version not in SUPPORTED_API_VERSIONS:
-            raise TraceSpecError(
-                "apiVersion",
-                f"unsupported apiVersion {api_version!r} "
-                f"(expected {' or '.join(SUPPORTED_API_VERSIONS)})",
-            )
-        if kind != KIND:
-            raise TraceSpecError("kind", f"expected {KIND!r}, got {kind!r}")
+        _check_type(api_version, kind)
         if not isinstance(metadata, TraceMetadata):
             raise TraceSpecError("metadata", "expected a TraceMetadata")
         if not isinstance(spec, TraceSpec):
@@ -730,6 +734,7 @@ class Trace:
             raise TraceSpecError("kind", "required")
         if kind in LIST_KINDS:
             raise TraceSpecError("kind", f"{kind} holds several traces: use load_traces()")
+        _check_type(api_version, kind)
         if body.get("metadata") is None:
             raise TraceSpecError("metadata.name", "required")
         metadata = TraceMetadata.from_dict(body["metadata"])

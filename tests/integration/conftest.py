@@ -8,21 +8,21 @@ sets ``SYSHUB_REQUIRE_CONTAINERD=1`` (CI), in which case they fail.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-try:
-    import syshub.topology.cri  # noqa: F401
-except ImportError:  # source checkout that is not installed
+if importlib.util.find_spec("syshub") is None:  # source checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from containerd_env import ContainerdEnv, ContainerdUnavailable
+if TYPE_CHECKING:
+    from containerd_env import ContainerdEnv
 
 _ENV_REQUIRE = "SYSHUB_REQUIRE_CONTAINERD"
 _timings_key = pytest.StashKey[dict[str, float]]()
@@ -41,6 +41,9 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def containerd(request: pytest.FixtureRequest) -> Iterator[ContainerdEnv]:
     """A running private containerd with the busybox test image imported."""
+    # imported here so that other integration tests do not depend on grpcio
+    from containerd_env import ContainerdEnv, ContainerdUnavailable
+
     try:
         ContainerdEnv.check_prerequisites()
     except ContainerdUnavailable as exc:

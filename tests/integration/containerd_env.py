@@ -22,6 +22,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -41,9 +42,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    import syshub.topology.cri  # noqa: F401
-except ImportError:  # source checkout that is not installed
+if importlib.util.find_spec("syshub") is None:  # source checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
 from syshub.errors import CriError
@@ -62,6 +61,11 @@ APPLETS = (
     "sh", "sleep", "cat", "ls", "echo", "true", "false", "touch", "mkdir", "rm", "wget", "nc",
     "ps", "id", "env", "grep", "head", "tail", "kill", "ln", "cp", "mv", "pwd", "uname",
     "hostname", "date", "wc", "yes", "seq", "stat", "readlink", "dd", "chmod", "test", "[",
+)  # fmt: skip
+_LAYER_DIRS = (
+    ("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("proc", 0o555), ("root", 0o700),
+    ("sys", 0o555), ("tmp", 0o1777), ("usr", 0o755), ("usr/bin", 0o755), ("var", 0o755),
+    ("var/tmp", 0o1777),
 )  # fmt: skip
 _FIXED_MTIME = 1_700_000_000
 _IMAGE_FORMAT_VERSION = "1"  # bump to invalidate cached image tars
@@ -110,8 +114,15 @@ def _oci_arch() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
-def _tar_add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None,
-             mode: int = 0o644, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:  # fmt: skip
+def _tar_add(
+    tar: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    kind: bytes = tarfile.REGTYPE,
+    link: str = "",
+) -> None:
     info = tarfile.TarInfo(name)
     info.mtime = _FIXED_MTIME
     info.uid = info.gid = 0
@@ -129,9 +140,7 @@ def _tar_add(tar: tarfile.TarFile, name: str, *, data: bytes | None = None,
 def _busybox_layer(busybox: Path, applets: Sequence[str]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for d, mode in (("bin", 0o755), ("dev", 0o755), ("etc", 0o755), ("proc", 0o555),
-                        ("root", 0o700), ("sys", 0o555), ("tmp", 0o1777), ("usr", 0o755),
-                        ("usr/bin", 0o755), ("var", 0o755), ("var/tmp", 0o1777)):  # fmt: skip
+        for d, mode in _LAYER_DIRS:
             _tar_add(tar, d, mode=mode, kind=tarfile.DIRTYPE)
         _tar_add(tar, "bin/busybox", data=busybox.read_bytes(), mode=0o755)
         for applet in applets:

@@ -24,17 +24,16 @@ pytest.importorskip("kubernetes")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from k8s_apiserver import FakeApiServer, make_pod  # noqa: E402
-
-from syshub.errors import CriError, KubernetesError  # noqa: E402
-from syshub.selectors import FieldSelector, LabelSelector  # noqa: E402
-from syshub.topology.base import (  # noqa: E402
+from k8s_apiserver import FakeApiServer, make_pod
+from syshub.errors import CriError, KubernetesError
+from syshub.selectors import FieldSelector, LabelSelector
+from syshub.topology.base import (
     Container,
     ContainerEvent,
     ContainerEventKind,
     Observer,
 )
-from syshub.topology.kubernetes import KubernetesObserver  # noqa: E402
+from syshub.topology.kubernetes import KubernetesObserver
 
 START = ContainerEventKind.START
 STOP = ContainerEventKind.STOP
@@ -215,6 +214,11 @@ class Running:
         return time.monotonic() - t0
 
 
+def shows(want: set[str]) -> Callable[[Recorder], bool]:
+    """Predicate: the recorder's active containers are exactly ``want``."""
+    return lambda r: r.active() == want
+
+
 def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -256,9 +260,7 @@ def cri() -> FakeCri:
 
 
 @pytest.fixture
-def make_observer(
-    api: FakeApiServer, cri: FakeCri
-) -> Iterator[Callable[..., KubernetesObserver]]:
+def make_observer(api: FakeApiServer, cri: FakeCri) -> Iterator[Callable[..., KubernetesObserver]]:
     made: list[KubernetesObserver] = []
 
     def make(**kw: Any) -> KubernetesObserver:
@@ -382,7 +384,7 @@ def test_label_selectors_with_match_expressions(
     }
     runs = {k: Running(v) for k, v in views.items()}
     for key, run in runs.items():
-        assert run.rec.wait_for(lambda r, k=key: r.active() == expected[k]), key
+        assert run.rec.wait_for(shows(expected[key])), key
     for key, view in views.items():
         assert {f"{c.pod}/{c.name}" for c in view.containers()} == expected[key], key
 
@@ -431,7 +433,7 @@ def test_field_selectors(
     }
     runs = {k: Running(v) for k, v in views.items()}
     for key, run in runs.items():
-        assert run.rec.wait_for(lambda r, k=key: r.active() == expected[k]), key
+        assert run.rec.wait_for(shows(expected[key])), key
     time.sleep(0.2)
     for key, run in runs.items():
         assert run.rec.active() == expected[key], key
@@ -813,7 +815,10 @@ users:
 
 
 def test_kubeconfig_path_is_used(
-    api: FakeApiServer, cri: FakeCri, tmp_path: Path, make_observer: Callable[..., KubernetesObserver]
+    api: FakeApiServer,
+    cri: FakeCri,
+    tmp_path: Path,
+    make_observer: Callable[..., KubernetesObserver],
 ) -> None:
     running_pod(api, cri, "viaconfig")
     path = tmp_path / "config"

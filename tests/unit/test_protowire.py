@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import struct
 import sys
 from pathlib import Path
@@ -11,9 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-try:
-    import syshub.topology.protowire  # noqa: F401
-except ImportError:  # source checkout that is not installed
+if importlib.util.find_spec("syshub") is None:  # source checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
 
 from syshub.errors import SyshubError

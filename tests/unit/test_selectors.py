@@ -127,7 +127,7 @@ def test_invalid_label_values(value: str) -> None:
         validate_label_value(value)
 
 
-# --------------------------------------------------------------------------- LabelSelector.from_dict
+# --------------------------------------------------------------------------- from_dict
 
 
 def test_from_dict_kubernetes_shape() -> None:
@@ -303,7 +303,7 @@ def test_to_dict_shape() -> None:
     assert LabelSelector.from_dict(sel.to_dict()) == sel
 
 
-# --------------------------------------------------------------------------- LabelSelector.parse
+# --------------------------------------------------------------------------- parse
 
 
 def test_parse_kubectl_syntax() -> None:
@@ -701,13 +701,12 @@ def test_property_in_and_notin_are_complements(
 _field_name = st.sampled_from(
     ["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase"]
 )
-_field_value = st.text(
-    alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zs"]), max_size=8
-)
+_field_value = st.text(alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zs"]), max_size=8)
 _field_selector = st.builds(
     FieldSelector,
-    st.lists(st.tuples(_field_name, st.sampled_from(["=", "==", "!="]), _field_value), max_size=5)
-    .map(tuple),
+    st.lists(
+        st.tuples(_field_name, st.sampled_from(["=", "==", "!="]), _field_value), max_size=5
+    ).map(tuple),
 )
 
 

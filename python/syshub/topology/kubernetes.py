@@ -369,6 +369,7 @@ class _Generation:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.response: Any = None
+        self.events = 0  # watch events received (only the watch thread writes it)
         self.threads: list[threading.Thread] = []
 
     def set_response(self, resp: Any) -> bool:
@@ -828,8 +829,8 @@ class _PodWatch:
         meta = body.get("metadata") or {}
         return list(body.get("items") or []), str(meta.get("resourceVersion", ""))
 
-    def _watch_once(self, gen: _Generation) -> int:
-        """One WATCH request from the current resourceVersion; returns events received.
+    def _watch_once(self, gen: _Generation) -> None:
+        """One WATCH request from the current resourceVersion (``gen.events`` counts events).
 
         Raises :class:`_Gone` on 410 and anything else on connection or stream errors.
         """
@@ -853,8 +854,7 @@ class _PodWatch:
         self._count("watches")
         if not gen.set_response(resp):
             _shutdown_response(resp)
-            return 0
-        received = 0
+            return
         try:
             for line in _lines(resp):
                 if gen.stop.is_set():
@@ -868,7 +868,7 @@ class _PodWatch:
                     raise _WatchError(
                         f"watch error {obj.get('code')}: {obj.get('reason')}: {obj.get('message')}"
                     )
-                received += 1
+                gen.events += 1
                 rv = (obj.get("metadata") or {}).get("resourceVersion")
                 if kind == "BOOKMARK":
                     self._count("bookmarks")
@@ -881,7 +881,6 @@ class _PodWatch:
                 resp.close()
             with contextlib.suppress(Exception):
                 resp.release_conn()
-        return received
 
     def _backoff(self, failures: int) -> float:
         s = self.settings
@@ -889,37 +888,45 @@ class _PodWatch:
         return delay * random.uniform(0.5, 1.0)
 
     def _watch_loop(self, gen: _Generation) -> None:
-        failures = 0
+        """LIST, then WATCH from the listed version; relist on 410; back off on errors."""
+        failures = 0  # consecutive failed or fruitless attempts: drives the backoff
         need_list = True
         while not gen.stop.is_set():
             started = time.monotonic()
-            received = 0
+            events_before = gen.events
             try:
                 if need_list:
                     self._relist(gen)
                     need_list = False
-                    failures = 0
                     continue
-                received = self._watch_once(gen)
+                self._watch_once(gen)
                 if gen.stop.is_set():
                     break
-                # A clean end (server timeout). Reconnect at once unless the server keeps
-                # closing empty streams right away.
-                if received or time.monotonic() - started >= 1.0:
+                # A clean end (the server's timeout): reconnect at once, unless the server
+                # keeps closing streams right away without sending anything.
+                if gen.events > events_before or time.monotonic() - started >= 1.0:
                     failures = 0
                     continue
                 delay = self._backoff(failures)
                 failures += 1
             except _Gone as exc:
-                log.info("kubernetes watch expired (%s); relisting", _one_line(exc))
+                if gen.stop.is_set():
+                    break
                 self._count("relists_gone")
                 need_list = True
-                continue
+                if gen.events > events_before:
+                    failures = 0
+                    log.info("kubernetes watch expired (%s); relisting", _one_line(exc))
+                    continue
+                # 410 right after a LIST (or again and again): do not spin
+                delay = self._backoff(failures)
+                failures += 1
+                log.info("kubernetes watch expired (%s); relisting in %.2fs", _one_line(exc), delay)
             except Exception as exc:
                 if gen.stop.is_set():
                     break
-                if received or time.monotonic() - started >= 5.0:
-                    failures = 0
+                if gen.events > events_before or time.monotonic() - started >= 5.0:
+                    failures = 0  # it worked for a while: start the backoff afresh
                 delay = self._backoff(failures)
                 failures += 1
                 self._count("errors")

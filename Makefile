@@ -1,0 +1,73 @@
+# One entry point: build, lint, test, bench, demo. Every target installs what
+# it needs first (idempotent), so a fresh machine of this kind needs only
+# `make demo` or `make test`.
+
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool clang-format-19 gcc libc6-dev make \
+	containerd runc busybox-static strace bpftrace linux-perf python3-venv
+STAMP := .make
+
+.PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel clean
+
+setup: $(STAMP)/apt $(STAMP)/venv build
+
+$(STAMP)/apt:
+	@mkdir -p $(STAMP)
+	@if [ "$$(id -u)" != 0 ]; then echo "make setup: run as root (apt-get, eBPF)"; exit 1; fi
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@touch $@
+
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
+		kubernetes kmock ruff mypy types-PyYAML matplotlib
+	@touch $@
+
+build: $(STAMP)/apt $(STAMP)/venv
+	$(VENV)/bin/maturin develop --release -q
+
+demo: setup
+	$(VENV)/bin/syshub trace -s openat,execve,connect,exit_group -- \
+		sh -c 'cat /etc/hostname | tr a-z A-Z; ls /nonexistent 2>/dev/null; exit 0'
+
+test: setup test-rust test-py
+
+test-rust:
+	cargo test --release -p syshub-bpf
+
+test-py:
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+	clang-format-19 --dry-run -Werror bpf-rs/bpf/*.c bpf-rs/bpf/*.h
+
+fmt:
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+	cargo fmt --all
+	clang-format-19 -i bpf-rs/bpf/*.c bpf-rs/bpf/*.h
+
+bench: setup
+	$(PY) -m benches
+
+bench-quick: setup
+	$(PY) -m benches --quick
+
+wheel: $(STAMP)/apt $(STAMP)/venv
+	$(VENV)/bin/maturin build --release
+
+clean:
+	rm -rf $(STAMP) target dist

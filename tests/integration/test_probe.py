@@ -1,0 +1,269 @@
+"""The kernel probe against the real kernel: exact events, filters, sampling,
+drop accounting, fd hygiene, close/poll semantics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syshub import _native
+from syshub.errors import ProbeError, SyscallNameError
+from syshub.nsproc import NamespacedProcess, pid_namespace_inode
+
+pytestmark = pytest.mark.bpf
+
+
+def drain(probe: Any, until_idle_ms: int = 300, timeout: float = 10.0) -> list[Any]:
+    """Poll until every emitted record was delivered and nothing more arrives."""
+    events: list[Any] = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        b = probe.poll(timeout_ms=until_idle_ms)
+        events.extend(b)
+        if not b and all(k["delivered"] >= k["emitted"] for k in probe.stats()["keys"]):
+            break
+    return events
+
+
+def run_traced(probe: Any, argv: list[str], syscalls: list[str], rate: int = 1) -> tuple[int, int]:
+    """Run argv in a new pid namespace with filters on it; returns (status, pid_ns)."""
+    with NamespacedProcess(argv) as child:
+        for s in syscalls:
+            probe.add_filter(child.pid_ns, s, rate)
+        child.release()
+        status = child.wait(timeout=30)
+        return status, child.pid_ns
+
+
+def test_known_calls_exact_events(probe: Any, known_calls: Path) -> None:
+    status, ns = run_traced(
+        probe, [str(known_calls), "known"], ["openat", "open", "connect", "execve", "exit_group"]
+    )
+    assert status == 7
+    evs = [e for e in drain(probe) if e.pid_ns == ns]
+    # The first execve is the one that started the program; then the calls it makes.
+    names = [e.syscall for e in evs]
+    assert names == ["execve", "openat", "openat", "open", "connect", "execve", "exit_group"]
+    start, ok, bad, op, conn, ex, eg = evs
+    assert start.ret == 0 and start.args["filename"] == str(known_calls)
+    assert start.args["argv"] == [str(known_calls), "known"]
+    assert ok.args["filename"] == "/etc/hostname"
+    assert ok.args["flags"] == "O_RDONLY|O_CLOEXEC"
+    assert ok.args["dfd"] == "AT_FDCWD"
+    assert ok.ret >= 3 and ok.errno is None and ok.error == "OK"
+    assert bad.args["filename"] == "/nonexistent/syshub"
+    assert bad.ret == -2 and bad.errno == 2 and bad.error == "ENOENT"
+    assert op.args["filename"] == "/etc/hostname" and op.ret >= 3
+    assert conn.args["uservaddr"] == {"family": "AF_INET", "addr": "127.0.0.1", "port": 9}
+    assert conn.error == "ECONNREFUSED"
+    assert ex.args["filename"] == "/nonexistent/prog"
+    assert ex.args["argv"] == ["syshub-none", "a1", "a2"]
+    assert ex.error == "ENOENT"
+    assert eg.no_exit and eg.args["error_code"] == 7 and eg.to_dict()["return"] is None
+    for e in evs:
+        # PID 1 of its namespace; the host sees another pid.
+        assert e.ns_tgid == 1 and e.ns_tid == 1
+        assert e.tgid == e.tid and e.tgid != 1
+        assert e.pid_ns == ns != pid_namespace_inode("self")
+        assert e.comm in ("known_calls", "python3", "python")
+    assert [e.seq for e in evs if e.syscall == "openat"] == [1, 2]
+    text = ok.to_text()
+    assert 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = ' in text
+    assert bad.to_text().endswith(">") and "= -1 ENOENT" in bad.to_text()
+
+
+def test_pid_ns_matches_proc(probe: Any, known_calls: Path) -> None:
+    with NamespacedProcess([str(known_calls), "getppid", "3"]) as child:
+        expected = os.stat(f"/proc/{child.pid}/ns/pid").st_ino
+        assert child.pid_ns == expected
+        probe.add_filter(child.pid_ns, "getppid")
+        child.release()
+        child.wait(timeout=30)
+    evs = drain(probe)
+    assert len(evs) == 3
+    assert {e.pid_ns for e in evs} == {expected}
+    assert {e.tgid for e in evs} == {child.pid}
+
+
+def test_filters_add_remove_and_isolation(probe: Any, known_calls: Path) -> None:
+    a = NamespacedProcess([str(known_calls), "wait"], stdin=-1)
+    b = NamespacedProcess([str(known_calls), "wait"], stdin=-1)
+    try:
+        assert a.pid_ns != b.pid_ns
+        probe.add_filter(a.pid_ns, "getppid")
+        assert [(f["pid_ns"], f["syscall"]) for f in probe.filters()] == [(a.pid_ns, "getppid")]
+        assert (110, False) in probe.hooked()
+        a.release()
+        b.release()
+        stdin_a = a._relay.stdin
+        stdin_b = b._relay.stdin
+        assert stdin_a is not None and stdin_b is not None
+        for _ in range(5):
+            stdin_a.write(b"x")
+            stdin_b.write(b"x")
+        stdin_a.flush()
+        stdin_b.flush()
+        time.sleep(0.2)
+        evs = drain(probe)
+        assert len(evs) == 5
+        assert {e.pid_ns for e in evs} == {a.pid_ns}
+        # Removing the filter stops events and detaches the hook.
+        assert probe.remove_filter(a.pid_ns, "getppid") is True
+        assert probe.remove_filter(a.pid_ns, "getppid") is False
+        assert probe.filters() == []
+        assert all(nr != 110 for nr, _ in probe.hooked())
+        for _ in range(5):
+            stdin_a.write(b"x")
+        stdin_a.flush()
+        time.sleep(0.2)
+        assert drain(probe, until_idle_ms=100) == []
+        stdin_a.close()
+        stdin_b.close()
+    finally:
+        for c in (a, b):
+            c.kill()
+            c.wait()
+
+
+@pytest.mark.parametrize("rate", [2, 3, 7])
+def test_sampling_exact(probe: Any, known_calls: Path, rate: int) -> None:
+    n = 1000
+    _, ns = run_traced(probe, [str(known_calls), "getppid", str(n)], ["getppid"], rate)
+    evs = drain(probe)
+    seqs = [e.seq for e in evs]
+    assert seqs == list(range(rate, n + 1, rate))
+    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
+    assert key["matched"] == n
+    assert key["sampled_out"] == n - n // rate
+    assert key["delivered"] == n // rate
+    assert key["dropped"] == 0
+
+
+def test_drops_counted_exactly_with_tiny_ring(known_calls: Path) -> None:
+    probe = _native.Probe(4096, poll_ms=1000)
+    try:
+        n = 20000
+        _, ns = run_traced(probe, [str(known_calls), "getppid", str(n)], ["getppid"], 1)
+        drain(probe)
+        (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
+        assert key["matched"] == n
+        assert key["dropped"] > 0, "a 4 KiB ring that is not read must overflow"
+        assert key["matched"] == key["delivered"] + key["dropped"] + key["sampled_out"]
+        total = probe.stats()["kernel"]
+        assert total["dropped"] >= key["dropped"]
+    finally:
+        probe.close()
+
+
+def test_no_stale_bytes_between_records(probe: Any, known_calls: Path) -> None:
+    run_traced(probe, [str(known_calls), "strings"], ["openat"])
+    evs = drain(probe)
+    short = [e for e in evs if e.args.get("filename") == "/a"]
+    assert len(short) == 1
+    raw = short[0].raw()
+    hdr = 160
+    # One capture: 16-byte header, 2 data bytes, then zero padding to 8 bytes.
+    slot, kind = raw[hdr], raw[hdr + 1]
+    length = int.from_bytes(raw[hdr + 4 : hdr + 8], "little")
+    assert (slot, kind, length) == (1, 1, 2)
+    data = raw[hdr + 16 : hdr + 16 + 8]
+    assert data == b"/a" + b"\0" * 6
+    assert len(raw) == hdr + 16 + 8
+
+
+def test_no_fd_leak_across_open_close() -> None:
+    def fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = fds()
+    for _ in range(5):
+        p = _native.Probe(1 << 16)
+        p.add_filter(0, "getppid")
+        p.add_filter(0, "openat")
+        p.poll(timeout_ms=1)
+        p.close()
+        p.close()  # idempotent
+    assert fds() == before
+
+
+def test_close_unblocks_waiting_poll() -> None:
+    p = _native.Probe(1 << 16)
+    got: list[int] = []
+
+    def waiter() -> None:
+        got.append(len(p.poll(timeout_ms=20_000)))
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    p.close()
+    t.join(timeout=5)
+    assert not t.is_alive()
+    assert got == [0]
+    assert time.monotonic() - start < 2
+    assert p.closed
+    with pytest.raises(ProbeError, match="closed"):
+        p.poll(timeout_ms=1)
+    with pytest.raises(ProbeError, match="closed"):
+        p.add_filter(0, "openat")
+
+
+def test_poll_releases_gil_and_ctrl_c_interrupts(probe: Any) -> None:
+    ticks = 0
+    stop = False
+
+    def spin() -> None:
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            time.sleep(0.001)
+
+    t = threading.Thread(target=spin)
+    t.start()
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        probe.poll(timeout_ms=10_000)
+    stop = True
+    t.join()
+    assert time.monotonic() - start < 3
+    assert ticks > 50, "the other thread must run while poll waits"
+
+
+def test_unknown_syscall_suggests(probe: Any) -> None:
+    with pytest.raises(SyscallNameError, match="openat") as ei:
+        probe.add_filter(0, "opneat")
+    assert isinstance(ei.value, ValueError)
+    probe.add_filter(0, "sys_openat")
+    assert probe.filters()[0]["syscall"] == "openat"
+    with pytest.raises(ValueError, match="sample_rate"):
+        probe.add_filter(0, "openat", -1)
+    with pytest.raises(ValueError):
+        probe.add_filter(0, "openat", 1, str_max=5000)
+
+
+def test_columns_match_events(probe: Any, known_calls: Path) -> None:
+    np = pytest.importorskip("numpy")
+    run_traced(probe, [str(known_calls), "getppid", "50"], ["getppid"])
+    b = probe.poll(timeout_ms=2000)
+    while len(b) < 50:
+        more = probe.poll(timeout_ms=2000)
+        assert more, "expected 50 events"
+        b = more if not b else b
+        break
+    evs = list(b)
+    seq = np.asarray(b.column("seq"))
+    assert seq.dtype == np.uint64
+    assert list(seq) == [e.seq for e in evs]
+    assert list(np.asarray(b.column("tgid"))) == [e.tgid for e in evs]
+    assert list(memoryview(b.column("ret")).cast("B").cast("q")) == [e.ret for e in evs]
+    with pytest.raises(KeyError):
+        b.column("nope")
