@@ -408,6 +408,25 @@ class _Handler(BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        with api._cond:
+            failure = api._watch_failures.pop(0) if api._watch_failures else None
+        if failure is not None:
+            err = {
+                "type": "ERROR",
+                "object": {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": f"injected failure {failure}",
+                    "reason": "InternalError",
+                    "code": failure,
+                },
+            }
+            with contextlib.suppress(OSError):
+                self._chunk(json.dumps(err).encode() + b"\n")
+                self._chunk(b"")
+            return
         state = _WatchState(self.connection, bookmarks, params=params)
         api._add_watch(state)
         deadline = time.monotonic() + timeout if timeout else None
@@ -530,6 +549,7 @@ class FakeApiServer:
         self._rv = 100  # start away from 0 so "0" keeps its special meaning
         self._floor = self._rv
         self._watches: list[_WatchState] = []
+        self._watch_failures: list[int] = []
         self._serving = False
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -648,6 +668,11 @@ class FakeApiServer:
                 if w.bookmarks:
                     w.pending_bookmarks += 1
             self._cond.notify_all()
+
+    def fail_next_watches(self, count: int = 1, code: int = 500) -> None:
+        """The next ``count`` watch requests get an ERROR event with ``code``, then end."""
+        with self._cond:
+            self._watch_failures.extend([code] * count)
 
     def drop_watches(self) -> int:
         """Cut every open watch connection abruptly (no terminating chunk). Returns how many."""

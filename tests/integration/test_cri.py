@@ -468,6 +468,7 @@ def test_parse_endpoint() -> None:
         "/run/containerd/containerd.sock"
     )
     assert parse_endpoint("/run/crio/crio.sock") == "/run/crio/crio.sock"
+    assert parse_endpoint("unix:/run/crio/crio.sock") == "/run/crio/crio.sock"
     with pytest.raises(CriError, match="only unix://"):
         parse_endpoint("tcp://127.0.0.1:1234")
     with pytest.raises(CriError, match="empty"):

@@ -281,6 +281,10 @@ def make_observer(api: FakeApiServer, cri: FakeCri) -> Iterator[Callable[..., Ku
     yield make
     for obs in made:
         obs.close()
+    # no watch or resync thread outlives its observer
+    assert wait_until(
+        lambda: not [t for t in threading.enumerate() if t.name.startswith("syshub-k8s")]
+    )
 
 
 # --------------------------------------------------------------------------- tests
@@ -630,6 +634,26 @@ def test_watch_dropped_mid_stream_resumes_without_duplicate_starts(
     assert len(api.list_requests) == 1
     assert len(api.watch_requests) == 2
     assert api.watch_requests[1].params["resourceVersion"] == rv_seen
+    run.halt()
+
+
+def test_watch_error_events_are_retried_from_the_same_version(
+    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
+) -> None:
+    running_pod(api, cri, "a")
+    obs = make_observer()
+    run = Running(obs)
+    assert run.rec.wait_for(shows({"a/main"}))
+    assert api.wait_for_watches(1)
+    rv = obs.resource_version
+    api.fail_next_watches(2, code=500)
+    api.drop_watches()
+    assert wait_until(lambda: obs.stats().get("errors", 0) >= 2)
+    running_pod(api, cri, "b")
+    assert run.rec.wait_for(shows({"a/main", "b/main"}))
+    assert [r.params["resourceVersion"] for r in api.watch_requests[1:4]] == [rv, rv, rv]
+    assert len(api.list_requests) == 1  # a 500 is not a 410: no relist
+    assert run.rec.names(START) == ["a/main", "b/main"]
     run.halt()
 
 

@@ -1,5 +1,66 @@
-"""Topology: which containers (and pods) own which kernel pid namespaces."""
+"""Topology: which containers (and pods) own which kernel pid namespaces.
 
-from syshub.topology.base import Container, ContainerEvent, ContainerEventKind, Observer
+:class:`Topology` caches containers by pid namespace inode. Containers that
+share a namespace (shareProcessNamespace) are all kept; the stop of one does
+not drop the others."""
 
-__all__ = ["Container", "ContainerEvent", "ContainerEventKind", "Observer"]
+from __future__ import annotations
+
+import threading
+
+from syshub.topology.base import (
+    Container,
+    ContainerEvent,
+    ContainerEventKind,
+    EmitFn,
+    Observer,
+)
+from syshub.topology.local import HostObserver, LocalObserver
+
+
+class Topology:
+    """Thread-safe cache: pid namespace inode -> containers in it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_ns: dict[int, dict[str, Container]] = {}
+
+    def apply(self, ev: ContainerEvent) -> None:
+        c = ev.container
+        with self._lock:
+            if ev.kind is ContainerEventKind.START:
+                self._by_ns.setdefault(c.pid_ns, {})[c.id] = c
+            else:
+                group = self._by_ns.get(c.pid_ns)
+                if group is not None:
+                    group.pop(c.id, None)
+                    if not group:
+                        del self._by_ns[c.pid_ns]
+
+    def lookup_container(self, pid_ns: int) -> Container | None:
+        """The container owning ``pid_ns`` (the first started, when several share it)."""
+        with self._lock:
+            group = self._by_ns.get(pid_ns)
+            if not group:
+                return None
+            return next(iter(group.values()))
+
+    def containers_in(self, pid_ns: int) -> list[Container]:
+        with self._lock:
+            return list(self._by_ns.get(pid_ns, {}).values())
+
+    def all(self) -> list[Container]:
+        with self._lock:
+            return [c for g in self._by_ns.values() for c in g.values()]
+
+
+__all__ = [
+    "Container",
+    "ContainerEvent",
+    "ContainerEventKind",
+    "EmitFn",
+    "HostObserver",
+    "LocalObserver",
+    "Observer",
+    "Topology",
+]

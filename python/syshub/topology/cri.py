@@ -445,10 +445,12 @@ def _decode_sandbox_status(resp: Message) -> CriPodSandboxStatus:
 
 
 def parse_endpoint(endpoint: str) -> str:
-    """The socket path of ``unix:///path`` (or a plain path), made absolute."""
+    """The socket path of ``unix:///path``, ``unix:/path`` or a plain path, made absolute."""
     text = endpoint.strip()
     if text.startswith("unix://"):
         path = text[len("unix://") :]
+    elif text.startswith("unix:"):
+        path = text[len("unix:") :]
     elif "://" in text:
         raise CriError(f"CRI endpoint {endpoint!r}: only unix:// sockets are supported")
     else:

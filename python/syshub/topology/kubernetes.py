@@ -241,7 +241,7 @@ def _status_signature(pod: Mapping[str, Any]) -> tuple[object, ...]:
     """What in a pod's status means "ask the CRI again" (ids, restarts, running or not)."""
     status = pod.get("status") or {}
     sig: list[object] = [status.get("phase", "")]
-    for key in ("containerStatuses", "ephemeralContainerStatuses"):
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
         for cs in status.get(key) or ():
             state = cs.get("state") or {}
             sig.append(
@@ -675,11 +675,15 @@ class _PodWatch:
         return [c for c in listed if c.labels.get(LABEL_POD_UID) == uid]
 
     def _pid_ns(self, pid: int) -> int:
+        """Pid namespace inode of host process ``pid``; 0 when it is gone (or unreadable)."""
         if pid <= 0:
             return 0
         try:
             return int(self._read_pid_ns(pid, self.settings.alt_root))
-        except Exception:
+        except ProcessLookupError:
+            return 0
+        except Exception as exc:
+            log.warning("cannot read the pid namespace of process %d: %s", pid, _one_line(exc))
             return 0
 
     def _resolve(
