@@ -29,6 +29,10 @@ const volatile __u64 wakeup_bytes = 262144; /* wake the reader past this much */
 const volatile __u32 nr_exit = 60;
 const volatile __u32 nr_exit_group = 231;
 
+/* Keep every ABI struct in the object's BTF, for the layout test. */
+const volatile struct syshub_event abi_event_type = {};
+const volatile struct syshub_capture abi_capture_type = {};
+
 /* Room after SYSHUB_REC_MAX so a capture that starts below it stays in bounds. */
 #define REC_BUF_SIZE (SYSHUB_REC_MAX + SYSHUB_CAP_MAX + 64)
 #define CAP_HDR ((__u32)sizeof(struct syshub_capture))

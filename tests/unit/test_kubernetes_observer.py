@@ -774,6 +774,9 @@ def test_containers_without_run_lists_once(
     assert [c.pod for c in view.containers()] == ["q"]
     assert len(api.list_requests) == 1
     assert api.watch_requests == []
+    api.stop()
+    with pytest.raises(KubernetesError, match="cannot list pods at http://127"):
+        view.containers()
 
 
 def test_emit_errors_do_not_end_run(

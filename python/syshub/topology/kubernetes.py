@@ -612,7 +612,11 @@ class _PodWatch:
     def snapshot(self, flt: _Filter) -> list[Container]:
         """One LIST and one CRI listing, without a watch (for ``containers()`` when idle)."""
         self.ensure_client()
-        items, _ = self._list()
+        self.ensure_cri()  # CriError if the runtime cannot be reached
+        try:
+            items, _ = self._list()
+        except Exception as exc:
+            raise KubernetesError(f"cannot list pods at {self._host()}: {_one_line(exc)}") from exc
         index = self._cri_index()
         out: list[Container] = []
         for raw in items:

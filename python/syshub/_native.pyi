@@ -1,0 +1,172 @@
+"""Private native module of syshub (Rust, pyo3). This stub is its API reference.
+
+Needs Linux >= 5.17 with BTF, tracefs and root (or CAP_BPF + CAP_PERFMON)."""
+
+from collections.abc import Iterator
+from typing import Any, final
+
+ABI_VERSION: int
+REC_MAX: int
+
+@final
+class Probe:
+    """The kernel probe. Thread-safe; ``close()`` is idempotent.
+
+    Raises ``PermissionError`` (naming CAP_BPF/CAP_PERFMON or root) without
+    privileges, :class:`syshub.errors.ProbeError` when tracefs is missing and
+    cannot be mounted or the kernel refuses the probe, ``ValueError`` for a
+    ring size that is not a power of two >= 4096.
+    """
+
+    def __init__(
+        self,
+        ring_bytes: int = 16777216,
+        *,
+        wakeup_bytes: int | None = None,
+        poll_ms: int = 10,
+        self_tgid: int | None = None,
+    ) -> None: ...
+    def add_filter(
+        self,
+        pid_ns: int,
+        syscall: str | int,
+        sample_rate: int = 1,
+        *,
+        str_max: int = 256,
+        argv_max: int = 32,
+        buf_max: int = 64,
+    ) -> None:
+        """Trace ``syscall`` in pid namespace ``pid_ns`` (0 = every namespace),
+        delivering 1 in ``sample_rate`` calls; re-adding a key updates it.
+        Unknown names raise :class:`syshub.errors.SyscallNameError` (a
+        ``ValueError``) suggesting close matches."""
+    def remove_filter(self, pid_ns: int, syscall: str | int) -> bool:
+        """Stop tracing a key; False if it was not traced."""
+    def filters(self) -> list[dict[str, Any]]:
+        """Keys read back from the kernel map: pid_ns, nr, syscall, sample_rate,
+        str_max, argv_max, buf_max."""
+    def hooked(self) -> list[tuple[int, bool]]:
+        """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
+    def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
+        """Wait up to ``timeout_ms`` (negative: forever) for events. The GIL is
+        released while waiting; Ctrl-C raises KeyboardInterrupt; ``close()``
+        from another thread makes it return an empty batch. Raises
+        :class:`syshub.errors.ProbeError` on a closed probe."""
+    def stats(self) -> dict[str, Any]:
+        """``keys``: per key matched, sampled_out, dropped, emitted, delivered,
+        pending; ``total``; ``kernel``: global counters (matched, sampled_out,
+        dropped, emitted, orphaned, nomem, nokey); ``reader``: records,
+        decode_errors, batches, wakeups. Once drained, per key
+        matched == delivered + dropped + sampled_out."""
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    def __enter__(self) -> Probe: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
+@final
+class Batch:
+    """Events of one poll. Iterate for :class:`Event` objects, or take header
+    columns without creating Python objects per event."""
+
+    column_names: list[str]
+    def __len__(self) -> int: ...
+    def __bool__(self) -> bool: ...
+    def __getitem__(self, idx: int) -> Event: ...
+    def __iter__(self) -> Iterator[Event]: ...
+    def column(self, name: str) -> Column:
+        """A header field of every event as a typed read-only buffer (``nr``,
+        ``tgid``, ``tid``, ``ns_tgid``, ``ns_tid``, ``uid``, ``gid``,
+        ``pid_ns``, ``mnt_ns``, ``uts_ns`` as uint32; ``flags`` uint16;
+        ``cgroup_id``, ``enter_ns``, ``exit_ns``, ``seq`` uint64; ``ret`` int64).
+        ``numpy.asarray(col)`` and ``memoryview(col)`` share its memory."""
+    def raw(self, i: int) -> bytes: ...
+
+@final
+class Column:
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
+class Event:
+    """One syscall, immutable. ``tgid`` is the process id and ``tid`` the
+    thread id as the host sees them; ``ns_tgid``/``ns_tid`` inside the task's
+    pid namespace."""
+
+    @property
+    def nr(self) -> int: ...
+    @property
+    def syscall(self) -> str: ...
+    @property
+    def tgid(self) -> int: ...
+    @property
+    def tid(self) -> int: ...
+    @property
+    def ns_tgid(self) -> int: ...
+    @property
+    def ns_tid(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def sid(self) -> int: ...
+    @property
+    def comm(self) -> str: ...
+    @property
+    def pid_ns(self) -> int: ...
+    @property
+    def mnt_ns(self) -> int: ...
+    @property
+    def uts_ns(self) -> int: ...
+    @property
+    def cgroup_id(self) -> int: ...
+    @property
+    def enter_ns(self) -> int: ...
+    @property
+    def exit_ns(self) -> int: ...
+    @property
+    def ret(self) -> int:
+        """64-bit signed return value."""
+    @property
+    def seq(self) -> int:
+        """Per filter key sequence number (1-based) of this call."""
+    @property
+    def flags(self) -> int: ...
+    @property
+    def no_exit(self) -> bool:
+        """exit/exit_group: never returns, no ``ret``."""
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def errno(self) -> int | None: ...
+    @property
+    def error(self) -> str:
+        """``ENOENT``-style name, ``OK`` on success."""
+    @property
+    def raw_args(self) -> tuple[int, int, int, int, int, int]: ...
+    @property
+    def args(self) -> dict[str, Any]:
+        """Decoded arguments by name: str for paths and symbolic flags, list
+        of str for argv, dict for socket addresses and buffers, int otherwise."""
+    @property
+    def truncated_args(self) -> list[str]: ...
+    @property
+    def latency_ns(self) -> int: ...
+    def to_text(self) -> str:
+        """``comm[pid] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>``."""
+    def to_dict(self) -> dict[str, Any]: ...
+    def raw(self) -> bytes: ...
+
+def decode_record(rec: bytes) -> Event:
+    """Decode one raw record; ``ValueError`` if malformed."""
+
+def syscall_table_tsv() -> str: ...
+def lookup_syscall(syscall: str | int) -> tuple[int, str, str, str]: ...
+def errno_name(n: int) -> str | None: ...
+def returns_pointer(nr: int) -> bool: ...
+def abi_layout() -> dict[str, dict[str, tuple[int, int]]]:
+    """Size/offset of every field of the Rust ABI mirror: {struct: {field: (offset, size)}},
+    with the struct's total size under the key ``"__size__"``."""
+def probe_object() -> bytes:
+    """The embedded compiled eBPF object."""
