@@ -24,7 +24,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 /* Runtime knobs, set by the loader before load. */
-const volatile __u32 self_tgid = 0;	     /* the tracer: never traced */
+const volatile __u32 self_tgid = 0;	    /* the tracer: never traced */
 const volatile __u64 wakeup_bytes = 262144; /* wake the reader past this much */
 const volatile __u32 nr_exit = 60;
 const volatile __u32 nr_exit_group = 231;
@@ -35,7 +35,7 @@ const volatile struct syshub_capture abi_capture_type = {};
 
 /* Room after SYSHUB_REC_MAX so a capture that starts below it stays in bounds. */
 #define REC_BUF_SIZE (SYSHUB_REC_MAX + SYSHUB_CAP_MAX + 64)
-#define CAP_HDR ((__u32)sizeof(struct syshub_capture))
+#define CAP_HDR	     ((__u32)sizeof(struct syshub_capture))
 
 struct inflight {
 	__u32 pending; /* an entry waits for its exit */
@@ -233,8 +233,8 @@ static __always_inline void put_bytes(struct inflight *st, __u8 slot, __u8 kind,
 		len = 0;
 	}
 	zero_pad(&st->rec.buf[data], len);
-	cap_commit(st, off, slot, kind, flags, len, orig > 0xfffffffeULL ? 0xfffffffeU : (__u32)orig,
-		   0);
+	cap_commit(st, off, slot, kind, flags, len,
+		   orig > 0xfffffffeULL ? 0xfffffffeU : (__u32)orig, 0);
 }
 
 struct strv_ctx {
@@ -267,9 +267,9 @@ static long strv_step(__u32 i, void *vctx)
 static __always_inline void put_strv(struct inflight *st, __u8 slot, const void *uptr)
 {
 	struct strv_ctx ctx = {
-		.argv = uptr,
-		.str_max = st->str_max,
-		.slot = slot,
+	    .argv = uptr,
+	    .str_max = st->str_max,
+	    .slot = slot,
 	};
 	__u32 max = st->argv_max;
 	__u16 flags = 0;
@@ -356,8 +356,8 @@ static long slot_step(__u32 i, void *vctx)
 		put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, a.size, a.size, 0);
 		break;
 	case SYSHUB_SPEC_STRUCT_IN_LEN:
-		put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, lenv < a.size ? lenv : a.size,
-			  lenv, 0);
+		put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg,
+			  lenv < a.size ? lenv : a.size, lenv, 0);
 		break;
 	case SYSHUB_SPEC_BUF_OUT:
 		if (ret > 0)
@@ -393,7 +393,7 @@ static long slot_step(__u32 i, void *vctx)
 
 static __always_inline void capture_args(__u32 nr, __u8 at_exit)
 {
-	struct slots_ctx ctx = { .nr = nr, .at_exit = at_exit };
+	struct slots_ctx ctx = {.nr = nr, .at_exit = at_exit};
 
 	bpf_loop(SYSHUB_NARGS, slot_step, &ctx, 0);
 }

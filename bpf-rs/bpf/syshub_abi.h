@@ -13,20 +13,20 @@
 
 #define SYSHUB_ABI_VERSION 1
 
-#define SYSHUB_COMM_LEN 16
-#define SYSHUB_NARGS 6
+#define SYSHUB_COMM_LEN	    16
+#define SYSHUB_NARGS	    6
 /* Syscall numbers handled: the x86_64 table ends below 512. */
 #define SYSHUB_MAX_SYSCALLS 512
 
 /* Largest record in the ring (header + captures); a power of two. */
-#define SYSHUB_REC_MAX 8192
+#define SYSHUB_REC_MAX	    8192
 /* Largest single string or buffer capture. */
-#define SYSHUB_CAP_MAX 4096
+#define SYSHUB_CAP_MAX	    4096
 /* Default per-string capture, overridable per filter key. */
-#define SYSHUB_STR_DEFAULT 256
+#define SYSHUB_STR_DEFAULT  256
 /* Default number of argv elements captured, overridable per filter key. */
 #define SYSHUB_ARGV_DEFAULT 32
-#define SYSHUB_ARGV_LIMIT 128
+#define SYSHUB_ARGV_LIMIT   128
 /* struct sockaddr_storage */
 #define SYSHUB_SOCKADDR_MAX 128
 
@@ -34,10 +34,10 @@
 #define SYSHUB_REC_SYSCALL 1
 
 /* Record flags (syshub_event.flags). */
-#define SYSHUB_EVF_NO_EXIT 0x1	 /* exit/exit_group: never returns, emitted at entry */
+#define SYSHUB_EVF_NO_EXIT   0x1 /* exit/exit_group: never returns, emitted at entry */
 #define SYSHUB_EVF_TRUNCATED 0x2 /* captures omitted: record hit SYSHUB_REC_MAX */
-#define SYSHUB_EVF_RAW_HOOK 0x4	 /* seen through the raw sys_enter/sys_exit hooks */
-#define SYSHUB_EVF_ANY_NS 0x8	 /* matched the every-namespace key (pid_ns 0) */
+#define SYSHUB_EVF_RAW_HOOK  0x4 /* seen through the raw sys_enter/sys_exit hooks */
+#define SYSHUB_EVF_ANY_NS    0x8 /* matched the every-namespace key (pid_ns 0) */
 
 /*
  * Fixed header of every record, followed by `ncaptures` captures. All ids are
@@ -71,17 +71,17 @@ struct syshub_event {
 };
 
 /* Capture kinds (syshub_capture.kind). */
-#define SYSHUB_CAP_STR 1      /* NUL-terminated string, len excludes the NUL */
-#define SYSHUB_CAP_BUF 2      /* raw bytes */
+#define SYSHUB_CAP_STR	    1 /* NUL-terminated string, len excludes the NUL */
+#define SYSHUB_CAP_BUF	    2 /* raw bytes */
 #define SYSHUB_CAP_SOCKADDR 3 /* struct sockaddr bytes */
-#define SYSHUB_CAP_STRV 4     /* one element of a string array, index = position */
+#define SYSHUB_CAP_STRV	    4 /* one element of a string array, index = position */
 #define SYSHUB_CAP_STRV_END 5 /* end of a string array, index = elements seen */
-#define SYSHUB_CAP_STRUCT 6   /* fixed-size struct bytes (timespec, rlimit, ...) */
+#define SYSHUB_CAP_STRUCT   6 /* fixed-size struct bytes (timespec, rlimit, ...) */
 
 /* Capture flags (syshub_capture.flags). */
 #define SYSHUB_CAPF_TRUNCATED 0x1 /* more data existed than was captured */
-#define SYSHUB_CAPF_FAULT 0x2	  /* the user pointer could not be read */
-#define SYSHUB_CAPF_EXIT 0x4	  /* taken when the call returned */
+#define SYSHUB_CAPF_FAULT     0x2 /* the user pointer could not be read */
+#define SYSHUB_CAPF_EXIT      0x4 /* taken when the call returned */
 
 /* One captured argument; `len` data bytes follow, zero-padded to 8 bytes. */
 struct syshub_capture {
@@ -95,18 +95,18 @@ struct syshub_capture {
 #define SYSHUB_LEN_UNKNOWN 0xffffffffu
 
 /* What to capture for one argument slot (syshub_arg_spec.kind). */
-#define SYSHUB_SPEC_NONE 0
-#define SYSHUB_SPEC_STR 1	   /* string at entry */
-#define SYSHUB_SPEC_STRV 2	   /* NULL-terminated string array at entry */
-#define SYSHUB_SPEC_BUF_IN 3	   /* bytes at entry, length = args[len_arg] */
-#define SYSHUB_SPEC_SOCKADDR_IN 4  /* sockaddr at entry, length = args[len_arg] */
-#define SYSHUB_SPEC_STRUCT_IN 5	   /* `size` bytes at entry */
-#define SYSHUB_SPEC_STRUCT_IN_LEN 6 /* bytes at entry, length = args[len_arg], max `size` */
-#define SYSHUB_SPEC_BUF_OUT 16	   /* bytes at exit, length = return value */
-#define SYSHUB_SPEC_SOCKADDR_OUT 17 /* sockaddr at exit, length = *(u32 *)args[len_arg] */
-#define SYSHUB_SPEC_STRUCT_OUT 18   /* `size` bytes at exit when the call succeeded */
-#define SYSHUB_SPEC_STR_OUT 19	   /* string at exit when the call succeeded */
-#define SYSHUB_SPEC_FIRST_EXIT 16
+#define SYSHUB_SPEC_NONE	  0
+#define SYSHUB_SPEC_STR		  1  /* string at entry */
+#define SYSHUB_SPEC_STRV	  2  /* NULL-terminated string array at entry */
+#define SYSHUB_SPEC_BUF_IN	  3  /* bytes at entry, length = args[len_arg] */
+#define SYSHUB_SPEC_SOCKADDR_IN	  4  /* sockaddr at entry, length = args[len_arg] */
+#define SYSHUB_SPEC_STRUCT_IN	  5  /* `size` bytes at entry */
+#define SYSHUB_SPEC_STRUCT_IN_LEN 6  /* bytes at entry, length = args[len_arg], max `size` */
+#define SYSHUB_SPEC_BUF_OUT	  16 /* bytes at exit, length = return value */
+#define SYSHUB_SPEC_SOCKADDR_OUT  17 /* sockaddr at exit, length = *(u32 *)args[len_arg] */
+#define SYSHUB_SPEC_STRUCT_OUT	  18 /* `size` bytes at exit when the call succeeded */
+#define SYSHUB_SPEC_STR_OUT	  19 /* string at exit when the call succeeded */
+#define SYSHUB_SPEC_FIRST_EXIT	  16
 
 struct syshub_arg_spec {
 	__u8 kind;
@@ -145,14 +145,14 @@ struct syshub_key_counters {
 };
 
 /* Global counters (per CPU array, index = SYSHUB_GC_*). */
-#define SYSHUB_GC_MATCHED 0
+#define SYSHUB_GC_MATCHED     0
 #define SYSHUB_GC_SAMPLED_OUT 1
-#define SYSHUB_GC_DROPPED 2
-#define SYSHUB_GC_EMITTED 3
-#define SYSHUB_GC_ORPHANED 4 /* entry seen, exit hook gone: never emitted */
-#define SYSHUB_GC_NOMEM 5    /* no per-task storage: counted in dropped too */
-#define SYSHUB_GC_NOKEY 6    /* counters entry missing for a matched key */
-#define SYSHUB_GC_COUNT 8
+#define SYSHUB_GC_DROPPED     2
+#define SYSHUB_GC_EMITTED     3
+#define SYSHUB_GC_ORPHANED    4 /* entry seen, exit hook gone: never emitted */
+#define SYSHUB_GC_NOMEM	      5 /* no per-task storage: counted in dropped too */
+#define SYSHUB_GC_NOKEY	      6 /* counters entry missing for a matched key */
+#define SYSHUB_GC_COUNT	      8
 
 _Static_assert(sizeof(struct syshub_event) == 160, "syshub_event size");
 _Static_assert(sizeof(struct syshub_capture) == 16, "syshub_capture size");

@@ -111,9 +111,18 @@ pub enum SockAddr {
         scope_id: u32,
     },
     /// `path` is empty for unnamed sockets; abstract names start with `@`.
-    Unix { path: String, abstract_name: bool },
-    Netlink { pid: u32, groups: u32 },
-    Other { family: u16, bytes: Vec<u8> },
+    Unix {
+        path: String,
+        abstract_name: bool,
+    },
+    Netlink {
+        pid: u32,
+        groups: u32,
+    },
+    Other {
+        family: u16,
+        bytes: Vec<u8>,
+    },
 }
 
 impl SockAddr {
@@ -191,7 +200,10 @@ impl SockAddr {
                  inet_pton(AF_INET6, \"{addr}\", &sin6_addr), sin6_scope_id={scope_id}}}"
             ),
             Self::Unix { path, .. } => {
-                format!("{{sa_family=AF_UNIX, sun_path={}}}", quote(path.as_bytes(), false))
+                format!(
+                    "{{sa_family=AF_UNIX, sun_path={}}}",
+                    quote(path.as_bytes(), false)
+                )
             }
             Self::Netlink { pid, groups } => {
                 format!("{{sa_family=AF_NETLINK, nl_pid={pid}, nl_groups={groups:08x}}}")
@@ -210,7 +222,10 @@ pub enum Value {
     /// A file mode or permission bits, shown in octal.
     Octal(u64),
     /// Symbolic rendering (flags, AT_FDCWD, signal names) with the raw value.
-    Sym { text: String, raw: u64 },
+    Sym {
+        text: String,
+        raw: u64,
+    },
     Str {
         bytes: Vec<u8>,
         truncated: bool,
@@ -576,7 +591,11 @@ fn known_len(v: u32) -> Option<u64> {
 /// probe captured them, typed scalars otherwise, six raw values for calls
 /// the table does not describe.
 #[must_use]
-pub fn decode_args(hdr: &SyscallEvent, caps: &[CaptureRef<'_>], def: Option<&SyscallDef>) -> Vec<Arg> {
+pub fn decode_args(
+    hdr: &SyscallEvent,
+    caps: &[CaptureRef<'_>],
+    def: Option<&SyscallDef>,
+) -> Vec<Arg> {
     let Some(def) = def else {
         return hdr
             .args
@@ -701,7 +720,12 @@ impl Decoded {
             }
         }
         let dur = self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns);
-        let _ = write!(s, " <{}.{:06}>", dur / 1_000_000_000, (dur % 1_000_000_000) / 1000);
+        let _ = write!(
+            s,
+            " <{}.{:06}>",
+            dur / 1_000_000_000,
+            (dur % 1_000_000_000) / 1000
+        );
         s
     }
 }
@@ -722,8 +746,7 @@ mod tests {
 
     fn bytes_of<T: Copy>(v: &T) -> Vec<u8> {
         // SAFETY: test helper over POD ABI structs.
-        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
-            .to_vec()
+        unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
     fn record(nr: u32, caps: &[(u8, u8, &[u8])]) -> Vec<u8> {
@@ -761,7 +784,10 @@ mod tests {
         assert_eq!(d.args[0].value.to_text(), "AT_FDCWD");
         assert_eq!(d.args[1].value.to_text(), "\"/etc/hostname\"");
         assert_eq!(d.args[2].value.to_text(), "O_RDONLY|O_CLOEXEC");
-        assert!(d.to_text().contains("openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY|O_CLOEXEC"));
+        assert!(
+            d.to_text()
+                .contains("openat(AT_FDCWD, \"/etc/hostname\", O_RDONLY|O_CLOEXEC")
+        );
     }
 
     #[test]
@@ -830,7 +856,10 @@ mod tests {
     fn random_bytes_never_panic() {
         // Deterministic xorshift: random and truncated records.
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let base = record(59, &[(0, abi::CAP_STR, b"/bin/sh"), (1, abi::CAP_STRV, b"sh")]);
+        let base = record(
+            59,
+            &[(0, abi::CAP_STR, b"/bin/sh"), (1, abi::CAP_STRV, b"sh")],
+        );
         for i in 0..20_000 {
             x ^= x << 13;
             x ^= x >> 7;

@@ -171,8 +171,7 @@ fn tracepoint_nargs(tracefs: &str, event: &str) -> Option<u8> {
 
 fn load_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error {
     let text = format!("{e:?}");
-    if text.contains("PermissionDenied") || text.contains("os error 1)") || text.contains("EPERM")
-    {
+    if text.contains("PermissionDenied") || text.contains("os error 1)") || text.contains("EPERM") {
         return Error::Permission { what: what.into() };
     }
     Error::Bpf(format!("{what}: {e}"))
@@ -412,7 +411,10 @@ impl Probe {
         let cfg = spec.to_cfg()?;
         let key = FilterKey { pid_ns, nr };
         // Counters survive filter removal, so the sequence never restarts.
-        match self.counters.insert(key, KeyCounters::default(), BPF_NOEXIST) {
+        match self
+            .counters
+            .insert(key, KeyCounters::default(), BPF_NOEXIST)
+        {
             Ok(()) => {}
             Err(aya::maps::MapError::SyscallError(e))
                 if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}

@@ -68,8 +68,7 @@ impl Batch {
             return false;
         };
         let start = self.data.len();
-        self.offsets
-            .push(u32::try_from(start).unwrap_or(u32::MAX));
+        self.offsets.push(u32::try_from(start).unwrap_or(u32::MAX));
         self.data.extend_from_slice(&rec[..hdr.size as usize]);
         let pad = (8 - self.data.len() % 8) % 8;
         self.data.extend(std::iter::repeat_n(0u8, pad));
@@ -199,9 +198,8 @@ impl Reader {
         if let Some(fd) = wake.as_ref() {
             let one: u64 = 1;
             // SAFETY: writing 8 bytes to our own eventfd.
-            let _ = unsafe {
-                libc::write(fd.as_raw_fd(), (&raw const one).cast::<libc::c_void>(), 8)
-            };
+            let _ =
+                unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast::<libc::c_void>(), 8) };
         }
         if let Ok(mut h) = self.handle.lock()
             && let Some(h) = h.take()

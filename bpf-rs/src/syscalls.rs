@@ -322,7 +322,11 @@ impl SyscallTable {
             })
             .collect();
         scored.sort_unstable();
-        scored.into_iter().take(3).map(|(_, k)| k.to_owned()).collect()
+        scored
+            .into_iter()
+            .take(3)
+            .map(|(_, k)| k.to_owned())
+            .collect()
     }
 }
 

@@ -168,5 +168,6 @@ def returns_pointer(nr: int) -> bool: ...
 def abi_layout() -> dict[str, dict[str, tuple[int, int]]]:
     """Size/offset of every field of the Rust ABI mirror: {struct: {field: (offset, size)}},
     with the struct's total size under the key ``"__size__"``."""
+
 def probe_object() -> bytes:
     """The embedded compiled eBPF object."""

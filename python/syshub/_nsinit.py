@@ -10,6 +10,7 @@ tracer can install its filters first. Needs CAP_SYS_ADMIN.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -46,10 +47,8 @@ def main(argv: list[str]) -> int:
     os.close(info_fd)
 
     def relay(signum: int, _frame: object) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(s, relay)

@@ -43,7 +43,9 @@ def _parse_syscalls(text: str) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="syshub", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("trace", help="trace syscalls of a command, a process' namespace or the host")
+    t = sub.add_parser(
+        "trace", help="trace syscalls of a command, a process' namespace or the host"
+    )
     t.add_argument("-s", "--syscalls", required=True, help="comma-separated syscall names")
     t.add_argument("-o", "--output", choices=("text", "json"), default="text")
     t.add_argument("-O", "--output-file", help="write events here instead of stdout")
@@ -97,7 +99,9 @@ def _trace(args: argparse.Namespace) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if args.pid is None and not args.host and not cmd:
-        raise UsageError("missing command: syshub trace -s SYSCALLS -- CMD [ARGS...] (or --pid/--host)")
+        raise UsageError(
+            "missing command: syshub trace -s SYSCALLS -- CMD [ARGS...] (or --pid/--host)"
+        )
     if (args.pid is not None or args.host) and cmd:
         raise UsageError("give either a command or --pid/--host, not both")
     if args.sample_rate < 0:
@@ -115,7 +119,9 @@ def _trace(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             raise UsageError(f"no such process: {args.pid}") from None
         except PermissionError:
-            raise UsageError(f"cannot read the pid namespace of {args.pid}: permission denied") from None
+            raise UsageError(
+                f"cannot read the pid namespace of {args.pid}: permission denied"
+            ) from None
     if os.geteuid() != 0:
         raise UsageError("syshub trace needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")
 
@@ -141,7 +147,9 @@ def _trace(args: argparse.Namespace) -> int:
         elif args.host:
             target_ns = 0
         for n in names:
-            probe.add_filter(target_ns, n, args.sample_rate, str_max=args.str_max, argv_max=args.argv_max)
+            probe.add_filter(
+                target_ns, n, args.sample_rate, str_max=args.str_max, argv_max=args.argv_max
+            )
         if child is not None:
             child.release()
         deadline = time.monotonic() + args.duration if args.duration else None

@@ -167,7 +167,9 @@ class Hub:
         filters: KernelFilters | None = None,
     ) -> None:
         self.config = config or HubConfig()
-        self.observer: Observer = observer if observer is not None else _default_observer(self.config)
+        self.observer: Observer = (
+            observer if observer is not None else _default_observer(self.config)
+        )
         self._probe = probe
         self._own_probe = False
         self._filters: KernelFilters | None = filters
@@ -392,6 +394,7 @@ class Hub:
     # events --------------------------------------------------------------
     def _reader_loop(self) -> None:
         probe = self._probe
+        assert probe is not None
         while not self._stop.is_set():
             try:
                 batch = probe.poll(timeout_ms=100)
@@ -431,7 +434,9 @@ class Hub:
             if path_subs:
                 self._publish_path(tev, path_subs)
 
-    def _publish_path(self, tev: TraceEvent, path_subs: dict[tuple[str, ...], tuple[Subscription, ...]]) -> None:
+    def _publish_path(
+        self, tev: TraceEvent, path_subs: dict[tuple[str, ...], tuple[Subscription, ...]]
+    ) -> None:
         path = tev.path
         for depth in range(5):
             for sub in path_subs.get(path[:depth], ()):
@@ -543,10 +548,16 @@ class Hub:
         jobs: dict[str, Any] = {}
         with self._lock:
             for job_id, job in self._jobs.items():
-                keys = [c.accounting(matched.get(c.key, c.base_seq)) for c in self._contexts[job_id].values()]
+                keys = [
+                    c.accounting(matched.get(c.key, c.base_seq))
+                    for c in self._contexts[job_id].values()
+                ]
                 keys += self._retired.get(job_id, [])
                 subs = [s.stats() for s in self._job_subs.get(job_id, ())]
-                total = {f: sum(k[f] for k in keys) for f in ("matched", "delivered", "dropped", "sampled_out")}
+                total = {
+                    f: sum(k[f] for k in keys)
+                    for f in ("matched", "delivered", "dropped", "sampled_out")
+                }
                 jobs[job_id] = {
                     "state": job.trace.status.state.value,
                     "keys": keys,
@@ -561,4 +572,3 @@ class Hub:
             "routed": self.routed,
             "unrouted": self.unrouted,
         }
-

@@ -130,7 +130,7 @@ class Job:
         if key in self._hosts:
             self._hosts[key] = False
 
-    def monitored_hosts(self, all: bool = False) -> list[str]:  # noqa: A002 - swoll's name
+    def monitored_hosts(self, all: bool = False) -> list[str]:
         """``container.pod`` names this job has seen; only active ones unless ``all``."""
         return sorted(h for h, active in self._hosts.items() if all or active)
 

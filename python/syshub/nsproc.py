@@ -5,6 +5,7 @@ call is missed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -92,10 +93,8 @@ class NamespacedProcess:
 
     def kill(self) -> None:
         """Kill the command (and with it its whole pid namespace)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, 9)
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> NamespacedProcess:
         return self

@@ -11,12 +11,12 @@ use pyo3::exceptions::{PyIndexError, PyKeyError, PyPermissionError, PyValueError
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use syshub_bpf::Error;
 use syshub_bpf::abi::{self, FilterKey, SyscallEvent};
 use syshub_bpf::decode::{self, SockAddr, Value};
 use syshub_bpf::probe::{FilterSpec, Probe as CoreProbe, ProbeConfig};
 use syshub_bpf::reader::{Batch as CoreBatch, Reader};
 use syshub_bpf::syscalls::{RetKind, SyscallTable};
-use syshub_bpf::Error;
 
 fn errors_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     py.import("syshub.errors")?.getattr(name)
@@ -111,6 +111,10 @@ impl Probe {
     }
 
     /// Trace `syscall` (name, `sys_` name or number) in pid namespace `pid_ns` (0 = all).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the Python keyword arguments one to one"
+    )]
     #[pyo3(signature = (pid_ns, syscall, sample_rate = 1, *, str_max = 256, argv_max = 32, buf_max = 64))]
     fn add_filter(
         &self,
@@ -139,7 +143,12 @@ impl Probe {
     }
 
     /// Stop tracing a key; returns False if it was not traced.
-    fn remove_filter(&self, py: Python<'_>, pid_ns: u32, syscall: &Bound<'_, PyAny>) -> PyResult<bool> {
+    fn remove_filter(
+        &self,
+        py: Python<'_>,
+        pid_ns: u32,
+        syscall: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
         let nr = resolve_nr(py, syscall)?;
         with_probe(py, &self.inner, |p| p.remove_filter(pid_ns, nr))
     }
@@ -304,9 +313,7 @@ impl Probe {
                 *d.entry(*k).or_default() += n;
             }
         }
-        Batch {
-            inner: Arc::new(b),
-        }
+        Batch { inner: Arc::new(b) }
     }
 }
 
@@ -488,7 +495,9 @@ impl Column {
             return Err(PyValueError::new_err("null buffer view"));
         }
         if flags & pyo3::ffi::PyBUF_WRITABLE == pyo3::ffi::PyBUF_WRITABLE {
-            return Err(pyo3::exceptions::PyBufferError::new_err("columns are read-only"));
+            return Err(pyo3::exceptions::PyBufferError::new_err(
+                "columns are read-only",
+            ));
         }
         let this = slf.get();
         // SAFETY: view is non-null and owned by the caller for this call; the
@@ -599,9 +608,7 @@ fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
         Value::Octal(x) => PyString::new(py, &format!("0{x:o}")).into_any(),
         Value::Sym { text, .. } => PyString::new(py, text).into_any(),
         Value::Str { bytes, .. } => PyString::new(py, &lossy(bytes)).into_any(),
-        Value::StrList { items, .. } => {
-            PyList::new(py, items.iter().map(|i| lossy(i)))?.into_any()
-        }
+        Value::StrList { items, .. } => PyList::new(py, items.iter().map(|i| lossy(i)))?.into_any(),
         Value::Bytes {
             data,
             orig_len,
@@ -832,7 +839,9 @@ fn decode_record(rec: &[u8]) -> PyResult<Event> {
     let mut keys = std::collections::HashMap::new();
     let mut b = CoreBatch::default();
     if !b.push(rec, &mut keys) {
-        let e = decode::validate(rec).err().map_or_else(String::new, |e| e.to_string());
+        let e = decode::validate(rec)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
         return Err(PyValueError::new_err(format!("malformed record: {e}")));
     }
     Ok(Event::new(Arc::new(b), 0))
@@ -846,7 +855,10 @@ fn syscall_table_tsv() -> &'static str {
 
 /// (nr, name, class, group) for a name (with or without `sys_`) or number.
 #[pyfunction]
-fn lookup_syscall(py: Python<'_>, syscall: &Bound<'_, PyAny>) -> PyResult<(u32, String, String, String)> {
+fn lookup_syscall(
+    py: Python<'_>,
+    syscall: &Bound<'_, PyAny>,
+) -> PyResult<(u32, String, String, String)> {
     let nr = resolve_nr(py, syscall)?;
     let d = SyscallTable::get()
         .by_nr(nr)

@@ -28,11 +28,11 @@ def test_trace_command_text_and_exit_status(known_calls: Path) -> None:
     assert r.returncode == 7, r.stderr
     lines = r.stdout.splitlines()
     assert any(
-        l.endswith(">") and 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3 <' in l
-        for l in lines
+        ln.endswith(">") and 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3 <' in ln
+        for ln in lines
     ), lines
-    assert any('"/nonexistent/syshub", O_RDONLY) = -1 ENOENT <' in l for l in lines)
-    assert any("sin_port=htons(9)" in l and "= -1 ECONNREFUSED" in l for l in lines)
+    assert any('"/nonexistent/syshub", O_RDONLY) = -1 ENOENT <' in ln for ln in lines)
+    assert any("sin_port=htons(9)" in ln and "= -1 ECONNREFUSED" in ln for ln in lines)
     assert lines[-1].endswith("exit_group(7) = ?")
     assert "syshub: 4 events, 0 dropped" in r.stderr
 
@@ -40,10 +40,15 @@ def test_trace_command_text_and_exit_status(known_calls: Path) -> None:
 def test_trace_command_json(known_calls: Path) -> None:
     r = run("trace", "-s", "openat", "-o", "json", "--", str(known_calls), "known")
     assert r.returncode == 7, r.stderr
-    evs = [json.loads(l) for l in r.stdout.splitlines()]
+    evs = [json.loads(ln) for ln in r.stdout.splitlines()]
     assert [e["args"]["filename"] for e in evs] == ["/etc/hostname", "/nonexistent/syshub"]
     ok, bad = evs
-    assert ok["syscall"] == {"nr": 257, "name": "sys_openat", "class": "FileSystem", "group": "Files"}
+    assert ok["syscall"] == {
+        "nr": 257,
+        "name": "sys_openat",
+        "class": "FileSystem",
+        "group": "Files",
+    }
     assert ok["error"] == "OK" and ok["return"] == 3 and ok["errno"] is None
     assert bad["error"] == "ENOENT" and bad["return"] == -2 and bad["errno"] == 2
     for e in evs:
@@ -74,7 +79,7 @@ def test_trace_pid_of_running_process(known_calls: Path) -> None:
         time.sleep(0.5)
         stdin.close()  # the workload exits; --pid mode stops when the process is gone
         out, err = p.communicate(timeout=30)
-    evs = [json.loads(l) for l in out.splitlines()]
+    evs = [json.loads(ln) for ln in out.splitlines()]
     assert len(evs) >= 3, err
     assert {e["pid"] for e in evs} == {child.pid}
 
@@ -90,14 +95,17 @@ def test_trace_host_sees_other_namespaces(known_calls: Path) -> None:
     subprocess.run([str(known_calls), "getppid", "5"], check=True)
     out, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
-    mine = [json.loads(l) for l in out.splitlines() if '"comm":"known_calls"' in l]
+    mine = [json.loads(ln) for ln in out.splitlines() if '"comm":"known_calls"' in ln]
     assert len(mine) == 5
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["trace", "-s", "opneat", "--", "true"], "unknown syscall 'opneat' (did you mean 'openat'"),
+        (
+            ["trace", "-s", "opneat", "--", "true"],
+            "unknown syscall 'opneat' (did you mean 'openat'",
+        ),
         (["trace", "-s", "openat"], "missing command"),
         (["trace", "-s", "openat", "--pid", "999999999"], "no such process: 999999999"),
         (["trace", "-s", "openat", "--pid", "-3"], "invalid pid"),
@@ -129,7 +137,11 @@ def test_without_privileges_one_line_exit_2() -> None:
 
 
 def test_native_probe_raises_permission_error_without_caps() -> None:
-    code = "from syshub import _native\ntry:\n    _native.Probe()\nexcept PermissionError as e:\n    print('PERM', e)\n"
+    code = (
+        "from syshub import _native\n"
+        "try:\n    _native.Probe()\n"
+        "except PermissionError as e:\n    print('PERM', e)\n"
+    )
     r = subprocess.run(
         ["setpriv", "--bounding-set=-all", "--", sys.executable, "-c", code],
         capture_output=True,

@@ -156,7 +156,9 @@ class HostObserver(LocalObserver):
             if ns == host_ns or ns in found:
                 continue
             comm = _read(os.path.join(proc, entry, "comm"))
-            found[ns] = Container(id=f"pidns-{ns}", name=comm or "process", pid=int(entry), pid_ns=ns)
+            found[ns] = Container(
+                id=f"pidns-{ns}", name=comm or "process", pid=int(entry), pid_ns=ns
+            )
         return found
 
     def run(self, emit: EmitFn, stop: threading.Event) -> None:
