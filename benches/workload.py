@@ -4,6 +4,7 @@ it prints about its own rate."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
@@ -14,7 +15,6 @@ from types import TracebackType
 from typing import Any
 
 from benches.common import Context
-
 from syshub.nsproc import NamespacedProcess
 
 BENCH_FILE = Path("/dev/shm/syshub-bench-file")
@@ -89,7 +89,7 @@ class Loop:
         wrapper: Sequence[str] = (),
     ) -> None:
         self.mode = mode
-        self._out = tempfile.TemporaryFile()
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         argv = [*wrapper, *loop_argv(ctx, mode, secs=secs, count=count, extra=extra)]
         try:
             self.proc = NamespacedProcess(argv, stdin=subprocess.DEVNULL, stdout=self._out)
@@ -117,10 +117,8 @@ class Loop:
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         self._out.close()
 
     def __enter__(self) -> Loop:

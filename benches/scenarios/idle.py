@@ -10,9 +10,6 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
-from syshub import _native
-from syshub.nsproc import NamespacedProcess
-
 from benches.common import (
     Chart,
     Context,
@@ -24,6 +21,8 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop, LoopReport
+from syshub import _native
+from syshub.nsproc import NamespacedProcess
 
 VARIANTS = {
     "a": "nothing loaded",
@@ -41,7 +40,7 @@ def _measure(ctx: Context, secs: float) -> LoopReport:
 
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.settings
-    rounds: int = s.pick(1, 5)
+    rounds: int = s.pick(1, 7)
     secs: float = s.pick(0.05, 1.0)
     res = ScenarioResult(
         name="idle",

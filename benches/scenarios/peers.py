@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benches import bpfstats
 from benches.common import (
     Chart,
     Check,
@@ -61,6 +62,16 @@ def _has_perf_fds(pid: int) -> bool:
     return False
 
 
+def _bpf_tracepoint_attached(pid: int, tracepoint: str) -> bool:
+    """True once process ``pid`` has a BPF program on ``tracepoint`` (bpftool perf show)."""
+    r = subprocess.run(["bpftool", "perf", "show", "--json"], capture_output=True, text=True)
+    try:
+        links: list[dict[str, Any]] = json.loads(r.stdout or "[]")
+    except json.JSONDecodeError:
+        return False
+    return any(x.get("pid") == pid and x.get("tracepoint") == tracepoint for x in links)
+
+
 def _stop(proc: subprocess.Popen[Any], grace: float = 0.3) -> None:
     time.sleep(grace)  # let the tool drain what it has buffered
     if proc.poll() is None:
@@ -92,20 +103,23 @@ def run_bpftrace(ctx: Context, secs: float, tmp: Path) -> tuple[dict[str, Any], 
     out, err = tmp / "bpftrace.out", tmp / "bpftrace.err"
     with Loop(ctx, "getppid", secs=secs) as loop, err.open("w") as errf:
         prog = (
-            'BEGIN { printf("syshub-ready\\n"); } '
-            f"tracepoint:syscalls:sys_enter_getppid /pid == {loop.pid}/ "
-            '{ printf("%d\\n", pid); }'
+            f'tracepoint:syscalls:sys_enter_getppid /pid == {loop.pid}/ {{ printf("%d\\n", pid); }}'
         )
         bt = subprocess.Popen(
             ["bpftrace", "-o", str(out), "-e", prog], stdout=errf, stderr=errf, text=True
         )
         try:
-            _wait_for(
-                lambda: out.exists() and "syshub-ready" in out.read_text(),
-                60,
-                "bpftrace",
-                bt,
-            )
+            # bpftrace buffers its -o file: watch for the attached program instead
+            if shutil.which("bpftool"):
+                _wait_for(
+                    lambda: _bpf_tracepoint_attached(bt.pid, "sys_enter_getppid"),
+                    60,
+                    "bpftrace",
+                    bt,
+                )
+            else:
+                _wait_for(lambda: _has_perf_fds(bt.pid), 60, "bpftrace", bt)
+                time.sleep(3.0)
             loop.start()
             report = loop.finish()
         finally:
@@ -147,10 +161,17 @@ def run_strace(ctx: Context, secs: float, tmp: Path) -> tuple[dict[str, Any], Ch
     return _peer_row("strace", report, seen, 0, "-f -e trace=getppid; stops the tracee per call")
 
 
-def run_ceiling(ctx: Context, secs: float) -> tuple[dict[str, Any], Check]:
+def run_ceiling(
+    ctx: Context, secs: float, with_stats: bool = False
+) -> tuple[dict[str, Any], Check]:
+    """One run of the C + libbpf ceiling; ``with_stats`` also reads its BPF
+    programs' run time (diagnostic: the statistics cost a little)."""
     assert ctx.ceiling is not None
     exe, obj = ctx.ceiling
     cpus = ctx.settings.consumer_cpus
+    names = {"ceiling_enter", "ceiling_exit"}
+    before = bpfstats.program_ids(names) if with_stats else set()
+    costs: dict[str, dict[str, float]] = {}
     with Loop(ctx, "getppid", secs=secs) as loop:
         argv = [str(exe), str(obj), "--pid-ns", str(loop.pid_ns), "--ring-bytes", str(DEFAULT_RING)]
         if cpus:
@@ -163,8 +184,15 @@ def run_ceiling(ctx: Context, secs: float) -> tuple[dict[str, Any], Check]:
                 cons.kill()
                 _, e = cons.communicate()
                 raise PeerError(f"ceiling consumer did not start: {first!r} {e.strip()}")
-            loop.start()
-            report = loop.finish()
+            if with_stats:
+                ours = bpfstats.program_ids(names) - before
+                with bpfstats.stats_enabled():
+                    loop.start()
+                    report = loop.finish()
+                    costs = bpfstats.run_costs(ours)
+            else:
+                loop.start()
+                report = loop.finish()
             cons.send_signal(signal.SIGINT)
             stdout, stderr = cons.communicate(timeout=30)
         finally:
@@ -186,6 +214,7 @@ def run_ceiling(ctx: Context, secs: float) -> tuple[dict[str, Any], Check]:
         "seq_errors": d["seq_errors"],
         "consumer": d,
         "loop": report.to_json(),
+        "bpf_programs": costs,
     }
     check = Check("C + libbpf ceiling", d["matched"], d["records"], d["dropped"], 0)
     return m, check
@@ -194,7 +223,7 @@ def run_ceiling(ctx: Context, secs: float) -> tuple[dict[str, Any], Check]:
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.settings
     secs: float = s.pick(0.3, 2.0)
-    reps: int = s.pick(1, 3)
+    reps: int = s.pick(1, 5)
     res = ScenarioResult(
         name="peers",
         title="Peers on the same getppid loop",
@@ -224,6 +253,24 @@ def run(ctx: Context) -> ScenarioResult:
             ceiling_runs.append(cm)
             res.checks.append(check)
             ctx.say(f"peers: ceiling rep {rep + 1}: {fmt_rate(cm['loop_calls_per_s'])} calls/s")
+
+    ceiling_cost: dict[str, Any] = {}
+    if ctx.ceiling is not None:
+        why = bpfstats.available()
+        if why:
+            ceiling_cost = {"note": f"skipped: {why}"}
+        else:
+            cm, check = run_ceiling(ctx, secs, with_stats=True)
+            res.checks.append(check)
+            progs = cm["bpf_programs"]
+            ceiling_cost = {
+                "programs": progs,
+                "ns_per_call_in_bpf": sum(c["ns_per_run"] for c in progs.values()),
+                "loop_calls_per_s_with_stats": cm["loop_calls_per_s"],
+            }
+            ctx.say(
+                f"peers: ceiling BPF programs {ceiling_cost['ns_per_call_in_bpf']:.0f} ns per call"
+            )
 
     syshub_rate = median(r["loop_calls_per_s"] for r in syshub_runs)
     rows: list[list[Any]] = [["untraced", fmt_rate(base), "1.000", "-", "-", "-", "-", ""]]
@@ -265,7 +312,11 @@ def run(ctx: Context) -> ScenarioResult:
             sum(r["matched"] - r["events_seen"] - r["lost_reported"] for r in ceiling_runs),
             f"median of {len(ceiling_runs)}",
         )
-        peers["ceiling"] = {"loop_calls_per_s": ceiling_rate, "runs": ceiling_runs}
+        peers["ceiling"] = {
+            "loop_calls_per_s": ceiling_rate,
+            "runs": ceiling_runs,
+            "bpf_cost": ceiling_cost,
+        }
     else:
         rows.append(["C + libbpf ceiling", "-", "-", "-", "-", "-", "-", ctx.ceiling_note])
         res.notes.append(f"ceiling skipped: {ctx.ceiling_note}")

@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from syshub import _native
-
 from benches import bpfstats
 from benches.common import (
     Chart,
@@ -26,6 +24,7 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop, run_untraced
+from syshub import _native
 
 try:
     import numpy as np
@@ -36,6 +35,7 @@ MiB = 1 << 20
 DEFAULT_RING = 16 * MiB
 TARGET_BATCH = 2_000_000
 TARGET_EVENT = 500_000
+NO_WAKEUP = 1 << 62  # wakeup_bytes no ring can reach: the reader polls on its timer
 
 
 class Consumer:
@@ -108,10 +108,15 @@ CONSUMERS: list[Callable[[], Consumer]] = [BatchConsumer, EventConsumer, JsonCon
 
 
 def traced_run(
-    ctx: Context, consumer: Consumer, ring_bytes: int, secs: float, label: str
+    ctx: Context,
+    consumer: Consumer,
+    ring_bytes: int,
+    secs: float,
+    label: str,
+    wakeup_bytes: int | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     """One traced loop run; returns (metrics, accounting checks)."""
-    probe = _native.Probe(ring_bytes)
+    probe = _native.Probe(ring_bytes, wakeup_bytes=wakeup_bytes)
     try:
         with Loop(ctx, "getppid", secs=secs) as loop:
             probe.add_filter(loop.pid_ns, "getppid")
@@ -145,6 +150,7 @@ def traced_run(
     m: dict[str, Any] = {
         "consumer": consumer.name,
         "ring_bytes": ring_bytes,
+        "wakeup_bytes": wakeup_bytes,
         "loop": report.to_json(),
         "loop_calls_per_s": report.calls_per_s,
         "matched": tot["matched"],
@@ -168,6 +174,10 @@ def traced_run(
             Check(f"{label}: consumer saw every delivered event", delivered, consumer.count, 0, 0)
         )
     return m, checks
+
+
+def _checks_ok(checks: list[Check], prefix: str) -> bool:
+    return all(c.ok for c in checks if c.label.startswith(prefix))
 
 
 def bpf_cost(ctx: Context, secs: float) -> dict[str, Any]:
@@ -250,6 +260,18 @@ def run(ctx: Context) -> ScenarioResult:
                 f"{fmt_rate(m['loop_calls_per_s'])} calls/s, dropped {m['dropped']}"
             )
 
+    # Diagnostic: the same slow consumer with the forced wake-ups disabled (the
+    # reader then runs on its poll timer only), to show what they cost the
+    # traced process once the consumer lags and > wakeup_bytes is pending.
+    timer_only, checks = traced_run(
+        ctx, JsonConsumer(), DEFAULT_RING, secs, "json timer-only", wakeup_bytes=NO_WAKEUP
+    )
+    res.checks += checks
+    ctx.say(
+        f"throughput: json, timer-only wake-ups: loop "
+        f"{fmt_rate(timer_only['loop_calls_per_s'])} calls/s, dropped {timer_only['dropped']}"
+    )
+
     cost = bpf_cost(ctx, secs)
     if "ns_per_call_in_bpf" in cost:
         ctx.say(f"throughput: BPF programs {cost['ns_per_call_in_bpf']:.0f} ns per traced call")
@@ -290,9 +312,23 @@ def run(ctx: Context) -> ScenarioResult:
                 fmt_rate(summary[name]["consumer_events_per_cpu_s"]),
                 f"{fmt_int(summary[name]['dropped_total'])} / "
                 f"{fmt_int(summary[name]['matched_total'])}",
-                "yes" if all(c.ok for c in res.checks if name in c.label) else "NO",
+                "yes"
+                if all(c.ok for c in res.checks if c.label.startswith(f"{name} rep"))
+                else "NO",
             ]
         )
+    rows.append(
+        [
+            "JSON lines, forced wake-ups off (diagnostic, 1 run)",
+            fmt_rate(timer_only["loop_calls_per_s"]),
+            f"{timer_only['loop_calls_per_s'] / untraced.calls_per_s:.3f}",
+            fmt_rate(timer_only["delivered_per_loop_s"]),
+            fmt_rate(timer_only["consumer_events_per_s"]),
+            fmt_rate(timer_only["consumer_events_per_cpu_s"]),
+            f"{fmt_int(timer_only['dropped'])} / {fmt_int(timer_only['matched'])}",
+            "yes" if _checks_ok(res.checks, "json timer-only") else "NO",
+        ]
+    )
     res.tables.append(
         Table(
             title=f"Consumers, ring {DEFAULT_RING // MiB} MiB, {secs:g} s runs (median of {reps})",
@@ -312,7 +348,7 @@ def run(ctx: Context) -> ScenarioResult:
     sweep_rows: list[list[Any]] = []
     sweep_summary: dict[str, Any] = {}
     for size, rs in sweep.items():
-        d = {
+        d: dict[str, Any] = {
             "loop_calls_per_s": med(rs, "loop_calls_per_s"),
             "delivered_per_loop_s": med(rs, "delivered_per_loop_s"),
             "dropped_total": sum(int(r["dropped"]) for r in rs),
@@ -354,6 +390,7 @@ def run(ctx: Context) -> ScenarioResult:
         "untraced": untraced.to_json(),
         "consumers": summary,
         "runs": runs,
+        "json_timer_only_wakeups": timer_only,
         "ring_sweep": sweep_summary,
         "ring_sweep_runs": {str(k): v for k, v in sweep.items()},
         "bpf_cost": cost,

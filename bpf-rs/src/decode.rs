@@ -246,12 +246,14 @@ pub enum Value {
     Sockaddr(SockAddr),
     /// A raw pointer that was not captured.
     Ptr(u64),
+    /// A captured struct, field by field (timespec, rlimit, open_how, ...).
+    Struct(Vec<(String, Value)>),
 }
 
 /// One argument of an event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arg {
-    pub name: String,
+    pub name: &'static str,
     pub raw: u64,
     pub value: Value,
 }
@@ -342,6 +344,13 @@ impl Value {
                 }
             }
             Self::Sockaddr(sa) => sa.to_text(),
+            Self::Struct(fields) => {
+                let inner: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", v.to_text()))
+                    .collect();
+                format!("{{{}}}", inner.join(", "))
+            }
         }
     }
 }
@@ -388,24 +397,6 @@ pub fn errno_of(ret: i64, kind: Option<RetKind>) -> Option<i64> {
     (-4095..=-1).contains(&ret).then_some(-ret)
 }
 
-fn flags_text(v: u64, table: &[(u64, &str)], zero: &str) -> String {
-    if v == 0 {
-        return zero.into();
-    }
-    let mut rest = v;
-    let mut parts = Vec::new();
-    for &(bit, name) in table {
-        if bit != 0 && rest & bit == bit {
-            parts.push(name.to_owned());
-            rest &= !bit;
-        }
-    }
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
-    }
-    parts.join("|")
-}
-
 const O_FLAGS: &[(u64, &str)] = &[
     (0o100, "O_CREAT"),
     (0o200, "O_EXCL"),
@@ -426,7 +417,9 @@ const O_FLAGS: &[(u64, &str)] = &[
     (0o20200000, "O_TMPFILE"),
 ];
 
-/// `O_RDONLY|O_CLOEXEC`-style text for open(2) flags (fixed, documented order).
+/// `O_RDONLY|O_CLOEXEC`-style text for open(2) flags: the access mode, then
+/// the other flags in ascending bit order (O_SYNC and O_TMPFILE, which
+/// include other bits, are matched whole).
 #[must_use]
 pub fn open_flags(v: u64) -> String {
     let acc = match v & 3 {
@@ -435,61 +428,37 @@ pub fn open_flags(v: u64) -> String {
         2 => "O_RDWR",
         _ => "O_ACCMODE",
     };
-    let mut rest = v & !3;
-    // O_TMPFILE and O_SYNC include other bits: test the composite values first.
-    let mut parts = vec![acc.to_owned()];
-    for &(bit, name) in O_FLAGS.iter().rev() {
-        if rest & bit == bit {
-            parts.push(name.to_owned());
-            rest &= !bit;
-        }
+    let rest = crate::flags::bits(v & !3, O_FLAGS, "");
+    if rest.is_empty() {
+        acc.to_owned()
+    } else {
+        format!("{acc}|{rest}")
     }
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
-    }
-    // Keep single bits in ascending order after the access mode.
-    let mut tail: Vec<String> = parts.split_off(1);
-    tail.sort_by_key(|n| {
-        O_FLAGS
-            .iter()
-            .find(|(_, nm)| nm == n)
-            .map_or(u64::MAX, |(b, _)| *b)
-    });
-    parts.extend(tail);
-    parts.join("|")
 }
 
-const AT_FLAGS: &[(u64, &str)] = &[
-    (0x100, "AT_SYMLINK_NOFOLLOW"),
-    (0x200, "AT_REMOVEDIR"),
-    (0x400, "AT_SYMLINK_FOLLOW"),
-    (0x800, "AT_NO_AUTOMOUNT"),
-    (0x1000, "AT_EMPTY_PATH"),
-];
-
-const SOCK_TYPES: &[(u64, &str)] = &[
-    (1, "SOCK_STREAM"),
-    (2, "SOCK_DGRAM"),
-    (3, "SOCK_RAW"),
-    (4, "SOCK_RDM"),
-    (5, "SOCK_SEQPACKET"),
-    (6, "SOCK_DCCP"),
-    (10, "SOCK_PACKET"),
-];
-
-const FAMILIES: &[(u64, &str)] = &[
-    (0, "AF_UNSPEC"),
-    (1, "AF_UNIX"),
-    (2, "AF_INET"),
-    (10, "AF_INET6"),
-    (16, "AF_NETLINK"),
-    (17, "AF_PACKET"),
-    (40, "AF_VSOCK"),
-];
+/// What a scalar renderer may look at besides the value itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ArgCtx<'a> {
+    pub syscall: &'a str,
+    pub args: [u64; 6],
+    pub slot: usize,
+}
 
 /// Renders a scalar argument by its render type (unknown types: hex).
 #[must_use]
 pub fn render_scalar(ty: &str, raw: u64) -> Value {
+    render_scalar_in(ty, raw, &ArgCtx::default())
+}
+
+fn sym(text: String, raw: u64) -> Value {
+    Value::Sym { text, raw }
+}
+
+/// Renders a scalar argument, using the call's other arguments where the
+/// meaning depends on them (socket option names, AT_EACCESS).
+#[must_use]
+pub fn render_scalar_in(ty: &str, raw: u64, ctx: &ArgCtx<'_>) -> Value {
+    use crate::flags as f;
     #[allow(
         clippy::cast_possible_wrap,
         reason = "registers hold C ints: reinterpreting the bits is the point"
@@ -497,61 +466,161 @@ pub fn render_scalar(ty: &str, raw: u64) -> Value {
     let as_i32 = i64::from(raw as u32 as i32);
     #[allow(clippy::cast_possible_wrap, reason = "C long in a 64-bit register")]
     let as_i64 = raw as i64;
+    let r32 = raw & 0xffff_ffff;
     match ty {
-        "int" | "pid" | "fd" | "signal" | "clockid" => Value::Int(as_i32),
+        "int" | "pid" | "fd" => Value::Int(as_i32),
         "long" | "off" => Value::Int(as_i64),
-        "uint" | "uid" | "gid" => Value::Uint(raw & 0xffff_ffff),
+        "uint" | "uid" | "gid" => Value::Uint(r32),
         "ulong" | "size" => Value::Uint(raw),
         "mode" => Value::Octal(raw & 0o7777),
         "dirfd" => {
             if as_i32 == -100 {
-                Value::Sym {
-                    text: "AT_FDCWD".into(),
-                    raw,
-                }
+                sym("AT_FDCWD".into(), raw)
             } else {
                 Value::Int(as_i32)
             }
         }
-        "open_flags" => Value::Sym {
-            text: open_flags(raw & 0xffff_ffff),
-            raw,
-        },
-        "at_flags" => Value::Sym {
-            text: flags_text(raw & 0xffff_ffff, AT_FLAGS, "0"),
-            raw,
-        },
-        "access_mode" => Value::Sym {
-            text: flags_text(raw, &[(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], "F_OK"),
-            raw,
-        },
-        "sock_domain" => Value::Sym {
-            text: FAMILIES
-                .iter()
-                .find(|(v, _)| *v == raw)
-                .map_or_else(|| raw.to_string(), |(_, n)| (*n).to_owned()),
-            raw,
-        },
-        "sock_type" => {
-            let base = raw & 0xf;
-            let mut t = SOCK_TYPES
-                .iter()
-                .find(|(v, _)| *v == base)
-                .map_or_else(|| base.to_string(), |(_, n)| (*n).to_owned());
-            if raw & 0o4000 != 0 {
-                t.push_str("|SOCK_NONBLOCK");
-            }
-            if raw & 0o2000000 != 0 {
-                t.push_str("|SOCK_CLOEXEC");
-            }
-            Value::Sym { text: t, raw }
+        "open_flags" | "pipe_flags" => sym(open_flags(r32), raw),
+        "at_flags" => {
+            let table = if ctx.syscall.starts_with("faccessat") {
+                f::AT_ACCESS_FLAGS
+            } else {
+                f::AT_FLAGS
+            };
+            sym(f::bits(r32, table, "0"), raw)
         }
+        "access_mode" => sym(f::bits(raw, f::ACCESS, "F_OK"), raw),
+        "sock_domain" => sym(f::enum_name(raw, f::FAMILIES), raw),
+        "sock_type" => sym(f::sock_type(raw), raw),
+        "accept_flags" => sym(
+            f::bits(
+                raw,
+                &[(0o4000, "SOCK_NONBLOCK"), (0o2000000, "SOCK_CLOEXEC")],
+                "0",
+            ),
+            raw,
+        ),
+        "sock_level" => sym(f::enum_name(raw, f::SOCK_LEVELS), raw),
+        "sock_optname" => {
+            let level = ctx.slot.checked_sub(1).map_or(1, |i| ctx.args[i]);
+            sym(f::sockopt_name(level, raw), raw)
+        }
+        "msg_flags" => sym(f::bits(r32, f::MSG_FLAGS, "0"), raw),
+        "prot" => sym(f::bits(raw, f::PROT, "PROT_NONE"), raw),
+        "map_flags" => sym(f::map_flags(raw), raw),
+        "mremap_flags" => sym(f::bits(raw, f::MREMAP_FLAGS, "0"), raw),
+        "madvise" => sym(f::enum_name(raw, f::MADVISE), raw),
+        "mount_flags" => sym(f::bits(raw, f::MS_FLAGS, "0"), raw),
+        "umount_flags" => sym(f::bits(raw, f::MNT_FLAGS, "0"), raw),
+        "clone_flags" => sym(f::clone_flags(raw), raw),
+        "unshare_flags" | "setns_nstype" => sym(f::bits(raw, f::CLONE_FLAGS, "0"), raw),
+        "signal" => sym(f::signal(r32), raw),
+        "inotify_mask" => sym(f::bits(r32, f::IN_MASK, "0"), raw),
+        "inotify_init_flags" => sym(f::bits(raw, f::IN_INIT, "0"), raw),
+        "tfd_flags" => sym(f::bits(raw, f::TFD_FLAGS, "0"), raw),
+        "timer_flags" => sym(f::bits(raw, f::TIMER_FLAGS, "0"), raw),
+        "eventfd_flags" => sym(f::bits(raw, f::EFD_FLAGS, "0"), raw),
+        "epoll_create_flags" | "signalfd_flags" => sym(f::bits(raw, f::CLOEXEC_NONBLOCK, "0"), raw),
+        "memfd_flags" => sym(f::bits(raw, f::MFD_FLAGS, "0"), raw),
+        "rlimit_resource" => sym(f::enum_name(raw, f::RLIMITS), raw),
+        "ptrace_request" => sym(f::enum_name(raw, f::PTRACE), raw),
+        "clockid" => sym(f::enum_name(raw, f::CLOCKS), raw),
+        "whence" => sym(f::enum_name(raw, f::WHENCE), raw),
+        "fcntl_cmd" => sym(f::enum_name(raw, f::FCNTL), raw),
+        "bpf_cmd" => sym(f::enum_name(raw, f::BPF_CMDS), raw),
+        "seccomp_op" => sym(f::enum_name(raw, f::SECCOMP_OPS), raw),
+        "renameat2_flags" => sym(f::bits(raw, f::RENAME_FLAGS, "0"), raw),
+        "wait_options" => sym(f::bits(raw, f::WAIT_OPTIONS, "0"), raw),
+        "getrandom_flags" => sym(f::bits(raw, f::GRND_FLAGS, "0"), raw),
+        "flock_op" => sym(f::bits(raw, f::FLOCK_OPS, "0"), raw),
+        "epoll_op" => sym(f::enum_name(raw, f::EPOLL_OPS), raw),
+        "shut_how" => sym(f::enum_name(raw, f::SHUT_HOW), raw),
+        "sigprocmask_how" => sym(f::enum_name(raw, f::SIGPROCMASK_HOW), raw),
+        "prctl_option" => sym(f::enum_name(raw, f::PRCTL), raw),
+        "close_range_flags" => sym(f::bits(raw, f::CLOSE_RANGE, "0"), raw),
+        "xattr_flags" => sym(f::bits(raw, f::XATTR_FLAGS, "0"), raw),
+        "fallocate_mode" => sym(f::bits(raw, f::FALLOC_FLAGS, "0"), raw),
+        "msync_flags" => sym(f::bits(raw, f::MSYNC_FLAGS, "0"), raw),
+        "futex_op" => sym(f::futex_op(raw), raw),
         "ptr" => Value::Ptr(raw),
         _ => Value::Hex(raw),
     }
 }
 
-fn capture_value(c: &CaptureRef<'_>, items: &[&CaptureRef<'_>]) -> Value {
+fn le_u64(b: &[u8], off: usize) -> u64 {
+    b.get(off..off + 8).map_or(0, |s| {
+        u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+    })
+}
+
+fn le_i64(b: &[u8], off: usize) -> i64 {
+    le_u64(b, off).cast_signed()
+}
+
+fn timespec_at(b: &[u8], off: usize) -> Value {
+    Value::Struct(vec![
+        ("tv_sec".into(), Value::Int(le_i64(b, off))),
+        ("tv_nsec".into(), Value::Int(le_i64(b, off + 8))),
+    ])
+}
+
+fn rlim(v: u64) -> Value {
+    if v == u64::MAX {
+        sym("RLIM64_INFINITY".into(), v)
+    } else {
+        Value::Uint(v)
+    }
+}
+
+/// Field-by-field value of a captured struct of type `ty`, if known and whole.
+#[must_use]
+pub fn decode_struct(ty: &str, b: &[u8]) -> Option<Value> {
+    use crate::flags as f;
+    let need = crate::syscalls::struct_size(ty).map_or(usize::MAX, usize::from);
+    Some(match ty {
+        "timespec" | "timeval" if b.len() >= 16 => timespec_at(b, 0),
+        "itimerspec" | "itimerval" if b.len() >= 32 => Value::Struct(vec![
+            ("it_interval".into(), timespec_at(b, 0)),
+            ("it_value".into(), timespec_at(b, 16)),
+        ]),
+        "rlimit" if b.len() >= 16 => Value::Struct(vec![
+            ("rlim_cur".into(), rlim(le_u64(b, 0))),
+            ("rlim_max".into(), rlim(le_u64(b, 8))),
+        ]),
+        "open_how" if b.len() >= 24 => Value::Struct(vec![
+            ("flags".into(), sym(open_flags(le_u64(b, 0)), le_u64(b, 0))),
+            ("mode".into(), Value::Octal(le_u64(b, 8))),
+            ("resolve".into(), Value::Hex(le_u64(b, 16))),
+        ]),
+        "clone_args" if b.len() >= 64 => Value::Struct(vec![
+            (
+                "flags".into(),
+                sym(f::bits(le_u64(b, 0), f::CLONE_FLAGS, "0"), le_u64(b, 0)),
+            ),
+            ("pidfd".into(), Value::Ptr(le_u64(b, 8))),
+            ("child_tid".into(), Value::Ptr(le_u64(b, 16))),
+            ("parent_tid".into(), Value::Ptr(le_u64(b, 24))),
+            (
+                "exit_signal".into(),
+                sym(f::signal(le_u64(b, 32)), le_u64(b, 32)),
+            ),
+            ("stack".into(), Value::Ptr(le_u64(b, 40))),
+            ("stack_size".into(), Value::Uint(le_u64(b, 48))),
+            ("tls".into(), Value::Ptr(le_u64(b, 56))),
+        ]),
+        "sockopt" if b.len() == 4 => {
+            Value::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        }
+        _ if b.len() < need => return None,
+        _ => return None,
+    })
+}
+
+fn capture_value(
+    c: &CaptureRef<'_>,
+    items: &[&CaptureRef<'_>],
+    def: &crate::syscalls::ArgDef,
+) -> Value {
     let truncated = c.cap.flags & abi::CAPF_TRUNCATED != 0;
     let fault = c.cap.flags & abi::CAPF_FAULT != 0;
     match c.cap.kind {
@@ -574,6 +643,16 @@ fn capture_value(c: &CaptureRef<'_>, items: &[&CaptureRef<'_>]) -> Value {
                 fault,
             },
         },
+        abi::CAP_STRUCT if !fault && !truncated => def
+            .params
+            .first()
+            .and_then(|t| decode_struct(t.trim(), c.data))
+            .unwrap_or_else(|| Value::Bytes {
+                data: c.data.to_vec(),
+                orig_len: known_len(c.cap.orig_len),
+                truncated,
+                fault,
+            }),
         _ => Value::Bytes {
             data: c.data.to_vec(),
             orig_len: known_len(c.cap.orig_len),
@@ -594,7 +673,7 @@ fn known_len(v: u32) -> Option<u64> {
 pub fn decode_args(
     hdr: &SyscallEvent,
     caps: &[CaptureRef<'_>],
-    def: Option<&SyscallDef>,
+    def: Option<&'static SyscallDef>,
 ) -> Vec<Arg> {
     let Some(def) = def else {
         return hdr
@@ -602,7 +681,7 @@ pub fn decode_args(
             .iter()
             .enumerate()
             .map(|(i, &raw)| Arg {
-                name: format!("arg{i}"),
+                name: ["arg0", "arg1", "arg2", "arg3", "arg4", "arg5"][i],
                 raw,
                 value: Value::Hex(raw),
             })
@@ -626,13 +705,21 @@ pub fn decode_args(
                         .iter()
                         .filter(|x| x.cap.slot == slot && x.cap.kind == abi::CAP_STRV)
                         .collect();
-                    capture_value(c, &items)
+                    capture_value(c, &items, a)
                 }
                 None if is_capture_type(&a.ty) => Value::Ptr(raw),
-                None => render_scalar(&a.ty, raw),
+                None => render_scalar_in(
+                    &a.ty,
+                    raw,
+                    &ArgCtx {
+                        syscall: &def.name,
+                        args: hdr.args,
+                        slot: i,
+                    },
+                ),
             };
             Arg {
-                name: a.name.clone(),
+                name: a.name.as_str(),
                 raw,
                 value,
             }
@@ -660,7 +747,7 @@ fn is_capture_type(ty: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct Decoded {
     pub hdr: SyscallEvent,
-    pub name: String,
+    pub name: std::borrow::Cow<'static, str>,
     pub args: Vec<Arg>,
     pub errno: Option<i64>,
 }
@@ -673,7 +760,10 @@ pub fn decode(rec: &[u8]) -> Result<Decoded, DecodeError> {
     let (hdr, caps) = parse(rec)?;
     let def = SyscallTable::get().by_nr(hdr.nr);
     Ok(Decoded {
-        name: def.map_or_else(|| format!("syscall_{}", hdr.nr), |d| d.name.clone()),
+        name: def.map_or_else(
+            || format!("syscall_{}", hdr.nr).into(),
+            |d| d.name.as_str().into(),
+        ),
         args: decode_args(&hdr, &caps, def),
         errno: errno_of(hdr.ret, def.map(|d| d.ret)),
         hdr,
@@ -691,7 +781,7 @@ impl Decoded {
             .iter()
             .find(|a| a.name == "flags")
             .is_some_and(|a| a.raw & (0o100 | 0o20000000) != 0);
-        let skip_mode = matches!(self.name.as_str(), "open" | "openat") && !creates;
+        let skip_mode = matches!(&*self.name, "open" | "openat") && !creates;
         let shown = self
             .args
             .iter()
@@ -850,6 +940,99 @@ mod tests {
         assert_eq!(open_flags(0o2000000), "O_RDONLY|O_CLOEXEC");
         assert_eq!(open_flags(0o101 | 0o1000), "O_WRONLY|O_CREAT|O_TRUNC");
         assert_eq!(open_flags(0o20200002), "O_RDWR|O_TMPFILE");
+    }
+
+    /// Decode rate on this machine; run with
+    /// `cargo test --release -p syshub-bpf decode_throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark, not a test"]
+    fn decode_throughput() {
+        let recs = [
+            record(
+                257,
+                &[(1, abi::CAP_STR, b"/usr/lib/x86_64-linux-gnu/libc.so.6")],
+            ),
+            record(110, &[]),
+            record(
+                59,
+                &[(0, abi::CAP_STR, b"/bin/sh"), (1, abi::CAP_STRV, b"sh")],
+            ),
+        ];
+        for (name, rec) in ["openat+path", "getppid", "execve"].iter().zip(&recs) {
+            let n = 2_000_000u32;
+            let t = std::time::Instant::now();
+            let mut args = 0usize;
+            for _ in 0..n {
+                let d = decode(std::hint::black_box(rec)).unwrap();
+                args += d.args.len();
+            }
+            let el = t.elapsed().as_secs_f64();
+            println!(
+                "decode {name}: {:.2} M records/s ({args} args)",
+                f64::from(n) / el / 1e6
+            );
+            let t = std::time::Instant::now();
+            for _ in 0..n {
+                validate(std::hint::black_box(rec)).unwrap();
+            }
+            let el = t.elapsed().as_secs_f64();
+            println!(
+                "validate {name}: {:.2} M records/s",
+                f64::from(n) / el / 1e6
+            );
+        }
+    }
+
+    #[test]
+    fn structs_decode() {
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&1i64.to_le_bytes());
+        ts.extend_from_slice(&500i64.to_le_bytes());
+        assert_eq!(
+            decode_struct("timespec", &ts).unwrap().to_text(),
+            "{tv_sec=1, tv_nsec=500}"
+        );
+        let mut rl = Vec::new();
+        rl.extend_from_slice(&1024u64.to_le_bytes());
+        rl.extend_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(
+            decode_struct("rlimit", &rl).unwrap().to_text(),
+            "{rlim_cur=1024, rlim_max=RLIM64_INFINITY}"
+        );
+        assert!(decode_struct("timespec", &ts[..8]).is_none());
+        assert_eq!(
+            render_scalar_in(
+                "at_flags",
+                0x200,
+                &ArgCtx {
+                    syscall: "faccessat2",
+                    ..ArgCtx::default()
+                }
+            )
+            .to_text(),
+            "AT_EACCESS"
+        );
+        assert_eq!(
+            render_scalar_in(
+                "at_flags",
+                0x200,
+                &ArgCtx {
+                    syscall: "unlinkat",
+                    ..ArgCtx::default()
+                }
+            )
+            .to_text(),
+            "AT_REMOVEDIR"
+        );
+        let ctx = ArgCtx {
+            syscall: "setsockopt",
+            args: [3, 1, 2, 0, 4, 0],
+            slot: 2,
+        };
+        assert_eq!(
+            render_scalar_in("sock_optname", 2, &ctx).to_text(),
+            "SO_REUSEADDR"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod abi;
 pub mod decode;
 pub mod error;
+pub mod flags;
 pub mod probe;
 pub mod reader;
 pub mod syscalls;

@@ -115,6 +115,9 @@ class TraceEvent:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("TraceEvent is immutable")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("TraceEvent is immutable")
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.event, name)
 
@@ -544,7 +547,10 @@ class Hub:
         """Per key (kernel) and per job (per key, per subscriber) counters.
         Per key: matched = delivered + dropped + sampled_out; per job likewise."""
         probe_stats: dict[str, Any] = self._probe.stats() if self._probe is not None else {}
-        matched = {(k["pid_ns"], k["nr"]): k["matched"] for k in probe_stats.get("keys", [])}
+        if self._probe is not None:
+            matched = {(k["pid_ns"], k["nr"]): k["matched"] for k in probe_stats.get("keys", [])}
+        else:  # kernel filters without a probe (FakeFilters): their counters
+            matched = self._kernel_matched()
         jobs: dict[str, Any] = {}
         with self._lock:
             for job_id, job in self._jobs.items():

@@ -133,10 +133,17 @@ class Subscription:
             if item is None:
                 if self._closed:
                     return
-                item = await loop.run_in_executor(None, self.get, 0.1)
-                if item is None:
-                    continue
+                # Wait without taking: if this await is cancelled, the worker
+                # thread must not pop (and so lose) an event nobody receives.
+                await loop.run_in_executor(None, self._wait, 0.1)
+                continue
             yield item
+
+    def _wait(self, timeout: float) -> None:
+        """Block until an event is queued or the subscription is closed."""
+        with self._cv:
+            if not self._q and not self._closed:
+                self._cv.wait_for(lambda: bool(self._q) or self._closed, timeout)
 
     def __enter__(self) -> Subscription:
         return self

@@ -551,7 +551,7 @@ impl Event {
     fn decoded(&self) -> decode::Decoded {
         decode::decode(self.batch.record(self.idx)).unwrap_or_else(|_| decode::Decoded {
             hdr: self.hdr,
-            name: format!("syscall_{}", self.hdr.nr),
+            name: format!("syscall_{}", self.hdr.nr).into(),
             args: Vec::new(),
             errno: None,
         })
@@ -625,6 +625,13 @@ fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
             d.into_any()
         }
         Value::Sockaddr(sa) => sockaddr_to_py(py, sa)?,
+        Value::Struct(fields) => {
+            let d = PyDict::new(py);
+            for (k, v) in fields {
+                d.set_item(k, value_to_py(py, v)?)?;
+            }
+            d.into_any()
+        }
     })
 }
 
@@ -636,7 +643,7 @@ fn truncated_names(args: &[decode::Arg]) -> Vec<String> {
             | Value::Bytes { truncated, .. } => *truncated,
             _ => false,
         })
-        .map(|a| a.name.clone())
+        .map(|a| a.name.to_owned())
         .collect()
 }
 
@@ -761,7 +768,7 @@ impl Event {
         let d = self.decoded();
         let out = PyDict::new(py);
         for a in &d.args {
-            out.set_item(&a.name, value_to_py(py, &a.value)?)?;
+            out.set_item(a.name, value_to_py(py, &a.value)?)?;
         }
         Ok(out)
     }
@@ -818,7 +825,7 @@ impl Event {
         let dec = self.decoded();
         let args = PyDict::new(py);
         for a in &dec.args {
-            args.set_item(&a.name, value_to_py(py, &a.value)?)?;
+            args.set_item(a.name, value_to_py(py, &a.value)?)?;
         }
         d.set_item("args", args)?;
         let tr = truncated_names(&dec.args);

@@ -39,6 +39,7 @@ from syshub.trace import Trace
 
 if TYPE_CHECKING:
     from containerd_env import ContainerdEnv
+
     from syshub.hub import TraceEvent
     from syshub.subscriptions import Subscription
 
@@ -71,7 +72,7 @@ def wait_event(
     appended to ``seen``."""
     deadline = time.monotonic() + WAIT
     while (left := deadline - time.monotonic()) > 0:
-        ev = sub.get(timeout=min(left, 0.5))
+        ev: TraceEvent | None = sub.get(timeout=min(left, 0.5))
         if ev is None:
             continue
         seen.append(ev)
@@ -93,7 +94,7 @@ def is_cat(ev: TraceEvent) -> bool:
     if ev.ns_tgid == 1:
         return False
     if ev.syscall == "openat":
-        return ev.comm == "cat" and ev.args.get("filename") == "/etc/hostname"
+        return bool(ev.comm == "cat" and ev.args.get("filename") == "/etc/hostname")
     if ev.syscall == "execve":
         return str(ev.args.get("filename", "")).endswith("cat")
     return False

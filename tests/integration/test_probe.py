@@ -137,8 +137,13 @@ def test_sampling_exact(probe: Any, known_calls: Path, rate: int) -> None:
     _, ns = run_traced(probe, [str(known_calls), "getppid", str(n)], ["getppid"], rate)
     evs = drain(probe)
     seqs = [e.seq for e in evs]
-    assert seqs == list(range(rate, n + 1, rate))
-    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
+    stats = probe.stats()
+    expected = list(range(rate, n + 1, rate))
+    assert seqs == expected, (
+        f"missing {sorted(set(expected) - set(seqs))[:10]} extra {sorted(set(seqs) - set(expected))[:10]}"
+        f" stats {stats}"
+    )
+    (key,) = [k for k in stats["keys"] if k["pid_ns"] == ns]
     assert key["matched"] == n
     assert key["sampled_out"] == n - n // rate
     assert key["delivered"] == n // rate

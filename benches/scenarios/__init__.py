@@ -1,0 +1,15 @@
+"""The named benchmark scenarios, in the order a full run executes them."""
+
+from __future__ import annotations
+
+from benches.common import Scenario
+from benches.scenarios import churn, decode, fanout, idle, peers, throughput
+
+SCENARIOS: dict[str, Scenario] = {
+    "idle": idle.run,
+    "throughput": throughput.run,
+    "peers": peers.run,
+    "decode": decode.run,
+    "fanout": fanout.run,
+    "churn": churn.run,
+}

@@ -1,0 +1,138 @@
+"""CI smoke test of the benchmark harness: ``python -m benches --quick`` runs
+every scenario at tiny sizes and writes well-formed results in which the
+accounting identity holds everywhere. Timings are never asserted."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.bpf
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "churn")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("bench-quick")
+    r = subprocess.run(
+        [sys.executable, "-m", "benches", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert r.returncode == 0, f"benches --quick failed ({r.returncode}):\n{r.stderr[-6000:]}"
+    doc: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return doc, out
+
+
+def _numbers(x: Any) -> list[float]:
+    if isinstance(x, bool):
+        return []
+    if isinstance(x, int | float):
+        return [float(x)]
+    if isinstance(x, dict):
+        return [n for v in x.values() for n in _numbers(v)]
+    if isinstance(x, list):
+        return [n for v in x for n in _numbers(v)]
+    return []
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def test_every_scenario_present_and_ran(quick_run: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = quick_run
+    assert doc["meta"]["quick"] is True
+    assert set(doc["scenarios"]) == set(SCENARIOS)
+    for name in SCENARIOS:
+        sc = doc["scenarios"][name]
+        assert sc["name"] == name
+        assert sc["status"] in ("ok", "n/a"), (name, sc["status"], sc["note"], sc["notes"])
+        if sc["status"] == "ok":
+            assert _numbers(sc["metrics"]), f"{name}: no numbers in metrics"
+            assert sc["tables"] and all(t["rows"] for t in sc["tables"]), name
+        for t in sc["targets"]:
+            assert t["met"] in (True, False, None)
+            assert t["value"] is None or isinstance(t["value"], int | float)
+
+
+def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
+    sc = quick_run[0]["scenarios"]
+    idle = sc["idle"]["metrics"]
+    assert all(_positive(idle["median_ns"][v]) for v in "abc")
+    assert all(_positive(idle["ratio_to_a"][v]) for v in "abc")
+    assert "not implemented" in idle["d"]
+
+    tp = sc["throughput"]["metrics"]
+    for consumer in ("batch", "per-event", "json"):
+        c = tp["consumers"][consumer]
+        assert _positive(c["loop_calls_per_s"]) and _positive(c["consumer_events_per_s"])
+        assert c["matched_total"] > 0
+    assert tp["ring_sweep"] and all(
+        _positive(r["loop_calls_per_s"]) for r in tp["ring_sweep"].values()
+    )
+
+    peers = sc["peers"]["metrics"]
+    assert _positive(peers["untraced"]["calls_per_s"])
+    assert _positive(peers["syshub"]["loop_calls_per_s"])
+    for tool, binary in (("bpftrace", "bpftrace"), ("perf trace", "perf"), ("strace", "strace")):
+        entry = peers[tool]
+        if shutil.which(binary) is None:
+            assert "skipped" in entry
+        else:  # measured, or skipped with a stated reason
+            assert _positive(entry.get("loop_calls_per_s")) or entry.get("skipped")
+    if shutil.which("strace"):
+        assert peers["strace"]["events_seen"] > 0
+    assert "ceiling" in peers
+
+    dec = sc["decode"]["metrics"]
+    assert dec["records"] > 0
+    assert all(_positive(r["events_per_cpu_s"]) for r in dec["python"].values())
+    assert set(dec["mix"]) >= {"getppid", "openat", "close", "connect"}
+
+    churn = sc["churn"]["metrics"]
+    assert churn["rates"] and all(r["children"] > 0 for r in churn["rates"])
+    assert all(r["children_without_event"] == 0 for r in churn["rates"])
+
+    fan = sc["fanout"]
+    if importlib.util.find_spec("syshub.hub") is None:
+        assert fan["status"] == "n/a" and "hub not available" in fan["note"]
+    elif fan["status"] == "ok":
+        assert all(r["callback_events"] > 0 for r in fan["metrics"]["runs"])
+
+
+def test_accounting_holds_everywhere(quick_run: tuple[dict[str, Any], Path]) -> None:
+    for name, sc in quick_run[0]["scenarios"].items():
+        acct = sc["accounting"]
+        assert acct["ok"] is True, (name, [c for c in acct["checks"] if not c["ok"]])
+        strict = [c for c in acct["checks"] if c["strict"]]
+        if sc["status"] == "ok" and name != "fanout":
+            assert strict, f"{name}: no accounting checks recorded"
+        for c in strict:
+            assert c["matched"] == c["delivered"] + c["dropped"] + c["sampled_out"], (name, c)
+
+
+def test_markdown_and_charts(quick_run: tuple[dict[str, Any], Path]) -> None:
+    doc, out = quick_run
+    md = (out / "results.md").read_text()
+    for name in SCENARIOS:
+        assert f"## {name}:" in md
+    assert "| --- |" in md
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert doc["meta"]["charts"], "matplotlib is installed but no chart was written"
+        for png in doc["meta"]["charts"]:
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "matplotlib" in doc["meta"]["chart_note"]
