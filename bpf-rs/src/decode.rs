@@ -290,7 +290,8 @@ impl Value {
         match self {
             Self::Int(v) => v.to_string(),
             Self::Uint(v) => v.to_string(),
-            Self::Hex(v) | Self::Ptr(v) => {
+            Self::Hex(v) => format!("{v:#x}"),
+            Self::Ptr(v) => {
                 if *v == 0 {
                     "NULL".into()
                 } else {
@@ -608,6 +609,24 @@ pub fn decode_struct(ty: &str, b: &[u8]) -> Option<Value> {
             ("stack_size".into(), Value::Uint(le_u64(b, 48))),
             ("tls".into(), Value::Ptr(le_u64(b, 56))),
         ]),
+        "sigaction" if b.len() >= 32 => {
+            let handler = le_u64(b, 0);
+            let h = match handler {
+                0 => sym("SIG_DFL".into(), 0),
+                1 => sym("SIG_IGN".into(), 1),
+                v => Value::Ptr(v),
+            };
+            Value::Struct(vec![
+                ("sa_handler".into(), h),
+                (
+                    "sa_flags".into(),
+                    sym(f::bits(le_u64(b, 8), f::SA_FLAGS, "0"), le_u64(b, 8)),
+                ),
+                ("sa_restorer".into(), Value::Ptr(le_u64(b, 16))),
+                ("sa_mask".into(), Value::Hex(le_u64(b, 24))),
+            ])
+        }
+        "sigset" if b.len() >= 8 => Value::Hex(le_u64(b, 0)),
         "sockopt" if b.len() == 4 => {
             Value::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
         }
@@ -700,6 +719,8 @@ pub fn decode_args(
                 .filter(|c| c.cap.slot == slot && c.cap.kind != abi::CAP_STRV)
                 .min_by_key(|c| c.cap.flags & abi::CAPF_FAULT);
             let value = match main {
+                // A NULL pointer was not captured: show it as NULL, not as a fault.
+                Some(c) if raw == 0 && c.cap.flags & abi::CAPF_FAULT != 0 => Value::Ptr(0),
                 Some(c) => {
                     let items: Vec<&CaptureRef<'_>> = caps
                         .iter()

@@ -706,6 +706,17 @@ pub const FALLOC_FLAGS: &[(u64, &str)] = &[
 
 pub const MSYNC_FLAGS: &[(u64, &str)] = &[(1, "MS_ASYNC"), (2, "MS_INVALIDATE"), (4, "MS_SYNC")];
 
+pub const SA_FLAGS: &[(u64, &str)] = &[
+    (0x1, "SA_NOCLDSTOP"),
+    (0x2, "SA_NOCLDWAIT"),
+    (0x4, "SA_SIGINFO"),
+    (0x0400_0000, "SA_RESTORER"),
+    (0x0800_0000, "SA_ONSTACK"),
+    (0x1000_0000, "SA_RESTART"),
+    (0x4000_0000, "SA_NODEFER"),
+    (0x8000_0000, "SA_RESETHAND"),
+];
+
 pub const FUTEX_OPS: &[(u64, &str)] = &[
     (0, "FUTEX_WAIT"),
     (1, "FUTEX_WAKE"),
