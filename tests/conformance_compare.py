@@ -287,10 +287,12 @@ def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
                 probe.add_filter(child.pid_ns, s, 1, str_max=4096)
             child.release()
             status = child.wait(timeout=30)
-            ns = child.pid_ns
+            ns, pid = child.pid_ns, child.pid
         if status != 0:
             raise RuntimeError(f"{prog.name} under syshub exited {status}")
-        evs = [e for e in _drain(probe) if e.pid_ns == ns]
+        # Also match the host pid: once the namespace is gone, its inode number can
+        # be reused by a new namespace that the still installed filters then match.
+        evs = [e for e in _drain(probe) if e.pid_ns == ns and e.tgid == pid]
         stats = probe.stats()
     finally:
         probe.close()
@@ -461,7 +463,9 @@ def compare_call(st: StraceCall, ev: Any, d: SyscallDef | None) -> list[Check]:
         ok = ev.no_exit and st.ret is None
         checks.append(Check("return", "", None if ev.no_exit else ev.ret, st.ret, ok))
     elif st.errno is not None or our_err is not None:
-        checks.append(Check("return", "", ev.ret, st.ret, st.errno is not None and our_err is not None))
+        checks.append(
+            Check("return", "", ev.ret, st.ret, st.errno is not None and our_err is not None)
+        )
     elif d is not None and d.ret in LOOSE_RETURNS:
         checks.append(Check("return", "", ev.ret, st.ret, ev.ret >= 0 or ev.ret < -4095))
     else:
@@ -602,7 +606,9 @@ def report(res: Result) -> str:
         for cat in CATEGORIES:
             cs = [c for p in ps for c in p.checks if c.category == cat]
             cells.append(f"{sum(c.ok for c in cs)}/{len(cs)}" if cs else "-")
-        bad = sorted({f"{c.category}:{c.arg}" if c.arg else c.category for p in ps for c in p.failed()})
+        bad = sorted(
+            {f"{c.category}:{c.arg}" if c.arg else c.category for p in ps for c in p.failed()}
+        )
         lines.append(
             f"{name:<18} {len(ps):>5}  "
             + " ".join(f"{c:>5}" for c in cells)

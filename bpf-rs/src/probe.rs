@@ -3,10 +3,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::raw_trace_point::RawTracePointLinkId;
-use aya::programs::trace_point::TracePointLinkId;
+use aya::programs::trace_point::TracePointLink;
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 
@@ -94,8 +97,8 @@ impl FilterSpec {
 #[derive(Debug)]
 enum Hook {
     Tracepoint {
-        enter: TracePointLinkId,
-        exit: TracePointLinkId,
+        enter: TracePointLink,
+        exit: TracePointLink,
     },
     Raw,
 }
@@ -189,6 +192,83 @@ pub struct Probe {
     keys: BTreeMap<FilterKey, FilterSpec>,
     tracefs: &'static str,
     table: &'static SyscallTable,
+    /// Hooks of syscalls no filter needs any more, still attached (inert:
+    /// no filter matches) for a grace period. Closing a perf event waits for
+    /// an RCU grace period in the kernel (tens of ms), so a reaper thread
+    /// drops expired ones, many at once; a syscall traced again within the
+    /// grace period takes its hooks back instead of attaching twice.
+    parked: Arc<Mutex<HashMap<u32, Parked>>>,
+    reaper_stop: Arc<AtomicBool>,
+    reaper: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Parked {
+    enter: TracePointLink,
+    exit: TracePointLink,
+    since: Instant,
+}
+
+/// How long unneeded hooks stay attached before the reaper drops them.
+const PARK_GRACE: Duration = Duration::from_millis(500);
+
+fn reaper_loop(parked: &Mutex<HashMap<u32, Parked>>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let expired: Vec<Box<dyn Send>> = {
+            let Ok(mut map) = parked.lock() else { return };
+            let old: Vec<u32> = map
+                .iter()
+                .filter(|(_, p)| p.since.elapsed() >= PARK_GRACE)
+                .map(|(nr, _)| *nr)
+                .collect();
+            old.iter()
+                .filter_map(|nr| map.remove(nr))
+                .flat_map(|p| [Box::new(p.enter) as Box<dyn Send>, Box::new(p.exit)])
+                .collect()
+        };
+        drop_in_parallel(expired);
+    }
+}
+
+/// Drops links on several threads at once, so their grace periods overlap.
+fn drop_in_parallel(links: Vec<Box<dyn Send>>) {
+    if links.is_empty() {
+        return;
+    }
+    let per = links.len().div_ceil(32).max(1);
+    let mut chunks: Vec<Vec<Box<dyn Send>>> = Vec::new();
+    let mut it = links.into_iter().peekable();
+    while it.peek().is_some() {
+        chunks.push(it.by_ref().take(per).collect());
+    }
+    std::thread::scope(|s| {
+        for chunk in chunks {
+            s.spawn(move || drop(chunk));
+        }
+    });
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.reaper_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reaper.take() {
+            let _ = h.join();
+        }
+        let mut links: Vec<Box<dyn Send>> = Vec::new();
+        for (_, hook) in self.hooks.drain() {
+            if let Hook::Tracepoint { enter, exit } = hook {
+                links.push(Box::new(enter));
+                links.push(Box::new(exit));
+            }
+        }
+        if let Ok(mut map) = self.parked.lock() {
+            for (_, p) in map.drain() {
+                links.push(Box::new(p.enter));
+                links.push(Box::new(p.exit));
+            }
+        }
+        drop_in_parallel(links);
+    }
 }
 
 impl std::fmt::Debug for Probe {
@@ -295,6 +375,9 @@ impl Probe {
             keys: BTreeMap::new(),
             tracefs,
             table,
+            parked: Arc::new(Mutex::new(HashMap::new())),
+            reaper_stop: Arc::new(AtomicBool::new(false)),
+            reaper: None,
         };
         Ok((probe, ring))
     }
@@ -328,6 +411,11 @@ impl Probe {
 
     fn attach(&mut self, def: &SyscallDef) -> Result<()> {
         if let Some(tp) = self.tracepoint_event(def) {
+            let parked = self.parked.lock().ok().and_then(|mut m| m.remove(&def.nr));
+            if let Some(p) = parked {
+                self.hooks.insert(def.nr, Hook::Tracepoint { enter: p.enter, exit: p.exit });
+                return Ok(());
+            }
             // Exit first, so an entry seen is always followed by its exit.
             let exit = self
                 .tp_prog(names::PROG_SYS_EXIT)?
@@ -343,7 +431,16 @@ impl Probe {
                     return Err(load_error(e, &format!("attaching to sys_enter_{tp}")));
                 }
             };
+            let enter = self
+                .tp_prog(names::PROG_SYS_ENTER)?
+                .take_link(enter)
+                .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
+            let exit = self
+                .tp_prog(names::PROG_SYS_EXIT)?
+                .take_link(exit)
+                .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
             self.hooks.insert(def.nr, Hook::Tracepoint { enter, exit });
+            self.start_reaper();
             return Ok(());
         }
         // No per-syscall tracepoint: the raw hooks, attached while any needs them.
@@ -371,12 +468,11 @@ impl Probe {
     fn detach(&mut self, nr: u32) -> Result<()> {
         match self.hooks.remove(&nr) {
             Some(Hook::Tracepoint { enter, exit }) => {
-                self.tp_prog(names::PROG_SYS_ENTER)?
-                    .detach(enter)
-                    .map_err(|e| Error::Bpf(format!("detaching: {e}")))?;
-                self.tp_prog(names::PROG_SYS_EXIT)?
-                    .detach(exit)
-                    .map_err(|e| Error::Bpf(format!("detaching: {e}")))?;
+                // The filter is already gone, so the hooks emit nothing more;
+                // they are parked and dropped later, off the caller's path.
+                if let Ok(mut m) = self.parked.lock() {
+                    m.insert(nr, Parked { enter, exit, since: Instant::now() });
+                }
             }
             Some(Hook::Raw) => {
                 self.raw_on
@@ -396,6 +492,17 @@ impl Probe {
             None => {}
         }
         Ok(())
+    }
+
+    fn start_reaper(&mut self) {
+        if self.reaper.is_some() {
+            return;
+        }
+        let (parked, stop) = (Arc::clone(&self.parked), Arc::clone(&self.reaper_stop));
+        self.reaper = std::thread::Builder::new()
+            .name("syshub-detach".into())
+            .spawn(move || reaper_loop(&parked, &stop))
+            .ok();
     }
 
     /// Traces `nr` in pid namespace `pid_ns` (0 = every namespace), or

@@ -249,7 +249,8 @@ fn run(
                     break;
                 }
             }
-            if !batch.is_empty() && (batch.full() || got == 0 || !batch.is_empty()) {
+            // Hand over what was drained: a full batch, or whatever the ring had.
+            if !batch.is_empty() {
                 batch.per_key = keys.drain().collect();
                 let b = std::mem::take(&mut batch);
                 if !send(tx, b, shutdown) {

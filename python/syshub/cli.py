@@ -168,6 +168,10 @@ def _trace(args: argparse.Namespace) -> int:
     finally:
         if child is not None:
             status = child.wait()
+            # Stop matching before the namespace (and its inode) is released.
+            for n in names:
+                probe.remove_filter(target_ns, n)
+            child.close()
     # Final drain: everything the kernel emitted reaches the output.
     end = time.monotonic() + 2.0
     while time.monotonic() < end:

@@ -66,7 +66,10 @@ class NamespacedProcess:
             raise SyshubError(f"cannot create a pid namespace: {reason}")
         self.pid = int(line)
         """Host pid of the command (PID 1 inside its namespace)."""
-        self.pid_ns = pid_namespace_inode(self.pid)
+        # Holding the namespace open keeps its inode from being reused by a
+        # new namespace (with someone else's processes) while we trace it.
+        self._ns_fd: int | None = os.open(f"/proc/{self.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        self.pid_ns = os.fstat(self._ns_fd).st_ino
         """Inode of the command's pid namespace."""
         self._released = False
 
@@ -99,7 +102,14 @@ class NamespacedProcess:
     def __enter__(self) -> NamespacedProcess:
         return self
 
+    def close(self) -> None:
+        """Let go of the namespace (its inode may then be reused)."""
+        if self._ns_fd is not None:
+            os.close(self._ns_fd)
+            self._ns_fd = None
+
     def __exit__(self, *exc: object) -> None:
         if self.poll() is None:
             self.kill()
         self.wait()
+        self.close()

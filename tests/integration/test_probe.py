@@ -38,6 +38,10 @@ def run_traced(probe: Any, argv: list[str], syscalls: list[str], rate: int = 1) 
             probe.add_filter(child.pid_ns, s, rate)
         child.release()
         status = child.wait(timeout=30)
+        # Remove the filters while the namespace is still held open: once it
+        # is gone its inode can be reused by someone else's namespace.
+        for s in syscalls:
+            probe.remove_filter(child.pid_ns, s)
         return status, child.pid_ns
 
 
@@ -85,6 +89,7 @@ def test_pid_ns_matches_proc(probe: Any, known_calls: Path) -> None:
         probe.add_filter(child.pid_ns, "getppid")
         child.release()
         child.wait(timeout=30)
+        probe.remove_filter(child.pid_ns, "getppid")
     evs = drain(probe)
     assert len(evs) == 3
     assert {e.pid_ns for e in evs} == {expected}
