@@ -413,7 +413,13 @@ impl Probe {
         if let Some(tp) = self.tracepoint_event(def) {
             let parked = self.parked.lock().ok().and_then(|mut m| m.remove(&def.nr));
             if let Some(p) = parked {
-                self.hooks.insert(def.nr, Hook::Tracepoint { enter: p.enter, exit: p.exit });
+                self.hooks.insert(
+                    def.nr,
+                    Hook::Tracepoint {
+                        enter: p.enter,
+                        exit: p.exit,
+                    },
+                );
                 return Ok(());
             }
             // Exit first, so an entry seen is always followed by its exit.
@@ -471,7 +477,14 @@ impl Probe {
                 // The filter is already gone, so the hooks emit nothing more;
                 // they are parked and dropped later, off the caller's path.
                 if let Ok(mut m) = self.parked.lock() {
-                    m.insert(nr, Parked { enter, exit, since: Instant::now() });
+                    m.insert(
+                        nr,
+                        Parked {
+                            enter,
+                            exit,
+                            since: Instant::now(),
+                        },
+                    );
                 }
             }
             Some(Hook::Raw) => {

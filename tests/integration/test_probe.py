@@ -144,10 +144,9 @@ def test_sampling_exact(probe: Any, known_calls: Path, rate: int) -> None:
     seqs = [e.seq for e in evs]
     stats = probe.stats()
     expected = list(range(rate, n + 1, rate))
-    assert seqs == expected, (
-        f"missing {sorted(set(expected) - set(seqs))[:10]} extra {sorted(set(seqs) - set(expected))[:10]}"
-        f" stats {stats}"
-    )
+    missing = sorted(set(expected) - set(seqs))[:10]
+    extra = sorted(set(seqs) - set(expected))[:10]
+    assert seqs == expected, f"missing {missing} extra {extra} stats {stats}"
     (key,) = [k for k in stats["keys"] if k["pid_ns"] == ns]
     assert key["matched"] == n
     assert key["sampled_out"] == n - n // rate
