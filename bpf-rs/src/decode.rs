@@ -481,7 +481,16 @@ pub fn render_scalar_in(ty: &str, raw: u64, ctx: &ArgCtx<'_>) -> Value {
                 Value::Int(as_i32)
             }
         }
-        "open_flags" | "pipe_flags" => sym(open_flags(r32), raw),
+        // dup3 and pipe2 take only O_CLOEXEC-style bits, no access mode.
+        "open_flags" if matches!(ctx.syscall, "dup3" | "memfd_secret") => {
+            sym(crate::flags::bits(r32, O_FLAGS, "0"), raw)
+        }
+        "pipe_flags" => sym(crate::flags::bits(r32, O_FLAGS, "0"), raw),
+        "open_flags" => sym(open_flags(r32), raw),
+        "statx_mask" => sym(crate::flags::bits(r32, crate::flags::STATX_MASK, "0"), raw),
+        "fadvise_advice" => sym(crate::flags::enum_name(r32, crate::flags::FADVISE), raw),
+        "rusage_who" => sym(crate::flags::enum_name(r32, crate::flags::RUSAGE_WHO), raw),
+        "prio_which" => sym(crate::flags::enum_name(r32, crate::flags::PRIO_WHICH), raw),
         "at_flags" => {
             let table = if ctx.syscall.starts_with("faccessat") {
                 f::AT_ACCESS_FLAGS
@@ -521,7 +530,8 @@ pub fn render_scalar_in(ty: &str, raw: u64, ctx: &ArgCtx<'_>) -> Value {
         "tfd_flags" => sym(f::bits(raw, f::TFD_FLAGS, "0"), raw),
         "timer_flags" => sym(f::bits(raw, f::TIMER_FLAGS, "0"), raw),
         "eventfd_flags" => sym(f::bits(raw, f::EFD_FLAGS, "0"), raw),
-        "epoll_create_flags" | "signalfd_flags" => sym(f::bits(raw, f::CLOEXEC_NONBLOCK, "0"), raw),
+        "signalfd_flags" => sym(f::bits(raw, f::CLOEXEC_NONBLOCK, "0"), raw),
+        "epoll_create_flags" => sym(f::bits(raw, f::EPOLL_CREATE, "0"), raw),
         "memfd_flags" => sym(f::bits(raw, f::MFD_FLAGS, "0"), raw),
         "rlimit_resource" => sym(f::enum_name(raw, f::RLIMITS), raw),
         "ptrace_request" => sym(f::enum_name(raw, f::PTRACE), raw),
@@ -627,7 +637,18 @@ pub fn decode_struct(ty: &str, b: &[u8]) -> Option<Value> {
             ])
         }
         "sigset" if b.len() >= 8 => Value::Hex(le_u64(b, 0)),
-        "sockopt" if b.len() == 4 => {
+        "fd_pair" if b.len() >= 8 => Value::Struct(vec![
+            (
+                "fd0".into(),
+                Value::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            ),
+            (
+                "fd1".into(),
+                Value::Int(i64::from(i32::from_le_bytes([b[4], b[5], b[6], b[7]]))),
+            ),
+        ]),
+        // Option values are mostly ints; longer ones stay bytes.
+        "sockopt" if b.len() >= 4 && (b.len() == 4 || b[4..].iter().all(|&x| x == 0)) => {
             Value::Int(i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
         }
         _ if b.len() < need => return None,

@@ -717,6 +717,46 @@ pub const SA_FLAGS: &[(u64, &str)] = &[
     (0x8000_0000, "SA_RESETHAND"),
 ];
 
+pub const STATX_MASK: &[(u64, &str)] = &[
+    (0x1, "STATX_TYPE"),
+    (0x2, "STATX_MODE"),
+    (0x4, "STATX_NLINK"),
+    (0x8, "STATX_UID"),
+    (0x10, "STATX_GID"),
+    (0x20, "STATX_ATIME"),
+    (0x40, "STATX_MTIME"),
+    (0x80, "STATX_CTIME"),
+    (0x100, "STATX_INO"),
+    (0x200, "STATX_SIZE"),
+    (0x400, "STATX_BLOCKS"),
+    (0x7ff, "STATX_BASIC_STATS"),
+    (0x800, "STATX_BTIME"),
+    (0x1000, "STATX_MNT_ID"),
+    (0x2000, "STATX_DIOALIGN"),
+    (0x4000, "STATX_MNT_ID_UNIQUE"),
+    (0x8000, "STATX_SUBVOL"),
+    (0x10000, "STATX_WRITE_ATOMIC"),
+];
+
+pub const FADVISE: &[(u64, &str)] = &[
+    (0, "POSIX_FADV_NORMAL"),
+    (1, "POSIX_FADV_RANDOM"),
+    (2, "POSIX_FADV_SEQUENTIAL"),
+    (3, "POSIX_FADV_WILLNEED"),
+    (4, "POSIX_FADV_DONTNEED"),
+    (5, "POSIX_FADV_NOREUSE"),
+];
+
+pub const RUSAGE_WHO: &[(u64, &str)] = &[
+    (0, "RUSAGE_SELF"),
+    (0xffff_ffff, "RUSAGE_CHILDREN"),
+    (1, "RUSAGE_THREAD"),
+];
+
+pub const PRIO_WHICH: &[(u64, &str)] = &[(0, "PRIO_PROCESS"), (1, "PRIO_PGRP"), (2, "PRIO_USER")];
+
+pub const EPOLL_CREATE: &[(u64, &str)] = &[(0o2000000, "EPOLL_CLOEXEC")];
+
 pub const FUTEX_OPS: &[(u64, &str)] = &[
     (0, "FUTEX_WAIT"),
     (1, "FUTEX_WAKE"),

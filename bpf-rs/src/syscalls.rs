@@ -72,7 +72,7 @@ pub fn struct_size(ty: &str) -> Option<u16> {
         "itimerspec" | "itimerval" | "sigaction" => 32,
         "open_how" => 24,
         "clone_args" => 88,
-        "sigset" | "pollfd" | "user_cap" => 8,
+        "sigset" | "pollfd" | "user_cap" | "fd_pair" => 8,
         "epoll_event" => 12,
         "sched_attr" => 56,
         "sockopt" => 64,
