@@ -380,6 +380,22 @@ static long slot_step(__u32 i, void *vctx)
 			put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, a.size, a.size,
 				  SYSHUB_CAPF_EXIT);
 		break;
+	case SYSHUB_SPEC_MSGHDR_NAME_IN:
+	case SYSHUB_SPEC_MSGHDR_NAME_OUT:
+		/* intent: the socket address inside a struct msghdr (name, namelen) */
+		if (arg && (a.kind == SYSHUB_SPEC_MSGHDR_NAME_IN || ret >= 0)) {
+			__u64 name = 0;
+			__u32 nlen = 0;
+
+			bpf_probe_read_user(&name, sizeof(name), (const void *)arg);
+			bpf_probe_read_user(&nlen, sizeof(nlen), (const __u8 *)arg + 8);
+			if (name && nlen)
+				put_bytes(
+				    st, i, SYSHUB_CAP_SOCKADDR, (const void *)name,
+				    nlen < SYSHUB_SOCKADDR_MAX ? nlen : SYSHUB_SOCKADDR_MAX, nlen,
+				    a.kind == SYSHUB_SPEC_MSGHDR_NAME_OUT ? SYSHUB_CAPF_EXIT : 0);
+		}
+		break;
 	case SYSHUB_SPEC_STR_OUT:
 		if (ret >= 0)
 			put_str(st, i, SYSHUB_CAP_STR, 0, (const void *)arg, st->str_max,

@@ -95,18 +95,20 @@ struct syshub_capture {
 #define SYSHUB_LEN_UNKNOWN 0xffffffffu
 
 /* What to capture for one argument slot (syshub_arg_spec.kind). */
-#define SYSHUB_SPEC_NONE	  0
-#define SYSHUB_SPEC_STR		  1  /* string at entry */
-#define SYSHUB_SPEC_STRV	  2  /* NULL-terminated string array at entry */
-#define SYSHUB_SPEC_BUF_IN	  3  /* bytes at entry, length = args[len_arg] */
-#define SYSHUB_SPEC_SOCKADDR_IN	  4  /* sockaddr at entry, length = args[len_arg] */
-#define SYSHUB_SPEC_STRUCT_IN	  5  /* `size` bytes at entry */
-#define SYSHUB_SPEC_STRUCT_IN_LEN 6  /* bytes at entry, length = args[len_arg], max `size` */
-#define SYSHUB_SPEC_BUF_OUT	  16 /* bytes at exit, length = return value */
-#define SYSHUB_SPEC_SOCKADDR_OUT  17 /* sockaddr at exit, length = *(u32 *)args[len_arg] */
-#define SYSHUB_SPEC_STRUCT_OUT	  18 /* `size` bytes at exit when the call succeeded */
-#define SYSHUB_SPEC_STR_OUT	  19 /* string at exit when the call succeeded */
-#define SYSHUB_SPEC_FIRST_EXIT	  16
+#define SYSHUB_SPEC_NONE	    0
+#define SYSHUB_SPEC_STR		    1  /* string at entry */
+#define SYSHUB_SPEC_STRV	    2  /* NULL-terminated string array at entry */
+#define SYSHUB_SPEC_BUF_IN	    3  /* bytes at entry, length = args[len_arg] */
+#define SYSHUB_SPEC_SOCKADDR_IN	    4  /* sockaddr at entry, length = args[len_arg] */
+#define SYSHUB_SPEC_STRUCT_IN	    5  /* `size` bytes at entry */
+#define SYSHUB_SPEC_STRUCT_IN_LEN   6  /* bytes at entry, length = args[len_arg], max `size` */
+#define SYSHUB_SPEC_MSGHDR_NAME_IN  7  /* msghdr->msg_name at entry (sendmsg) */
+#define SYSHUB_SPEC_BUF_OUT	    16 /* bytes at exit, length = return value */
+#define SYSHUB_SPEC_SOCKADDR_OUT    17 /* sockaddr at exit, length = *(u32 *)args[len_arg] */
+#define SYSHUB_SPEC_STRUCT_OUT	    18 /* `size` bytes at exit when the call succeeded */
+#define SYSHUB_SPEC_STR_OUT	    19 /* string at exit when the call succeeded */
+#define SYSHUB_SPEC_MSGHDR_NAME_OUT 20 /* msghdr->msg_name at exit (recvmsg) */
+#define SYSHUB_SPEC_FIRST_EXIT	    16
 
 struct syshub_arg_spec {
 	__u8 kind;

@@ -46,10 +46,12 @@ pub const SPEC_BUF_IN: u8 = 3;
 pub const SPEC_SOCKADDR_IN: u8 = 4;
 pub const SPEC_STRUCT_IN: u8 = 5;
 pub const SPEC_STRUCT_IN_LEN: u8 = 6;
+pub const SPEC_MSGHDR_NAME_IN: u8 = 7;
 pub const SPEC_BUF_OUT: u8 = 16;
 pub const SPEC_SOCKADDR_OUT: u8 = 17;
 pub const SPEC_STRUCT_OUT: u8 = 18;
 pub const SPEC_STR_OUT: u8 = 19;
+pub const SPEC_MSGHDR_NAME_OUT: u8 = 20;
 pub const SPEC_FIRST_EXIT: u8 = 16;
 /// `len_arg` value meaning "no length argument".
 pub const NO_LEN_ARG: u8 = 0xff;

@@ -782,6 +782,8 @@ fn is_capture_type(ty: &str) -> bool {
             | "struct_in"
             | "struct_in_len"
             | "struct_out"
+            | "msghdr_in"
+            | "msghdr_out"
     )
 }
 

@@ -143,6 +143,14 @@ fn arg_spec(arg: &ArgDef) -> ArgSpec {
             len_arg: param_index(arg, 0),
             size: 0,
         },
+        "msghdr_in" => ArgSpec {
+            kind: abi::SPEC_MSGHDR_NAME_IN,
+            ..none
+        },
+        "msghdr_out" => ArgSpec {
+            kind: abi::SPEC_MSGHDR_NAME_OUT,
+            ..none
+        },
         "buf_out" => ArgSpec {
             kind: abi::SPEC_BUF_OUT,
             ..none

@@ -88,6 +88,8 @@ CAPTURE_PARAMS = {
     "strv": (),
     "buf_out": (),
     "str_out": (),
+    "msghdr_in": (),
+    "msghdr_out": (),
     "buf_in": ("index",),
     "sockaddr_in": ("index",),
     "sockaddr_out": ("index",),
