@@ -263,8 +263,11 @@ class Hub:
         if not self._started:
             self.start()
         with self._lock:
-            if job.job_id in self._jobs:
+            prev = self._jobs.get(job.job_id)
+            if prev is not None and not prev.stopped:
                 raise HubError(f"job `{job.job_id}` is already running")
+            # A completed trace may run again: its new job replaces the old one.
+            self._retired.pop(job.job_id, None)
             self._jobs[job.job_id] = job
             self._contexts[job.job_id] = {}
         job.start(self)
@@ -304,7 +307,11 @@ class Hub:
             for ctx in list(self._contexts.get(job_id, {}).values()):
                 self._release(ctx)
             self._contexts[job_id] = {}
+            subs = self._job_subs.get(job_id, ())
         trace.update_status(state=TraceState.COMPLETE, completion_time=datetime.now(UTC))
+        # The trace is over: its subscriptions end (queued events stay readable).
+        for sub in subs:
+            sub.close()
 
     def push_job(self, job: Job, pid_ns: int, nr: int) -> JobContext:
         """Add ``job``'s interest in (pid_ns, nr); idempotent per job and key."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -276,3 +278,37 @@ def test_columns_match_events(probe: Any, known_calls: Path) -> None:
     assert seen == 50
     with pytest.raises(KeyError):
         probe.poll(timeout_ms=1).column("nope")
+
+
+def test_sendmsg_recvmsg_socket_addresses(probe: Any) -> None:
+    code = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 0))\n"
+        "c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.bind(('127.0.0.1', 0))\n"
+        "c.sendmsg([b'hello'], [], 0, s.getsockname())\n"
+        "s.recvmsg(100)\n"
+        "print(s.getsockname()[1], c.getsockname()[1])\n"
+    )
+    with NamespacedProcess([sys.executable, "-c", code], stdout=subprocess.PIPE) as child:
+        probe.add_filter(child.pid_ns, "sendmsg")
+        probe.add_filter(child.pid_ns, "recvmsg")
+        child.release()
+        out = child._relay.stdout
+        assert out is not None
+        server_port, client_port = map(int, out.read().split())
+        child.wait(timeout=30)
+        probe.remove_filter(child.pid_ns, "sendmsg")
+        probe.remove_filter(child.pid_ns, "recvmsg")
+    evs = drain(probe)
+    by = {e.syscall: e for e in evs}
+    assert by["sendmsg"].args["msg"] == {
+        "family": "AF_INET",
+        "addr": "127.0.0.1",
+        "port": server_port,
+    }
+    assert by["recvmsg"].args["msg"] == {
+        "family": "AF_INET",
+        "addr": "127.0.0.1",
+        "port": client_port,
+    }
+    assert by["sendmsg"].ret == 5 and by["recvmsg"].ret == 5

@@ -911,3 +911,40 @@ def test_async_wait_cancelled_loses_no_event(env: Env) -> None:
 
     assert asyncio.run(main()) == [1]
     assert sub.stats()["delivered"] == 1
+
+
+def test_subscription_ends_when_its_trace_is_deleted(env: Env) -> None:
+    t = demo("ends", ["getppid"])
+    env.run(t)
+    sub = env.hub.subscribe(t)
+    env.obs.start_container(box("c1", 1001))
+    env.hub.route(events(1001, "getppid", [1, 2, 3]))
+    got: list[int] = []
+
+    def consume() -> None:
+        got.extend(ev.seq for ev in sub)  # ends once the trace is deleted
+
+    th = threading.Thread(target=consume)
+    th.start()
+    assert wait_until(lambda: len(got) == 3)
+    env.hub.delete_trace(t)
+    th.join(timeout=5)
+    assert not th.is_alive()
+    assert got == [1, 2, 3]
+    assert sub.closed
+
+
+def test_completed_trace_can_run_again(env: Env) -> None:
+    t = demo("again", ["getppid"])
+    env.run(t)
+    env.obs.start_container(box("c1", 1001))
+    env.check({(1001, NR["getppid"]): 1})
+    env.hub.delete_trace(t)
+    env.check({})
+    # Its job id is free again: the new job replaces the completed one.
+    job = env.run(t)
+    assert job.job_id == t.status.job_id
+    assert env.hub.job(job.job_id) is job and not job.stopped
+    env.check({(1001, NR["getppid"]): 1})
+    with pytest.raises(HubError, match="already running"):
+        env.hub.run_job(job)

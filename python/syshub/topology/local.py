@@ -84,11 +84,11 @@ class LocalObserver:
                 emit(ev)
 
         with self._shared.lock:
-            current = [c for c in self._shared.live.values() if self.matches(c)]
+            # Under the lock: a STOP published meanwhile cannot overtake these STARTs.
+            for c in [c for c in self._shared.live.values() if self.matches(c)]:
+                emit(ContainerEvent(ContainerEventKind.START, c))
             self._shared.listeners.append(filtered)
         try:
-            for c in current:
-                emit(ContainerEvent(ContainerEventKind.START, c))
             while not stop.is_set() and not self._closed.is_set():
                 stop.wait(0.05)
         finally:
