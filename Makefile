@@ -10,7 +10,7 @@ APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool clang-format-19 gcc libc6-de
 	containerd runc busybox-static strace bpftrace linux-perf python3-venv
 STAMP := .make
 
-.PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel clean
+.PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel wheel-check clean
 
 setup: $(STAMP)/apt $(STAMP)/venv build
 
@@ -71,3 +71,13 @@ wheel: $(STAMP)/apt $(STAMP)/venv
 
 clean:
 	rm -rf $(STAMP) target dist
+
+# The wheel embeds the probe: install it into a fresh virtualenv and trace
+# with a PATH that holds no clang (only the traced command).
+wheel-check: wheel
+	rm -rf .wheel-venv && python3 -m venv .wheel-venv
+	.wheel-venv/bin/pip install -q $$(ls -t target/wheels/syshub-*.whl | head -1)
+	mkdir -p .wheel-venv/nobin && ln -sf /usr/bin/cat .wheel-venv/nobin/cat
+	cd / && env PATH=$(CURDIR)/.wheel-venv/nobin $(CURDIR)/.wheel-venv/bin/syshub trace \
+		-s openat -- cat /etc/hostname | grep -q 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3'
+	@echo "wheel-check: the installed wheel traced with no clang on PATH"
