@@ -46,7 +46,13 @@ struct inflight {
 	__u32 argv_max;
 	__u32 buf_max;
 	__u32 faulted; /* slots whose entry string was not resident: retried at exit */
-	__u32 _pad;
+	__u32 capflags;
+	/* Identity cached per task: the active pid namespace of a task never
+	 * changes; host_tid detects the rare exec by a non-leader thread. */
+	__u32 id_tid;
+	__u32 id_pidns;
+	__u32 id_ns_tid;
+	__u32 id_ns_tgid;
 	union {
 		struct syshub_event ev;
 		__u8 buf[REC_BUF_SIZE];
@@ -430,16 +436,15 @@ static __always_inline void emit(struct inflight *st)
 	/* intent: wake the reader only when enough is pending, not per record */
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	kc = bpf_map_lookup_elem(&counters, &st->key);
 	if (bpf_ringbuf_output(&events, st->rec.buf, len, flags) != 0) {
+		/* intent: the per-key counters are only touched on the rare drop */
 		gc_inc(SYSHUB_GC_DROPPED);
+		kc = bpf_map_lookup_elem(&counters, &st->key);
 		if (kc)
 			__sync_fetch_and_add(&kc->dropped, 1);
 		return;
 	}
 	gc_inc(SYSHUB_GC_EMITTED);
-	if (kc)
-		__sync_fetch_and_add(&kc->emitted, 1);
 }
 
 static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_src, int from_regs,
@@ -461,11 +466,17 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	if ((__u32)(pid_tgid >> 32) == self_tgid)
 		return 0;
 
-	/* intent: key on the task's active pid namespace, not pid_ns_for_children */
+	/* intent: key on the task's active pid namespace, not pid_ns_for_children;
+	 * read it once per task (CO-RE reads cost a helper call each) */
 	task = bpf_get_current_task_btf();
-	tpid = BPF_CORE_READ(task, thread_pid);
-	level = BPF_CORE_READ(tpid, level);
-	pidns = BPF_CORE_READ(tpid, numbers[level & 31].ns, ns.inum);
+	st = bpf_task_storage_get(&inflight_calls, task, 0, 0);
+	if (st && st->id_tid == (__u32)pid_tgid && st->id_pidns) {
+		pidns = st->id_pidns;
+	} else {
+		tpid = BPF_CORE_READ(task, thread_pid);
+		level = BPF_CORE_READ(tpid, level);
+		pidns = BPF_CORE_READ(tpid, numbers[level & 31].ns, ns.inum);
+	}
 	key.pid_ns = pidns;
 	key.nr = nr;
 	cfg = bpf_map_lookup_elem(&filters, &key);
@@ -493,7 +504,8 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 		return 0;
 	}
 
-	st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st)
+		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
 		__sync_fetch_and_add(&kc->dropped, 1);
 		gc_inc(SYSHUB_GC_DROPPED);
@@ -511,15 +523,26 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	ev->nr = nr;
 	ev->tgid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	ev->ns_tid = BPF_CORE_READ(tpid, numbers[level & 31].nr);
-	ev->ns_tgid = BPF_CORE_READ(task, group_leader, thread_pid, numbers[level & 31].nr);
+	if (st->id_tid != (__u32)pid_tgid || st->id_pidns != pidns) {
+		tpid = BPF_CORE_READ(task, thread_pid);
+		level = BPF_CORE_READ(tpid, level);
+		st->id_ns_tid = BPF_CORE_READ(tpid, numbers[level & 31].nr);
+		st->id_ns_tgid =
+		    BPF_CORE_READ(task, group_leader, thread_pid, numbers[level & 31].nr);
+		st->id_pidns = pidns;
+		st->id_tid = (__u32)pid_tgid;
+	}
+	ev->ns_tid = st->id_ns_tid;
+	ev->ns_tgid = st->id_ns_tgid;
 	uid_gid = bpf_get_current_uid_gid();
 	ev->uid = (__u32)uid_gid;
 	ev->gid = uid_gid >> 32;
-	ev->sid = BPF_CORE_READ(task, signal, pids[PIDTYPE_SID], numbers[0].nr);
+	/* intent: these may change (setsid, setns): read them each call, as
+	 * direct BTF loads rather than helper calls */
+	ev->sid = task->signal->pids[PIDTYPE_SID]->numbers[0].nr;
 	ev->pid_ns = pidns;
-	ev->mnt_ns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
-	ev->uts_ns = BPF_CORE_READ(task, nsproxy, uts_ns, ns.inum);
+	ev->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
+	ev->uts_ns = task->nsproxy->uts_ns->ns.inum;
 	ev->ncaptures = 0;
 	ev->_pad0 = 0;
 	ev->cgroup_id = bpf_get_current_cgroup_id();
@@ -532,6 +555,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	spec = bpf_map_lookup_elem(&capture_specs, &nr);
 	if (spec && spec->nargs < SYSHUB_NARGS)
 		nargs = spec->nargs;
+	st->capflags = spec ? spec->capflags : 0;
 	if (from_regs) {
 		struct pt_regs *regs = (struct pt_regs *)args_src;
 
@@ -568,7 +592,9 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	st->faulted = 0;
 	st->pending = 1;
 
-	capture_args(nr, 0);
+	/* intent: most calls capture nothing: skip the capture pass entirely */
+	if (st->capflags & SYSHUB_CAPS_ENTRY)
+		capture_args(nr, 0);
 
 	/* intent: calls that never return are emitted now */
 	if (nr == nr_exit || nr == nr_exit_group) {
@@ -596,7 +622,8 @@ static __always_inline int handle_exit(__u32 nr, __s64 ret, __u16 evflags)
 	st->rec.ev.ret = ret;
 	st->rec.ev.exit_ns = bpf_ktime_get_ns();
 	st->rec.ev.flags |= evflags;
-	capture_args(nr, 1);
+	if ((st->capflags & SYSHUB_CAPS_EXIT) || st->faulted)
+		capture_args(nr, 1);
 	emit(st);
 	return 0;
 }

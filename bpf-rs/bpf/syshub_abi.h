@@ -117,10 +117,14 @@ struct syshub_arg_spec {
 };
 
 /* Per syscall number: what each argument slot captures. */
+#define SYSHUB_CAPS_ENTRY 0x1 /* some slot captures at entry */
+#define SYSHUB_CAPS_EXIT  0x2 /* some slot captures at exit */
+
 struct syshub_capture_spec {
 	struct syshub_arg_spec slots[SYSHUB_NARGS];
-	__u8 nargs; /* arguments the syscall takes; the rest read as 0 */
-	__u8 _pad0[7];
+	__u8 nargs;    /* arguments the syscall takes; the rest read as 0 */
+	__u8 capflags; /* SYSHUB_CAPS_*: which capture passes have work */
+	__u8 _pad0[6];
 };
 
 /* Filter map key: active pid namespace inode (0 = every namespace) and nr. */
@@ -143,7 +147,7 @@ struct syshub_key_counters {
 	__u64 matched;
 	__u64 sampled_out;
 	__u64 dropped; /* ring full or no per-task memory */
-	__u64 emitted;
+	__u64 emitted; /* reserved: the reader counts records per key */
 };
 
 /* Global counters (per CPU array, index = SYSHUB_GC_*). */

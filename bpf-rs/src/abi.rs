@@ -53,6 +53,8 @@ pub const SPEC_STRUCT_OUT: u8 = 18;
 pub const SPEC_STR_OUT: u8 = 19;
 pub const SPEC_MSGHDR_NAME_OUT: u8 = 20;
 pub const SPEC_FIRST_EXIT: u8 = 16;
+pub const CAPS_ENTRY: u8 = 0x1;
+pub const CAPS_EXIT: u8 = 0x2;
 /// `len_arg` value meaning "no length argument".
 pub const NO_LEN_ARG: u8 = 0xff;
 
@@ -117,7 +119,8 @@ pub struct ArgSpec {
 pub struct CaptureSpec {
     pub slots: [ArgSpec; NARGS],
     pub nargs: u8,
-    pub _pad0: [u8; 7],
+    pub capflags: u8,
+    pub _pad0: [u8; 6],
 }
 
 #[repr(C)]

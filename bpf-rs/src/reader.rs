@@ -92,6 +92,8 @@ impl Batch {
 /// Counters kept by the reader thread.
 #[derive(Debug, Default)]
 pub struct ReaderCounters {
+    /// Records taken out of the ring, per filter key.
+    pub per_key: Mutex<HashMap<FilterKey, u64>>,
     pub records: AtomicU64,
     pub decode_errors: AtomicU64,
     pub batches: AtomicU64,
@@ -252,6 +254,11 @@ fn run(
             // Hand over what was drained: a full batch, or whatever the ring had.
             if !batch.is_empty() {
                 batch.per_key = keys.drain().collect();
+                if let Ok(mut m) = ctr.per_key.lock() {
+                    for (k, n) in &batch.per_key {
+                        *m.entry(*k).or_default() += n;
+                    }
+                }
                 let b = std::mem::take(&mut batch);
                 if !send(tx, b, shutdown) {
                     break 'outer;

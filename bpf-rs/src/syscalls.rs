@@ -92,6 +92,16 @@ impl SyscallDef {
         for (slot, arg) in spec.slots.iter_mut().zip(&self.args) {
             *slot = arg_spec(arg);
         }
+        for s in spec.slots {
+            if s.kind == abi::SPEC_NONE {
+                continue;
+            }
+            spec.capflags |= if s.kind >= abi::SPEC_FIRST_EXIT {
+                abi::CAPS_EXIT
+            } else {
+                abi::CAPS_ENTRY
+            };
+        }
         spec
     }
 

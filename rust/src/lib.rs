@@ -222,12 +222,21 @@ impl Probe {
             .lock()
             .map(|d| d.clone())
             .unwrap_or_default();
+        let received = self
+            .inner
+            .reader
+            .counters
+            .per_key
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
         let table = SyscallTable::get();
         let out = PyDict::new(py);
         let list = PyList::empty(py);
         let (mut tm, mut ts, mut td, mut tdl) = (0u64, 0u64, 0u64, 0u64);
         for (k, c) in keys {
             let dl = delivered.get(&k).copied().unwrap_or(0);
+            let emitted = received.get(&k).copied().unwrap_or(0);
             let d = PyDict::new(py);
             d.set_item("pid_ns", k.pid_ns)?;
             d.set_item("nr", k.nr)?;
@@ -235,9 +244,17 @@ impl Probe {
             d.set_item("matched", c.matched)?;
             d.set_item("sampled_out", c.sampled_out)?;
             d.set_item("dropped", c.dropped)?;
-            d.set_item("emitted", c.emitted)?;
+            // emitted: records read out of the ring (delivered or queued for poll).
+            d.set_item("emitted", emitted)?;
             d.set_item("delivered", dl)?;
-            d.set_item("pending", c.emitted.saturating_sub(dl))?;
+            // pending: matched calls not yet delivered nor accounted as dropped or
+            // sampled out (in a syscall still running, in the ring, or queued).
+            d.set_item(
+                "pending",
+                c.matched
+                    .saturating_sub(c.sampled_out + c.dropped)
+                    .saturating_sub(dl),
+            )?;
             list.append(d)?;
             tm += c.matched;
             ts += c.sampled_out;
@@ -911,7 +928,7 @@ fn abi_layout(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     ]);
     layout!(py, out, "syshub_arg_spec", abi::ArgSpec, [kind: u8, len_arg: u8, size: u16]);
     layout!(py, out, "syshub_capture_spec", abi::CaptureSpec, [
-        slots: [abi::ArgSpec; 6], nargs: u8, _pad0: [u8; 7],
+        slots: [abi::ArgSpec; 6], nargs: u8, capflags: u8, _pad0: [u8; 6],
     ]);
     layout!(py, out, "syshub_filter_key", abi::FilterKey, [pid_ns: u32, nr: u32]);
     layout!(py, out, "syshub_filter_cfg", abi::FilterCfg, [
