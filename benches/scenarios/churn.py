@@ -200,6 +200,46 @@ def run_rate(
     return m, namespaces
 
 
+FAKE_NS_BASE = 1_000_000  # far below real pid namespace inodes (~4026531836 and up)
+
+
+def key_growth(ctx: Context, max_keys: int, marks: list[int]) -> dict[str, Any]:
+    """A long-lived probe seeing many short-lived namespaces: add and remove a
+    filter for ``max_keys`` distinct (pid_ns, getppid) keys, timing stats() at
+    the ``marks``, until add_filter fails (the kernel keeps per-key counters
+    for every key ever traced)."""
+    probe = _native.Probe(1 << 20)
+    stats_ms: dict[str, float] = {}
+    failed_at: int | None = None
+    error = ""
+    t0 = time.perf_counter()
+    try:
+        probe.add_filter(FAKE_NS_BASE - 1, "getppid")  # keeps the hooks attached
+        for i in range(max_keys):
+            ns = FAKE_NS_BASE + i
+            try:
+                probe.add_filter(ns, "getppid")
+            except Exception as e:
+                failed_at = i + 1  # keys already in the map: i fakes + the anchor
+                error = f"{type(e).__name__}: {e}"
+                break
+            probe.remove_filter(ns, "getppid")
+            if i + 1 in marks:
+                s0 = time.perf_counter()
+                probe.stats()
+                stats_ms[str(i + 2)] = (time.perf_counter() - s0) * 1e3
+                ctx.say(f"churn: {i + 2} keys ever traced: stats() {stats_ms[str(i + 2)]:.1f} ms")
+    finally:
+        probe.close()
+    return {
+        "keys_tried": max_keys,
+        "key_capacity": failed_at,
+        "error": error,
+        "stats_ms_by_keys": stats_ms,
+        "elapsed_s": time.perf_counter() - t0,
+    }
+
+
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.settings
     rates: list[float] = s.pick([10.0], [5.0, 10.0, 20.0, 40.0])
@@ -239,6 +279,35 @@ def run(ctx: Context) -> ScenarioResult:
         res.metrics = {"rates": per_rate, "kernel": stats["kernel"], "keys": len(res.checks)}
     finally:
         probe.close()
+
+    growth_keys: int = s.pick(500, 70_000)
+    growth = key_growth(ctx, growth_keys, s.pick([100, 499], [1_000, 10_000, 30_000, 60_000]))
+    res.metrics["key_growth"] = growth
+    if growth["key_capacity"] is not None:
+        res.notes.append(
+            f"key growth: after {growth['key_capacity']:,} distinct keys ever traced by one "
+            f"probe, add_filter fails ({growth['error']}): per-key counters are never freed, "
+            "so a long-lived probe runs out after that many (pid_ns, syscall) keys."
+        )
+    else:
+        res.notes.append(
+            f"key growth: {growth_keys:,} distinct keys added and removed, no failure."
+        )
+    res.tables.append(
+        Table(
+            title="One probe, many short-lived keys: stats() time by keys ever traced",
+            columns=["keys ever traced", "stats() ms"],
+            rows=[[f"{int(k):,}", f"{v:.1f}"] for k, v in growth["stats_ms_by_keys"].items()]
+            + [
+                [
+                    "add_filter fails after (keys)",
+                    f"{growth['key_capacity']:,}"
+                    if growth["key_capacity"]
+                    else f"not within {growth_keys:,}",
+                ]
+            ],
+        )
+    )
 
     def trio(d: dict[str, float]) -> str:
         return f"{d['median']:.2f} / {d['p95']:.2f} / {d['max']:.2f}"

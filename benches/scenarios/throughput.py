@@ -395,15 +395,31 @@ def run(ctx: Context) -> ScenarioResult:
         "ring_sweep_runs": {str(k): v for k, v in sweep.items()},
         "bpf_cost": cost,
     }
-    b = summary["batch"]
+    # Every batch-consumer run at the default ring size counts for the target:
+    # the consumer repetitions and the sweep's runs at that size.
+    default_runs = runs["batch"] + sweep.get(DEFAULT_RING, [])
+    b_all = [float(r["delivered_per_loop_s"]) for r in default_runs]
+    b_rate = median(b_all)
+    b_dropped = sum(int(r["dropped"]) for r in default_runs)
+    b_matched = sum(int(r["matched"]) for r in default_runs)
+    res.metrics["batch_default_ring"] = {
+        "runs": len(default_runs),
+        "delivered_per_loop_s_median": b_rate,
+        "delivered_per_loop_s_all": b_all,
+        "dropped_total": b_dropped,
+        "matched_total": b_matched,
+    }
     res.targets.append(
         Target(
             what="traced calls/s delivered to the Python batch consumer, 0 drops (16 MiB ring)",
             target=f">= {TARGET_BATCH:,}/s with 0 drops",
-            value=round(b["delivered_per_loop_s"]),
+            value=round(b_rate),
             unit="events/s",
-            met=b["delivered_per_loop_s"] >= TARGET_BATCH and b["dropped_total"] == 0,
-            note=f"dropped {b['dropped_total']} of {b['matched_total']}",
+            met=b_rate >= TARGET_BATCH and b_dropped == 0,
+            note=(
+                f"median of {len(b_all)} runs (min {fmt_rate(min(b_all))}, "
+                f"max {fmt_rate(max(b_all))}); dropped {b_dropped:,} of {b_matched:,}"
+            ),
         )
     )
     e = summary["per-event"]

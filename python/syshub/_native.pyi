@@ -48,13 +48,16 @@ class Probe:
     def hooked(self) -> list[tuple[int, bool]]:
         """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
     def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
-        """Wait up to ``timeout_ms`` (negative: forever) for events. The GIL is
+        """Wait up to ``timeout_ms`` (negative: forever) for at most
+        ``max_events`` events (the rest of a reader batch is kept, in order,
+        for the next poll). The GIL is
         released while waiting; Ctrl-C raises KeyboardInterrupt; ``close()``
         from another thread makes it return an empty batch. Raises
         :class:`syshub.errors.ProbeError` on a closed probe."""
     def stats(self) -> dict[str, Any]:
-        """``keys``: per key matched, sampled_out, dropped, emitted, delivered,
-        pending; ``total``; ``kernel``: global counters (matched, sampled_out,
+        """``keys``: per key matched, sampled_out, dropped (in the kernel),
+        emitted (read out of the ring), delivered (returned by poll), pending
+        (matched, not yet delivered nor dropped/sampled out); ``total``; ``kernel``: global counters (matched, sampled_out,
         dropped, emitted, orphaned, nomem, nokey); ``reader``: records,
         decode_errors, batches, wakeups. Once drained, per key
         matched == delivered + dropped + sampled_out."""

@@ -58,6 +58,8 @@ struct Inner {
     reader: Reader,
     closed: AtomicBool,
     delivered: Mutex<std::collections::HashMap<FilterKey, u64>>,
+    /// The rest of a batch that a poll with a small `max_events` did not take.
+    leftover: Mutex<Option<(Arc<CoreBatch>, usize)>>,
 }
 
 /// The kernel probe: load, filter, poll, count. Thread-safe.
@@ -106,6 +108,7 @@ impl Probe {
                 reader,
                 closed: AtomicBool::new(false),
                 delivered: Mutex::new(std::collections::HashMap::new()),
+                leftover: Mutex::new(None),
             }),
         })
     }
@@ -180,10 +183,15 @@ impl Probe {
     /// Wait up to `timeout_ms` for events; returns a (possibly empty) Batch.
     #[pyo3(signature = (max_events = 8192, timeout_ms = 1000))]
     fn poll(&self, py: Python<'_>, max_events: usize, timeout_ms: i64) -> PyResult<Batch> {
-        let _ = max_events;
+        if max_events == 0 {
+            return Err(PyValueError::new_err("max_events must be > 0"));
+        }
+        if let Some(b) = self.take_leftover(max_events) {
+            return Ok(b);
+        }
         if self.inner.closed.load(Ordering::SeqCst) {
             return match self.inner.reader.try_recv() {
-                Ok(Some(b)) => Ok(self.deliver(b)),
+                Ok(Some(b)) => Ok(self.deliver(Arc::new(b), 0, max_events)),
                 _ => Err(to_py(py, Error::Closed)),
             };
         }
@@ -197,7 +205,7 @@ impl Probe {
             let inner = Arc::clone(&self.inner);
             let got = py.detach(move || inner.reader.recv(slice));
             match got {
-                Ok(Some(b)) => return Ok(self.deliver(b)),
+                Ok(Some(b)) => return Ok(self.deliver(Arc::new(b), 0, max_events)),
                 Ok(None) => {}
                 Err(_) => return Ok(Batch::empty()),
             }
@@ -324,13 +332,42 @@ impl Probe {
 }
 
 impl Probe {
-    fn deliver(&self, b: CoreBatch) -> Batch {
+    fn take_leftover(&self, max_events: usize) -> Option<Batch> {
+        let (b, start) = self.inner.leftover.lock().ok()?.take()?;
+        Some(self.deliver(b, start, max_events))
+    }
+
+    /// Hands out records `start..start + max_events` of `b` (the rest is
+    /// kept for the next poll) and counts them as delivered.
+    fn deliver(&self, b: Arc<CoreBatch>, start: usize, max_events: usize) -> Batch {
+        let end = b.len().min(start.saturating_add(max_events));
         if let Ok(mut d) = self.inner.delivered.lock() {
-            for (k, n) in &b.per_key {
-                *d.entry(*k).or_default() += n;
+            if start == 0 && end == b.len() {
+                for (k, n) in &b.per_key {
+                    *d.entry(*k).or_default() += n;
+                }
+            } else {
+                for i in start..end {
+                    let h = b.header(i);
+                    let pid_ns = if h.flags & abi::EVF_ANY_NS != 0 {
+                        0
+                    } else {
+                        h.pid_ns
+                    };
+                    *d.entry(FilterKey { pid_ns, nr: h.nr }).or_default() += 1;
+                }
             }
         }
-        Batch { inner: Arc::new(b) }
+        if end < b.len()
+            && let Ok(mut l) = self.inner.leftover.lock()
+        {
+            *l = Some((Arc::clone(&b), end));
+        }
+        Batch {
+            inner: b,
+            start,
+            end,
+        }
     }
 }
 
@@ -339,13 +376,21 @@ impl Probe {
 #[pyclass(module = "syshub._native", frozen, sequence)]
 struct Batch {
     inner: Arc<CoreBatch>,
+    start: usize,
+    end: usize,
 }
 
 impl Batch {
     fn empty() -> Self {
         Self {
             inner: Arc::new(CoreBatch::default()),
+            start: 0,
+            end: 0,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
     }
 }
 
@@ -368,14 +413,18 @@ const COLUMNS: &[(&str, &str)] = &[
     ("seq", "Q"),
 ];
 
-fn column_bytes(b: &CoreBatch, name: &str) -> Option<(Vec<u8>, &'static str, usize)> {
+fn column_bytes(
+    b: &CoreBatch,
+    range: std::ops::Range<usize>,
+    name: &str,
+) -> Option<(Vec<u8>, &'static str, usize)> {
     let (_, fmt) = COLUMNS.iter().find(|(n, _)| *n == name)?;
-    let n = b.len();
+    let n = range.len();
     let mut out: Vec<u8>;
     macro_rules! col {
         ($ty:ty, $f:expr) => {{
             out = Vec::with_capacity(n * size_of::<$ty>());
-            for i in 0..n {
+            for i in range.clone() {
                 let h = b.header(i);
                 let v: $ty = $f(&h);
                 out.extend_from_slice(&v.to_ne_bytes());
@@ -408,42 +457,43 @@ fn column_bytes(b: &CoreBatch, name: &str) -> Option<(Vec<u8>, &'static str, usi
 #[pymethods]
 impl Batch {
     fn __len__(&self) -> usize {
-        self.inner.len()
+        self.len()
     }
 
     fn __bool__(&self) -> bool {
-        !self.inner.is_empty()
+        self.len() > 0
     }
 
     fn __getitem__(&self, idx: isize) -> PyResult<Event> {
-        let n = isize::try_from(self.inner.len()).unwrap_or(isize::MAX);
+        let n = isize::try_from(self.len()).unwrap_or(isize::MAX);
         let i = if idx < 0 { idx + n } else { idx };
         if i < 0 || i >= n {
             return Err(PyIndexError::new_err("batch index out of range"));
         }
         Ok(Event::new(
             Arc::clone(&self.inner),
-            usize::try_from(i).unwrap_or(0),
+            self.start + usize::try_from(i).unwrap_or(0),
         ))
     }
 
     fn __iter__(&self) -> BatchIter {
         BatchIter {
             inner: Arc::clone(&self.inner),
-            pos: Mutex::new(0),
+            pos: Mutex::new(self.start),
+            end: self.end,
         }
     }
 
     /// A header field of every event as a typed buffer (`memoryview(col)`,
     /// `numpy.asarray(col)`); names in `Batch.column_names`.
     fn column(&self, name: &str) -> PyResult<Column> {
-        let (data, fmt, itemsize) = column_bytes(&self.inner, name)
+        let (data, fmt, itemsize) = column_bytes(&self.inner, self.start..self.end, name)
             .ok_or_else(|| PyKeyError::new_err(format!("no column `{name}`")))?;
         Ok(Column {
             data,
             format: CString::new(fmt).unwrap_or_default(),
             itemsize,
-            shape: [isize::try_from(self.inner.len()).unwrap_or(0)],
+            shape: [isize::try_from(self.len()).unwrap_or(0)],
             strides: [isize::try_from(itemsize).unwrap_or(0)],
         })
     }
@@ -455,10 +505,10 @@ impl Batch {
 
     /// Raw bytes of record `i` (for debugging and recording).
     fn raw<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyBytes>> {
-        if i >= self.inner.len() {
+        if i >= self.len() {
             return Err(PyIndexError::new_err("batch index out of range"));
         }
-        Ok(PyBytes::new(py, self.inner.record(i)))
+        Ok(PyBytes::new(py, self.inner.record(self.start + i)))
     }
 }
 
@@ -466,6 +516,7 @@ impl Batch {
 struct BatchIter {
     inner: Arc<CoreBatch>,
     pos: Mutex<usize>,
+    end: usize,
 }
 
 #[pymethods]
@@ -476,7 +527,7 @@ impl BatchIter {
 
     fn __next__(&self) -> Option<Event> {
         let mut pos = self.pos.lock().ok()?;
-        if *pos >= self.inner.len() {
+        if *pos >= self.end {
             return None;
         }
         let ev = Event::new(Arc::clone(&self.inner), *pos);

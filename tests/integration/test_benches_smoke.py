@@ -105,6 +105,7 @@ def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
     churn = sc["churn"]["metrics"]
     assert churn["rates"] and all(r["children"] > 0 for r in churn["rates"])
     assert all(r["children_without_event"] == 0 for r in churn["rates"])
+    assert churn["key_growth"]["keys_tried"] > 0 and churn["key_growth"]["stats_ms_by_keys"]
 
     fan = sc["fanout"]
     if importlib.util.find_spec("syshub.hub") is None:

@@ -312,3 +312,19 @@ def test_sendmsg_recvmsg_socket_addresses(probe: Any) -> None:
         "port": client_port,
     }
     assert by["sendmsg"].ret == 5 and by["recvmsg"].ret == 5
+
+
+def test_poll_honours_max_events_and_keeps_order(probe: Any, known_calls: Path) -> None:
+    _, ns = run_traced(probe, [str(known_calls), "getppid", "50"], ["getppid"])
+    seqs: list[int] = []
+    end = time.monotonic() + 10
+    while len(seqs) < 50 and time.monotonic() < end:
+        b = probe.poll(max_events=7, timeout_ms=200)
+        assert len(b) <= 7
+        assert list(memoryview(b.column("seq")).cast("B").cast("Q")) == [e.seq for e in b]
+        seqs.extend(e.seq for e in b)
+    assert seqs == list(range(1, 51))
+    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
+    assert key["delivered"] == 50 and key["pending"] == 0
+    with pytest.raises(ValueError, match="max_events"):
+        probe.poll(max_events=0)
