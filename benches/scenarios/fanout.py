@@ -93,21 +93,32 @@ def one_combo(
             loop.start()
             report = loop.finish()
 
+            # The hub's reader loop may still be routing a batch the probe has
+            # already handed over: settled means every count balances and stays
+            # the same across two looks.
+            last: list[list[tuple[int, ...]]] = [[]]
+
             def settled() -> bool:
                 st = hub.stats()
                 keys = [k for k in st["keys"] if k["pid_ns"] == loop.pid_ns]
                 if any(k["pending"] for k in keys):
                     return False
-                subs = [s for j in st["jobs"].values() for s in j["subscribers"]]
-                return all(s["queued"] == 0 for s in subs) and all(
-                    c.n == s["delivered"]
-                    for j in jobs
-                    for c, s in zip(
-                        counters[j.job_id], st["jobs"][j.job_id]["subscribers"], strict=True
-                    )
-                )
+                snap: list[tuple[int, ...]] = []
+                for j in jobs:
+                    js = st["jobs"][j.job_id]
+                    delivered = js["total"]["delivered"]
+                    for c, sub in zip(counters[j.job_id], js["subscribers"], strict=True):
+                        if sub["queued"] or c.n != sub["delivered"]:
+                            return False
+                        if sub["delivered"] + sub["dropped"] != delivered:
+                            return False
+                        snap.append((delivered, sub["delivered"], sub["dropped"]))
+                snap.append(tuple(int(k["delivered"]) for k in keys))
+                same = bool(last[0]) and snap == last[0]
+                last[0] = snap
+                return same
 
-            drained = _wait(settled, 60)
+            drained = _wait(settled, 60, step=0.05)
             wall = time.perf_counter() - t0
             stats: dict[str, Any] = hub.stats()
             obs.stop_container(box)
