@@ -93,8 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
         for name, fn in SCENARIOS.items():
-            doc = (sys.modules[fn.__module__].__doc__ or "").strip().splitlines()[0]
-            print(f"{name:12s} {doc}")
+            doc = (sys.modules[fn.__module__].__doc__ or "").strip().split("\n\n")[0]
+            line = " ".join(doc.split()).removeprefix(f"{name}: ")
+            print(f"{name:12s} {line}")
         return 0
     why = preflight()
     if why:
@@ -130,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     load0 = loadavg()
     meta: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
-        "command": "python -m benches " + shlex.join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(
+            ["python -m benches", shlex.join(argv if argv is not None else sys.argv[1:])]
+        ).strip(),
         "quick": args.quick,
         "scenarios": names,
         "kernel": platform.release(),

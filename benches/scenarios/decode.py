@@ -1,7 +1,7 @@
 """decode: raw records -> Python Event objects, per core.
 
 Records ~100k real records from traced runs (getppid; openat+close of a tmpfs
-path; socket+connect+close to a refused loopback port), then decodes them
+path; socket+connect+close to a refused loopback port; fork+execve /bin/true), then decodes them
 single-threaded: one by one with ``_native.decode_record``, and by iterating
 the recorded batches. The Rust-side decode rate comes from a cargo test when
 one exists."""
@@ -40,6 +40,7 @@ MIX: list[tuple[str, list[str], int]] = [
     ("getppid", ["getppid"], 40_000),
     ("openclose", ["openat", "close"], 20_000),
     ("connect", ["socket", "connect", "close"], 7_000),
+    ("forkexec", ["execve"], 1_000),
 ]
 
 
@@ -158,7 +159,8 @@ def run(ctx: Context) -> ScenarioResult:
         title="Record decode rate (per core)",
         description=(
             "Real records from traced runs of the workload (getppid; openat+close of a tmpfs "
-            "path; socket+connect+close to a refused port) decoded single-threaded into "
+            "path; socket+connect+close to a refused port; execve of /bin/true with its argv) "
+            "decoded single-threaded into "
             "Python Event objects: via _native.decode_record(raw) (header only, then with "
             "ev.args, then ev.to_dict()), and by iterating the recorded batches. Rates per "
             "core: events / thread CPU seconds, and events / wall seconds."

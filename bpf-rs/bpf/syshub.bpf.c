@@ -425,6 +425,7 @@ static __always_inline void emit(struct inflight *st)
 {
 	struct syshub_key_counters *kc;
 	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 avail;
 	__u32 len = st->len;
 
 	st->pending = 0;
@@ -433,8 +434,11 @@ static __always_inline void emit(struct inflight *st)
 	if (len < sizeof(struct syshub_event))
 		len = sizeof(struct syshub_event);
 	st->rec.ev.size = len;
-	/* intent: wake the reader only when enough is pending, not per record */
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wakeup_bytes)
+	/* intent: wake the reader once, when this record crosses the threshold;
+	 * past it the reader is awake or its poll timer fires, and waking it on
+	 * every record would slow the traced task instead */
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	if (avail < wakeup_bytes && avail + len >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, st->rec.buf, len, flags) != 0) {
 		/* intent: the per-key counters are only touched on the rare drop */

@@ -190,6 +190,8 @@ pub struct Probe {
     hooks: HashMap<u32, Hook>,
     raw_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
     keys: BTreeMap<FilterKey, FilterSpec>,
+    /// Counters of removed keys (their kernel entries are deleted).
+    retired: HashMap<FilterKey, KeyCounters>,
     tracefs: &'static str,
     table: &'static SyscallTable,
     /// Hooks of syscalls no filter needs any more, still attached (inert:
@@ -373,6 +375,7 @@ impl Probe {
             hooks: HashMap::new(),
             raw_links: None,
             keys: BTreeMap::new(),
+            retired: HashMap::new(),
             tracefs,
             table,
             parked: Arc::new(Mutex::new(HashMap::new())),
@@ -570,6 +573,15 @@ impl Probe {
                 if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(Error::Bpf(format!("removing filter {key:?}: {e}"))),
         }
+        // Retire the key's counters into user space, so the kernel map holds
+        // only live keys (it would fill after 65536 keys otherwise).
+        if let Ok(c) = self.counters.get(&key, 0) {
+            let r = self.retired.entry(key).or_default();
+            r.matched += c.matched;
+            r.sampled_out += c.sampled_out;
+            r.dropped += c.dropped;
+            let _ = self.counters.remove(&key);
+        }
         if !self.keys.keys().any(|k| k.nr == nr) {
             self.detach(nr)?;
         }
@@ -589,17 +601,43 @@ impl Probe {
         Ok(out)
     }
 
-    /// Per-key counters from the kernel (keys ever traced by this probe).
+    /// Per-key counters of every key this probe traced: live keys from the
+    /// kernel plus the totals of removed keys.
     ///
     /// # Errors
     /// A kernel refusal while iterating.
     pub fn key_counters(&self) -> Result<Vec<(FilterKey, KeyCounters)>> {
+        let mut all: BTreeMap<FilterKey, KeyCounters> = self.retired.clone().into_iter().collect();
+        for item in self.counters.iter() {
+            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            let r = all.entry(k).or_default();
+            r.matched += c.matched;
+            r.sampled_out += c.sampled_out;
+            r.dropped += c.dropped;
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// The current sequence (matched count since the key was added) of every
+    /// live key, as the kernel stamps it on records.
+    ///
+    /// # Errors
+    /// A kernel refusal while iterating.
+    pub fn sequences(&self) -> Result<Vec<(FilterKey, u64)>> {
         let mut out = Vec::new();
         for item in self.counters.iter() {
-            out.push(item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?);
+            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            out.push((k, c.matched));
         }
-        out.sort_by_key(|(k, _)| *k);
         Ok(out)
+    }
+
+    /// Matched count of one key (live plus retired), without reading every key.
+    #[must_use]
+    pub fn key_matched(&self, pid_ns: u32, nr: u32) -> u64 {
+        let key = FilterKey { pid_ns, nr };
+        let live = self.counters.get(&key, 0).map_or(0, |c| c.matched);
+        live + self.retired.get(&key).map_or(0, |c| c.matched)
     }
 
     /// Kernel-wide counters summed over CPUs.

@@ -45,6 +45,9 @@ class Probe:
     def filters(self) -> list[dict[str, Any]]:
         """Keys read back from the kernel map: pid_ns, nr, syscall, sample_rate,
         str_max, argv_max, buf_max."""
+    def sequences(self) -> dict[tuple[int, int], int]:
+        """Live keys' current sequence numbers (matched calls since the key
+        was added; restarts when a key is removed and added again)."""
     def hooked(self) -> list[tuple[int, bool]]:
         """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
     def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
@@ -57,8 +60,9 @@ class Probe:
     def stats(self) -> dict[str, Any]:
         """``keys``: per key matched, sampled_out, dropped (in the kernel),
         emitted (read out of the ring), delivered (returned by poll), pending
-        (matched, not yet delivered nor dropped/sampled out); ``total``; ``kernel``: global counters (matched, sampled_out,
-        dropped, emitted, orphaned, nomem, nokey); ``reader``: records,
+        (matched, not yet delivered nor dropped/sampled out); ``total``;
+        ``kernel``: global counters (matched, sampled_out, dropped, emitted,
+        orphaned, nomem, nokey); ``reader``: records,
         decode_errors, batches, wakeups. Once drained, per key
         matched == delivered + dropped + sampled_out."""
     def close(self) -> None: ...

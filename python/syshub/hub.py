@@ -76,7 +76,8 @@ class ProbeFilters:
         return {(f["pid_ns"], f["nr"]): f["sample_rate"] for f in self.probe.filters()}
 
     def matched(self) -> dict[tuple[int, int], int]:
-        return {(k["pid_ns"], k["nr"]): k["matched"] for k in self.probe.stats()["keys"]}
+        """Live keys' kernel sequences (what records are stamped with)."""
+        return dict(self.probe.sequences())
 
 
 class FakeFilters:
@@ -416,16 +417,20 @@ class Hub:
                 self.route(batch)
 
     def route(self, events: Iterable[Any]) -> None:
-        """Route kernel events to job and path subscribers (reader thread)."""
+        """Route kernel events to job and path subscribers (reader thread).
+
+        Events are gathered per subscriber and enqueued once per batch: one
+        lock and one wake-up per subscriber, not per event."""
         routes = self._routes
         job_subs = self._job_subs
         path_subs = self._path_subs
         lookup = self.topology.lookup_container
+        out: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
+        unrouted = routed = 0
         for ev in events:
-            key = (ev.pid_ns, ev.nr)
-            ctxs = routes.get(key)
+            ctxs = routes.get((ev.pid_ns, ev.nr))
             if not ctxs:
-                self.unrouted += 1
+                unrouted += 1
                 continue
             seq = ev.seq
             tev: TraceEvent | None = None
@@ -437,12 +442,27 @@ class Hub:
                 if tev is None:
                     tev = TraceEvent(ev, lookup(ev.pid_ns))
                 for sub in job_subs.get(ctx.job.job_id, ()):
-                    sub.put(tev)
+                    slot = out.get(id(sub))
+                    if slot is None:
+                        out[id(sub)] = (sub, [tev])
+                    else:
+                        slot[1].append(tev)
             if tev is None:
                 continue
-            self.routed += 1
+            routed += 1
             if path_subs:
-                self._publish_path(tev, path_subs)
+                path = tev.path
+                for depth in range(5):
+                    for sub in path_subs.get(path[:depth], ()):
+                        slot = out.get(id(sub))
+                        if slot is None:
+                            out[id(sub)] = (sub, [tev])
+                        else:
+                            slot[1].append(tev)
+        self.unrouted += unrouted
+        self.routed += routed
+        for sub, items in out.values():
+            sub.put_many(items)
 
     def _publish_path(
         self, tev: TraceEvent, path_subs: dict[tuple[str, ...], tuple[Subscription, ...]]
@@ -554,10 +574,8 @@ class Hub:
         """Per key (kernel) and per job (per key, per subscriber) counters.
         Per key: matched = delivered + dropped + sampled_out; per job likewise."""
         probe_stats: dict[str, Any] = self._probe.stats() if self._probe is not None else {}
-        if self._probe is not None:
-            matched = {(k["pid_ns"], k["nr"]): k["matched"] for k in probe_stats.get("keys", [])}
-        else:  # kernel filters without a probe (FakeFilters): their counters
-            matched = self._kernel_matched()
+        # Contexts count from the kernel's live per-key sequence.
+        matched = self._kernel_matched()
         jobs: dict[str, Any] = {}
         with self._lock:
             for job_id, job in self._jobs.items():

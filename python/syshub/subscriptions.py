@@ -69,6 +69,31 @@ class Subscription:
             self._cv.notify()
             return ok
 
+    def put_many(self, items: list[Any]) -> int:
+        """Enqueue a run of events under one lock and one wake-up (the hub's
+        path per poll batch); returns how many were dropped."""
+        with self._cv:
+            if self._closed or not items:
+                return 0
+            room = self.maxsize - len(self._q)
+            dropped = 0
+            if self.overflow is Overflow.DROP_NEWEST:
+                if len(items) > room:
+                    dropped = len(items) - max(room, 0)
+                    items = items[: max(room, 0)]
+                self._q.extend(items)
+            else:
+                self._q.extend(items)
+                excess = len(self._q) - self.maxsize
+                if excess > 0:
+                    dropped = excess
+                    for _ in range(excess):
+                        self._q.popleft()
+            self.dropped += dropped
+            self.enqueued += len(items)
+            self._cv.notify_all()
+            return dropped
+
     # consumer side -------------------------------------------------------
     def get(self, timeout: float | None = None) -> Any | None:
         """Next event, or None on timeout / when closed and empty."""

@@ -175,6 +175,17 @@ impl Probe {
         Ok(list)
     }
 
+    /// Live keys' current sequence numbers: {(pid_ns, nr): seq}. A key's
+    /// sequence restarts at 0 when it is removed and added again.
+    fn sequences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let items = with_probe(py, &self.inner, |p| p.sequences())?;
+        let d = PyDict::new(py);
+        for (k, seq) in items {
+            d.set_item((k.pid_ns, k.nr), seq)?;
+        }
+        Ok(d)
+    }
+
     /// Syscall numbers whose hooks are attached now: list of (nr, raw_hook).
     fn hooked(&self, py: Python<'_>) -> PyResult<Vec<(u32, bool)>> {
         with_probe(py, &self.inner, |p| Ok(p.hooked()))

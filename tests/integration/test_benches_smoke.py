@@ -100,7 +100,7 @@ def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
     dec = sc["decode"]["metrics"]
     assert dec["records"] > 0
     assert all(_positive(r["events_per_cpu_s"]) for r in dec["python"].values())
-    assert set(dec["mix"]) >= {"getppid", "openat", "close", "connect"}
+    assert set(dec["mix"]) >= {"getppid", "openat", "close", "connect", "execve"}
 
     churn = sc["churn"]["metrics"]
     assert churn["rates"] and all(r["children"] > 0 for r in churn["rates"])

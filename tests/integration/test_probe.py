@@ -328,3 +328,17 @@ def test_poll_honours_max_events_and_keeps_order(probe: Any, known_calls: Path) 
     assert key["delivered"] == 50 and key["pending"] == 0
     with pytest.raises(ValueError, match="max_events"):
         probe.poll(max_events=0)
+
+
+def test_removed_keys_free_their_kernel_counters(probe: Any, known_calls: Path) -> None:
+    """Counters of a removed key leave the kernel map (which holds 65536 keys)
+    but stay in stats; a key added again starts a new sequence."""
+    _, ns = run_traced(probe, [str(known_calls), "getppid", "10"], ["getppid"])
+    drain(probe)
+    assert (ns, 110) not in probe.sequences()
+    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
+    assert key["matched"] == 10 == key["delivered"]
+    for i in range(3):  # many short-lived keys: the kernel map does not grow
+        probe.add_filter(1000 + i, "getppid")
+        probe.remove_filter(1000 + i, "getppid")
+    assert probe.sequences() == {}
