@@ -52,13 +52,13 @@ lint: setup
 	$(VENV)/bin/mypy
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
-	clang-format-19 --dry-run -Werror bpf-rs/bpf/*.c bpf-rs/bpf/*.h
+	clang-format-19 --dry-run -Werror bpf-rs/bpf/*.c bpf-rs/bpf/*.h benches/ceiling/*.c benches/ceiling/*.h
 
 fmt:
 	$(VENV)/bin/ruff format python tests benches
 	$(VENV)/bin/ruff check --fix python tests benches
 	cargo fmt --all
-	clang-format-19 -i bpf-rs/bpf/*.c bpf-rs/bpf/*.h
+	clang-format-19 -i bpf-rs/bpf/*.c bpf-rs/bpf/*.h benches/ceiling/*.c benches/ceiling/*.h
 
 bench: setup
 	$(PY) -m benches

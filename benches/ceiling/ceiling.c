@@ -76,13 +76,13 @@ static int silent(enum libbpf_print_level level, const char *fmt, va_list ap)
 int main(int argc, char **argv)
 {
 	unsigned long long ring_bytes = 16ULL << 20, wakeup = 256ULL << 10;
-	struct ceiling_counters kc = { 0 };
-	struct ceiling_key key = { 0, NR_GETPPID };
+	struct ceiling_counters kc = {0};
+	struct ceiling_key key = {0, NR_GETPPID};
 	struct bpf_link *l_enter = NULL, *l_exit = NULL;
 	struct ring_buffer *rb = NULL;
 	struct bpf_object *obj;
 	struct bpf_map *m;
-	struct tally t = { 0 };
+	struct tally t = {0};
 	struct sigaction sa;
 	unsigned long long polls = 0;
 	__u32 zero = 0;
@@ -132,10 +132,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ceiling: load failed: %s\n", strerror(-err));
 		return 1;
 	}
-	if (bpf_map__update_elem(bpf_object__find_map_by_name(obj, "config"), &zero,
-				 sizeof(zero), &wakeup, sizeof(wakeup), BPF_ANY) ||
-	    bpf_map__update_elem(bpf_object__find_map_by_name(obj, "keys"), &key, sizeof(key),
-				 &kc, sizeof(kc), BPF_ANY)) {
+	if (bpf_map__update_elem(bpf_object__find_map_by_name(obj, "config"), &zero, sizeof(zero),
+				 &wakeup, sizeof(wakeup), BPF_ANY) ||
+	    bpf_map__update_elem(bpf_object__find_map_by_name(obj, "keys"), &key, sizeof(key), &kc,
+				 sizeof(kc), BPF_ANY)) {
 		fprintf(stderr, "ceiling: cannot configure maps: %s\n", strerror(errno));
 		return 1;
 	}
