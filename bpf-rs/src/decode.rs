@@ -223,7 +223,7 @@ pub enum Value {
     Octal(u64),
     /// Symbolic rendering (flags, AT_FDCWD, signal names) with the raw value.
     Sym {
-        text: String,
+        text: std::borrow::Cow<'static, str>,
         raw: u64,
     },
     Str {
@@ -299,7 +299,7 @@ impl Value {
                 }
             }
             Self::Octal(v) => format!("0{v:o}"),
-            Self::Sym { text, .. } => text.clone(),
+            Self::Sym { text, .. } => text.to_string(),
             Self::Str {
                 bytes,
                 truncated,
@@ -423,18 +423,24 @@ const O_FLAGS: &[(u64, &str)] = &[
 /// include other bits, are matched whole).
 #[must_use]
 pub fn open_flags(v: u64) -> String {
+    open_flags_text(v).into_owned()
+}
+
+fn open_flags_text(v: u64) -> std::borrow::Cow<'static, str> {
     let acc = match v & 3 {
         0 => "O_RDONLY",
         1 => "O_WRONLY",
         2 => "O_RDWR",
         _ => "O_ACCMODE",
     };
-    let rest = crate::flags::bits(v & !3, O_FLAGS, "");
-    if rest.is_empty() {
-        acc.to_owned()
-    } else {
-        format!("{acc}|{rest}")
+    if v & !3 == 0 {
+        return acc.into();
     }
+    let mut out = String::with_capacity(40);
+    out.push_str(acc);
+    out.push('|');
+    crate::flags::bits_into(&mut out, v & !3, O_FLAGS);
+    out.into()
 }
 
 /// What a scalar renderer may look at besides the value itself.
@@ -451,8 +457,11 @@ pub fn render_scalar(ty: &str, raw: u64) -> Value {
     render_scalar_in(ty, raw, &ArgCtx::default())
 }
 
-fn sym(text: String, raw: u64) -> Value {
-    Value::Sym { text, raw }
+fn sym(text: impl Into<std::borrow::Cow<'static, str>>, raw: u64) -> Value {
+    Value::Sym {
+        text: text.into(),
+        raw,
+    }
 }
 
 /// Renders a scalar argument, using the call's other arguments where the
@@ -476,7 +485,7 @@ pub fn render_scalar_in(ty: &str, raw: u64, ctx: &ArgCtx<'_>) -> Value {
         "mode" => Value::Octal(raw & 0o7777),
         "dirfd" => {
             if as_i32 == -100 {
-                sym("AT_FDCWD".into(), raw)
+                sym("AT_FDCWD", raw)
             } else {
                 Value::Int(as_i32)
             }
@@ -486,7 +495,7 @@ pub fn render_scalar_in(ty: &str, raw: u64, ctx: &ArgCtx<'_>) -> Value {
             sym(crate::flags::bits(r32, O_FLAGS, "0"), raw)
         }
         "pipe_flags" => sym(crate::flags::bits(r32, O_FLAGS, "0"), raw),
-        "open_flags" => sym(open_flags(r32), raw),
+        "open_flags" => sym(open_flags_text(r32), raw),
         "statx_mask" => sym(crate::flags::bits(r32, crate::flags::STATX_MASK, "0"), raw),
         "fadvise_advice" => sym(crate::flags::enum_name(r32, crate::flags::FADVISE), raw),
         "rusage_who" => sym(crate::flags::enum_name(r32, crate::flags::RUSAGE_WHO), raw),
@@ -577,7 +586,7 @@ fn timespec_at(b: &[u8], off: usize) -> Value {
 
 fn rlim(v: u64) -> Value {
     if v == u64::MAX {
-        sym("RLIM64_INFINITY".into(), v)
+        sym("RLIM64_INFINITY", v)
     } else {
         Value::Uint(v)
     }
@@ -622,8 +631,8 @@ pub fn decode_struct(ty: &str, b: &[u8]) -> Option<Value> {
         "sigaction" if b.len() >= 32 => {
             let handler = le_u64(b, 0);
             let h = match handler {
-                0 => sym("SIG_DFL".into(), 0),
-                1 => sym("SIG_IGN".into(), 1),
+                0 => sym("SIG_DFL", 0),
+                1 => sym("SIG_IGN", 1),
                 v => Value::Ptr(v),
             };
             Value::Struct(vec![
@@ -801,7 +810,12 @@ pub struct Decoded {
 /// # Errors
 /// [`DecodeError`] when the record is malformed.
 pub fn decode(rec: &[u8]) -> Result<Decoded, DecodeError> {
-    let (hdr, caps) = parse(rec)?;
+    let hdr = validate(rec)?;
+    let caps = if hdr.ncaptures == 0 {
+        Vec::new()
+    } else {
+        captures(rec, &hdr)
+    };
     let def = SyscallTable::get().by_nr(hdr.nr);
     Ok(Decoded {
         name: def.map_or_else(

@@ -9,6 +9,13 @@ pub fn bits(v: u64, table: &[(u64, &str)], zero: &str) -> String {
     if v == 0 {
         return zero.into();
     }
+    let mut out = String::with_capacity(32);
+    bits_into(&mut out, v, table);
+    out
+}
+
+/// Appends the names of the set bits of `v` (non-zero) to `out`.
+pub fn bits_into(out: &mut String, v: u64, table: &[(u64, &str)]) {
     let mut rest = v;
     // Composite entries (several bits) win over their single bits.
     let mut found: [(u64, &str); 64] = [(0, ""); 64];
@@ -24,7 +31,6 @@ pub fn bits(v: u64, table: &[(u64, &str)], zero: &str) -> String {
     }
     let found = &mut found[..n];
     found.sort_unstable_by_key(|(b, _)| *b);
-    let mut out = String::with_capacity(n * 12 + 12);
     for (i, (_, name)) in found.iter().enumerate() {
         if i > 0 {
             out.push('|');
@@ -35,9 +41,8 @@ pub fn bits(v: u64, table: &[(u64, &str)], zero: &str) -> String {
         if n > 0 {
             out.push('|');
         }
-        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{rest:#x}"));
+        let _ = std::fmt::Write::write_fmt(out, format_args!("{rest:#x}"));
     }
-    out
 }
 
 /// Name of an enum value, or the number.

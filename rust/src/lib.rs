@@ -685,7 +685,7 @@ fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
         Value::Int(x) => x.into_pyobject(py)?.into_any(),
         Value::Uint(x) | Value::Hex(x) | Value::Ptr(x) => x.into_pyobject(py)?.into_any(),
         Value::Octal(x) => PyString::new(py, &format!("0{x:o}")).into_any(),
-        Value::Sym { text, .. } => PyString::new(py, text).into_any(),
+        Value::Sym { text, .. } => PyString::new(py, text.as_ref()).into_any(),
         Value::Str { bytes, .. } => PyString::new(py, &lossy(bytes)).into_any(),
         Value::StrList { items, .. } => PyList::new(py, items.iter().map(|i| lossy(i)))?.into_any(),
         Value::Bytes {
