@@ -103,15 +103,27 @@ class FakeFilters:
         return dict(self.counts)
 
 
-class TraceEvent:
+class TraceEvent(tuple[Any, "Container | None"]):
     """An event as subscribers see it: the kernel event plus its container.
-    Immutable; every subscriber of an event gets the same object."""
+    Immutable (a tuple underneath: cheap to build on the reader path); every
+    subscriber of an event gets the same object. Other attributes come from
+    the kernel event (``syscall``, ``pid_ns``, ``args``, ...)."""
 
-    __slots__ = ("container", "event")
+    __slots__ = ()
 
-    def __init__(self, event: Any, container: Container | None) -> None:
-        object.__setattr__(self, "event", event)
-        object.__setattr__(self, "container", container)
+    def __new__(cls, event: Any, container: Container | None) -> TraceEvent:
+        return tuple.__new__(cls, (event, container))
+
+    @property
+    def event(self) -> Any:
+        return self[0]
+
+    @property
+    def container(self) -> Container | None:
+        return self[1]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self[0], name)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("TraceEvent is immutable")
@@ -119,26 +131,23 @@ class TraceEvent:
     def __delattr__(self, name: str) -> None:
         raise AttributeError("TraceEvent is immutable")
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.event, name)
-
     @property
     def path(self) -> tuple[str, str, str, str]:
         """(namespace, pod, container, syscall) for path subscriptions."""
-        c = self.container
-        name = self.event.syscall
+        c = self[1]
+        name = self[0].syscall
         if c is None:
             return ("", "", "", name)
         return (c.namespace, c.pod, c.name, name)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = self.event.to_dict()
-        if self.container is not None:
-            d["container"] = self.container.to_dict()
+        d: dict[str, Any] = self[0].to_dict()
+        if self[1] is not None:
+            d["container"] = self[1].to_dict()
         return d
 
     def __repr__(self) -> str:
-        return f"<TraceEvent {self.event.to_text()} container={self.container}>"
+        return f"<TraceEvent {self[0].to_text()} container={self[1]}>"
 
 
 def _default_observer(config: HubConfig) -> Observer:
@@ -427,12 +436,23 @@ class Hub:
         lookup = self.topology.lookup_container
         out: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
         unrouted = routed = 0
-        for ev in events:
-            ctxs = routes.get((ev.pid_ns, ev.nr))
+        column = getattr(events, "column", None)
+        if column is not None:
+            # A native batch: read the routing fields as columns, not per event.
+            keys: Iterable[tuple[int, int, int, Any]] = zip(
+                memoryview(column("pid_ns")).tolist(),
+                memoryview(column("nr")).tolist(),
+                memoryview(column("seq")).tolist(),
+                events,
+                strict=True,
+            )
+        else:
+            keys = ((ev.pid_ns, ev.nr, ev.seq, ev) for ev in events)
+        for pid_ns, nr, seq, ev in keys:
+            ctxs = routes.get((pid_ns, nr))
             if not ctxs:
                 unrouted += 1
                 continue
-            seq = ev.seq
             tev: TraceEvent | None = None
             for ctx in ctxs:
                 if seq <= ctx.base_seq or seq % ctx.rate:
@@ -440,7 +460,7 @@ class Hub:
                 ctx.delivered += 1
                 ctx.last_seq = seq
                 if tev is None:
-                    tev = TraceEvent(ev, lookup(ev.pid_ns))
+                    tev = TraceEvent(ev, lookup(pid_ns))
                 for sub in job_subs.get(ctx.job.job_id, ()):
                     slot = out.get(id(sub))
                     if slot is None:
