@@ -342,3 +342,40 @@ def test_removed_keys_free_their_kernel_counters(probe: Any, known_calls: Path) 
         probe.add_filter(1000 + i, "getppid")
         probe.remove_filter(1000 + i, "getppid")
     assert probe.sequences() == {}
+
+
+def _in_private_mount_ns_without_tracefs(
+    code: str, *prefix: str
+) -> subprocess.CompletedProcess[str]:
+    script = (
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; "
+        'test -z "$(ls /sys/kernel/tracing)" || exit 99; exec "$@"'
+    )
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *prefix, sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_missing_tracefs_is_mounted() -> None:
+    code = (
+        "from syshub import _native\n"
+        "p = _native.Probe(1 << 16); p.add_filter(0, 'getppid'); print(p.hooked()); p.close()\n"
+    )
+    r = _in_private_mount_ns_without_tracefs(code)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[(110, False)]"
+
+
+def test_missing_tracefs_without_privileges_is_a_clear_error() -> None:
+    code = (
+        "from syshub import _native\n"
+        "try:\n    _native.Probe(1 << 16)\n"
+        "except PermissionError as e:\n    print('PERM', e)\n"
+    )
+    r = _in_private_mount_ns_without_tracefs(code, "setpriv", "--bounding-set=-all", "--")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("PERM") and "tracefs" in r.stdout, r.stdout
