@@ -60,7 +60,9 @@ class LocalObserver:
         self._closed = threading.Event()
 
     def matches(self, c: Container) -> bool:
-        if self.namespace and c.namespace != self.namespace:
+        # Plain local processes have no Kubernetes namespace: a Trace's
+        # namespace (always set, "default" at least) does not exclude them.
+        if self.namespace and c.namespace and c.namespace != self.namespace:
             return False
         labels = {**c.pod_labels, **c.labels}
         return _label_match(self.label_selector, labels) and _field_match(self.field_selector, c)
