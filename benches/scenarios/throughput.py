@@ -55,6 +55,14 @@ class Consumer:
         pass
 
 
+class CountingConsumer(Consumer):
+    name = "count"
+    label = "native counting sink (len(batch): no per-event Python work)"
+
+    def __call__(self, batch: Any) -> None:
+        self.count += len(batch)
+
+
 class BatchConsumer(Consumer):
     name = "batch"
     label = "Python batch (len + numpy seq column)"
@@ -104,7 +112,12 @@ class JsonConsumer(Consumer):
         self._f.close()
 
 
-CONSUMERS: list[Callable[[], Consumer]] = [BatchConsumer, EventConsumer, JsonConsumer]
+CONSUMERS: list[Callable[[], Consumer]] = [
+    CountingConsumer,
+    BatchConsumer,
+    EventConsumer,
+    JsonConsumer,
+]
 
 
 def traced_run(
