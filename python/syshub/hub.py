@@ -201,6 +201,7 @@ class Hub:
         self._threads: list[threading.Thread] = []
         self.unrouted = 0
         self.routed = 0
+        self._pending_counts: list[list[Any]] = []
         self._started = False
 
     # lifecycle -----------------------------------------------------------
@@ -428,14 +429,22 @@ class Hub:
     def route(self, events: Iterable[Any]) -> None:
         """Route kernel events to job and path subscribers (reader thread).
 
-        Events are gathered per subscriber and enqueued once per batch: one
-        lock and one wake-up per subscriber, not per event."""
+        Per run of events with the same key, the contexts, their subscriber
+        lists and the path subscribers are resolved once; events are then
+        gathered per subscriber and enqueued once per batch (one lock and one
+        wake-up per subscriber, not per event)."""
         routes = self._routes
         job_subs = self._job_subs
         path_subs = self._path_subs
         lookup = self.topology.lookup_container
         out: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
-        unrouted = routed = 0
+
+        def target(sub: Subscription) -> list[TraceEvent]:
+            slot = out.get(id(sub))
+            if slot is None:
+                slot = out[id(sub)] = (sub, [])
+            return slot[1]
+
         column = getattr(events, "column", None)
         if column is not None:
             # A native batch: read the routing fields as columns, not per event.
@@ -448,41 +457,56 @@ class Hub:
             )
         else:
             keys = ((ev.pid_ns, ev.nr, ev.seq, ev) for ev in events)
+        new_event = tuple.__new__
+        unrouted = routed = 0
+        last_ns = last_nr = -1
+        # plan: per context [ctx, base_seq, rate, [target lists], delivered]
+        plan: list[list[Any]] = []
+        paths: list[list[TraceEvent]] = []
+        cont: Container | None = None
         for pid_ns, nr, seq, ev in keys:
-            ctxs = routes.get((pid_ns, nr))
-            if not ctxs:
+            if pid_ns != last_ns or nr != last_nr:
+                last_ns, last_nr = pid_ns, nr
+                plan = [
+                    [c, c.base_seq, c.rate, [target(s) for s in job_subs.get(c.job_id, ())], 0]
+                    for c in routes.get((pid_ns, nr), ())
+                ]
+                cont = lookup(pid_ns) if plan else None
+                paths = []
+                if plan and path_subs:
+                    name = ev.syscall
+                    full = (
+                        (cont.namespace, cont.pod, cont.name, name) if cont else ("", "", "", name)
+                    )
+                    paths = [target(s) for d in range(5) for s in path_subs.get(full[:d], ())]
+                for entry in plan:
+                    self._pending_counts.append(entry)
+            if not plan:
                 unrouted += 1
                 continue
             tev: TraceEvent | None = None
-            for ctx in ctxs:
-                if seq <= ctx.base_seq or seq % ctx.rate:
+            for entry in plan:
+                if seq <= entry[1] or seq % entry[2]:
                     continue
-                ctx.delivered += 1
-                ctx.last_seq = seq
+                entry[4] += 1
                 if tev is None:
-                    tev = TraceEvent(ev, lookup(pid_ns))
-                for sub in job_subs.get(ctx.job.job_id, ()):
-                    slot = out.get(id(sub))
-                    if slot is None:
-                        out[id(sub)] = (sub, [tev])
-                    else:
-                        slot[1].append(tev)
+                    tev = new_event(TraceEvent, (ev, cont))
+                for lst in entry[3]:
+                    lst.append(tev)
             if tev is None:
                 continue
             routed += 1
-            if path_subs:
-                path = tev.path
-                for depth in range(5):
-                    for sub in path_subs.get(path[:depth], ()):
-                        slot = out.get(id(sub))
-                        if slot is None:
-                            out[id(sub)] = (sub, [tev])
-                        else:
-                            slot[1].append(tev)
+            for lst in paths:
+                lst.append(tev)
+        for entry in self._pending_counts:
+            entry[0].delivered += entry[4]
+            entry[4] = 0
+        self._pending_counts.clear()
         self.unrouted += unrouted
         self.routed += routed
         for sub, items in out.values():
-            sub.put_many(items)
+            if items:
+                sub.put_many(items)
 
     def _publish_path(
         self, tev: TraceEvent, path_subs: dict[tuple[str, ...], tuple[Subscription, ...]]

@@ -30,10 +30,13 @@ class JobContext:
     end_seq: int | None = None
     delivered: int = 0
     last_seq: int = 0
+    rate: int = 1
+    """The job's sample rate (fixed for the job's life; read per event)."""
+    job_id: str = ""
 
-    @property
-    def rate(self) -> int:
-        return self.job.sample_rate
+    def __post_init__(self) -> None:
+        self.rate = self.job.sample_rate
+        self.job_id = self.job.job_id
 
     @property
     def key(self) -> tuple[int, int]:
