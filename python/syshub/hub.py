@@ -150,6 +150,28 @@ class TraceEvent(tuple[Any, "Container | None"]):
         return f"<TraceEvent {self[0].to_text()} container={self[1]}>"
 
 
+def _hold_namespace(alt_root: str, c: Container) -> int | None:
+    """Open the container's pid namespace while its filters exist: the kernel
+    reuses a dead namespace's inode at once, and a filter on a reused inode
+    would trace someone else. None when the process is gone or not ours to see
+    (then the filter is still installed, as the observer asked)."""
+    try:
+        fd = os.open(
+            os.path.join(alt_root, "proc", str(c.pid), "ns", "pid"), os.O_RDONLY | os.O_CLOEXEC
+        )
+    except OSError:
+        return None
+    if os.fstat(fd).st_ino != c.pid_ns:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _release_namespace(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
+
+
 def _default_observer(config: HubConfig) -> Observer:
     if config.k8s_endpoint or os.environ.get("KUBERNETES_SERVICE_HOST"):
         from syshub.topology.kubernetes import KubernetesObserver
@@ -318,6 +340,9 @@ class Hub:
             for ctx in list(self._contexts.get(job_id, {}).values()):
                 self._release(ctx)
             self._contexts[job_id] = {}
+            for fd in job._ns_fds.values():
+                _release_namespace(fd)
+            job._ns_fds.clear()
             subs = self._job_subs.get(job_id, ())
         trace.update_status(state=TraceState.COMPLETE, completion_time=datetime.now(UTC))
         # The trace is over: its subscriptions end (queued events stay readable).
@@ -365,6 +390,9 @@ class Hub:
                 first = not members
                 members.add(c.id)
                 if first:
+                    fd = _hold_namespace(self.config.alt_root, c)
+                    if fd is not None:
+                        job._ns_fds[c.pid_ns] = fd
                     for nr in job.nrs:
                         self.push_job(job, c.pid_ns, nr)
             else:
@@ -376,6 +404,7 @@ class Hub:
                         ctx = self._contexts.get(job.job_id, {}).get((c.pid_ns, nr))
                         if ctx is not None:
                             self._release(ctx)
+                    _release_namespace(job._ns_fds.pop(c.pid_ns, None))
 
     def _sync_key(self, key: tuple[int, int]) -> None:
         """Apply the desired kernel state of one key (call under the lock)."""

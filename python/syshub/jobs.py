@@ -92,6 +92,8 @@ class Job:
     job_id: str = ""
     _hosts: dict[str, bool] = field(default_factory=dict, repr=False)
     _ns_members: dict[int, set[str]] = field(default_factory=dict, repr=False)
+    _ns_fds: dict[int, int] = field(default_factory=dict, repr=False)
+    """Open pid namespaces this job traces: held so their inodes are not reused."""
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)

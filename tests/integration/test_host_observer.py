@@ -3,6 +3,7 @@ namespaces found in /proc, whatever the Trace's namespace."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from syshub.hub import Hub, HubConfig
 from syshub.nsproc import NamespacedProcess
-from syshub.topology import HostObserver
+from syshub.topology import Container, HostObserver, LocalObserver
 from syshub.trace import Trace
 
 pytestmark = pytest.mark.bpf
@@ -45,3 +46,43 @@ def test_hub_with_host_observer_traces_a_local_namespace(known_calls: Path) -> N
             assert time.monotonic() < end, "filters stayed after the namespace died"
             time.sleep(0.05)
         assert hub.probe.filters() == []
+
+
+def _holds(pid_ns: int) -> int:
+    """How many of our descriptors hold pid namespace ``pid_ns`` open."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == f"pid:[{pid_ns}]":
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
+def test_hub_holds_traced_pid_namespaces_open(known_calls: Path) -> None:
+    """A dead namespace's inode is reused at once: while a job traces a
+    container the hub keeps its pid namespace open, and lets go on stop."""
+    obs = LocalObserver()
+    with Hub(HubConfig(), obs) as hub:
+        trace = Trace.new("hold", ["getppid"], labels="app=demo")
+        hub.run_trace(trace)
+        with NamespacedProcess([str(known_calls), "wait"], stdin=-1) as child:
+            c = Container(
+                id="c1", name="w", pid=child.pid, pid_ns=child.pid_ns, labels={"app": "demo"}
+            )
+            own = _holds(child.pid_ns)  # NamespacedProcess holds it too
+            obs.start_container(c)
+            end = time.monotonic() + 10
+            while (child.pid_ns, 110) not in hub.desired_filters():
+                assert time.monotonic() < end
+                time.sleep(0.02)
+            assert _holds(child.pid_ns) == own + 1
+            obs.stop_container(c)
+            end = time.monotonic() + 10
+            while hub.desired_filters():
+                assert time.monotonic() < end
+                time.sleep(0.02)
+            assert _holds(child.pid_ns) == own
+            assert hub.probe.filters() == []
+            child.release()
