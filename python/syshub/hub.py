@@ -223,7 +223,6 @@ class Hub:
         self._threads: list[threading.Thread] = []
         self.unrouted = 0
         self.routed = 0
-        self._pending_counts: list[list[Any]] = []
         self._started = False
 
     # lifecycle -----------------------------------------------------------
@@ -488,6 +487,7 @@ class Hub:
             keys = ((ev.pid_ns, ev.nr, ev.seq, ev) for ev in events)
         new_event = tuple.__new__
         unrouted = routed = 0
+        counted: list[list[Any]] = []
         last_ns = last_nr = -1
         # plan: per context [ctx, base_seq, rate, [target lists], delivered]
         plan: list[list[Any]] = []
@@ -508,8 +508,7 @@ class Hub:
                         (cont.namespace, cont.pod, cont.name, name) if cont else ("", "", "", name)
                     )
                     paths = [target(s) for d in range(5) for s in path_subs.get(full[:d], ())]
-                for entry in plan:
-                    self._pending_counts.append(entry)
+                counted.extend(plan)
             if not plan:
                 unrouted += 1
                 continue
@@ -527,10 +526,8 @@ class Hub:
             routed += 1
             for lst in paths:
                 lst.append(tev)
-        for entry in self._pending_counts:
+        for entry in counted:
             entry[0].delivered += entry[4]
-            entry[4] = 0
-        self._pending_counts.clear()
         self.unrouted += unrouted
         self.routed += routed
         for sub, items in out.values():

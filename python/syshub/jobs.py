@@ -29,7 +29,6 @@ class JobContext:
     """Kernel sequence of the key when this context started: later calls are the job's."""
     end_seq: int | None = None
     delivered: int = 0
-    last_seq: int = 0
     rate: int = 1
     """The job's sample rate (fixed for the job's life; read per event)."""
     job_id: str = ""
