@@ -216,19 +216,22 @@ const PARK_GRACE: Duration = Duration::from_millis(500);
 fn reaper_loop(parked: &Mutex<HashMap<u32, Parked>>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let expired: Vec<Box<dyn Send>> = {
-            let Ok(mut map) = parked.lock() else { return };
-            let old: Vec<u32> = map
-                .iter()
-                .filter(|(_, p)| p.since.elapsed() >= PARK_GRACE)
-                .map(|(nr, _)| *nr)
-                .collect();
-            old.iter()
-                .filter_map(|nr| map.remove(nr))
-                .flat_map(|p| [Box::new(p.enter) as Box<dyn Send>, Box::new(p.exit)])
-                .collect()
-        };
+        let Ok(mut map) = parked.lock() else { return };
+        let old: Vec<u32> = map
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= PARK_GRACE)
+            .map(|(nr, _)| *nr)
+            .collect();
+        let expired: Vec<Box<dyn Send>> = old
+            .iter()
+            .filter_map(|nr| map.remove(nr))
+            .flat_map(|p| [Box::new(p.enter) as Box<dyn Send>, Box::new(p.exit)])
+            .collect();
+        // Dropped under the lock: a syscall traced again meanwhile waits here
+        // rather than attaching while its old hook is still being detached
+        // (both would run, counting its calls twice).
         drop_in_parallel(expired);
+        drop(map);
     }
 }
 
