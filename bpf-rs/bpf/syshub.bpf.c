@@ -381,6 +381,16 @@ static long slot_step(__u32 i, void *vctx)
 				  SYSHUB_CAPF_EXIT);
 		}
 		break;
+	case SYSHUB_SPEC_STRUCT_OUT_LENPTR:
+		/* intent: an out-value whose length the kernel wrote back (getsockopt) */
+		if (ret >= 0 && arg && lenv) {
+			__u32 olen = 0;
+
+			bpf_probe_read_user(&olen, sizeof(olen), (const void *)lenv);
+			put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg,
+				  olen < a.size ? olen : a.size, olen, SYSHUB_CAPF_EXIT);
+		}
+		break;
 	case SYSHUB_SPEC_STRUCT_OUT:
 		if (ret >= 0)
 			put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, a.size, a.size,

@@ -108,7 +108,9 @@ struct syshub_capture {
 #define SYSHUB_SPEC_STRUCT_OUT	    18 /* `size` bytes at exit when the call succeeded */
 #define SYSHUB_SPEC_STR_OUT	    19 /* string at exit when the call succeeded */
 #define SYSHUB_SPEC_MSGHDR_NAME_OUT 20 /* msghdr->msg_name at exit (recvmsg) */
-#define SYSHUB_SPEC_FIRST_EXIT	    16
+#define SYSHUB_SPEC_STRUCT_OUT_LENPTR                                                              \
+	21 /* bytes at exit, length = *(u32 *)args[len_arg], max `size` */
+#define SYSHUB_SPEC_FIRST_EXIT 16
 
 struct syshub_arg_spec {
 	__u8 kind;

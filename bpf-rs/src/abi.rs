@@ -52,6 +52,7 @@ pub const SPEC_SOCKADDR_OUT: u8 = 17;
 pub const SPEC_STRUCT_OUT: u8 = 18;
 pub const SPEC_STR_OUT: u8 = 19;
 pub const SPEC_MSGHDR_NAME_OUT: u8 = 20;
+pub const SPEC_STRUCT_OUT_LENPTR: u8 = 21;
 pub const SPEC_FIRST_EXIT: u8 = 16;
 pub const CAPS_ENTRY: u8 = 0x1;
 pub const CAPS_EXIT: u8 = 0x2;

@@ -791,6 +791,7 @@ fn is_capture_type(ty: &str) -> bool {
             | "struct_in"
             | "struct_in_len"
             | "struct_out"
+            | "struct_out_lenptr"
             | "msghdr_in"
             | "msghdr_out"
     )

@@ -185,6 +185,11 @@ fn arg_spec(arg: &ArgDef) -> ArgSpec {
             len_arg: param_index(arg, 1),
             size: size_of_param(0),
         },
+        "struct_out_lenptr" => ArgSpec {
+            kind: abi::SPEC_STRUCT_OUT_LENPTR,
+            len_arg: param_index(arg, 1),
+            size: size_of_param(0),
+        },
         "struct_out" => ArgSpec {
             kind: abi::SPEC_STRUCT_OUT,
             len_arg: abi::NO_LEN_ARG,

@@ -96,6 +96,7 @@ CAPTURE_PARAMS = {
     "struct_in": ("struct",),
     "struct_out": ("struct",),
     "struct_in_len": ("struct", "index"),
+    "struct_out_lenptr": ("struct", "index"),
 }
 # Render types an argument used as a length by buf_in/sockaddr_in/struct_in_len may have.
 LENGTH_TYPES = {"int", "uint", "long", "ulong", "size"}
@@ -282,7 +283,7 @@ def _check_capture(
         assert 0 <= ref < len(sc.args), f"{where}: index {ref} out of range"
         assert ref != idx, f"{where}: index refers to the argument itself"
         ref_type = sc.args[ref].type
-        if base == "sockaddr_out":
+        if base in ("sockaddr_out", "struct_out_lenptr"):
             assert ref_type == "ptr", f"{where}: socklen pointer arg has type {ref_type!r}"
         else:
             assert ref_type in LENGTH_TYPES, f"{where}: length arg has type {ref_type!r}"
