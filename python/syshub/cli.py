@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from syshub import syscalls
 from syshub.errors import SyscallNameError, SyshubError
+from syshub.topology import Container, ContainerEvent, ContainerEventKind, HostObserver, Topology
 
 EXIT_USAGE = 2
 
@@ -64,19 +65,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Printer:
-    def __init__(self, mode: str, out: IO[str]) -> None:
+    def __init__(self, mode: str, out: IO[str], topology: Topology) -> None:
         self.mode = mode
         self.out = out
         self.count = 0
+        self.topology = topology
 
     def batch(self, batch: Any) -> None:
         write = self.out.write
         if self.mode == "json":
+            lookup = self.topology.lookup_container
             for ev in batch:
                 d = ev.to_dict()
                 d["tgid"] = d["pid"]
                 d["ns_pid"] = d["container_pid"]
                 d["errno"] = ev.errno
+                c = lookup(ev.pid_ns)
+                if c is not None:
+                    d["container"] = c.to_dict()
                 write(json.dumps(d, separators=(",", ":")) + "\n")
         else:
             for ev in batch:
@@ -126,7 +132,11 @@ def _trace(args: argparse.Namespace) -> int:
         raise UsageError("syshub trace needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN)")
 
     out: IO[str] = open(args.output_file, "w") if args.output_file else sys.stdout  # noqa: SIM115
-    printer = _Printer(args.output, out)
+    # The local topology labels events with their "container": the pid
+    # namespace of CMD, of --pid, or (--host) every namespace found in /proc.
+    topology = Topology()
+    host = HostObserver()
+    printer = _Printer(args.output, out, topology)
     try:
         probe = _native.Probe(args.ring_bytes)
     except PermissionError as e:
@@ -144,8 +154,19 @@ def _trace(args: argparse.Namespace) -> int:
             except SyshubError as e:
                 raise UsageError(str(e)) from None
             target_ns = child.pid_ns
+            name = os.path.basename(cmd[0])
+            topology.apply(
+                ContainerEvent(
+                    ContainerEventKind.START,
+                    Container(id=f"pidns-{target_ns}", name=name, pid=child.pid, pid_ns=target_ns),
+                )
+            )
         elif args.host:
             target_ns = 0
+        if child is None:
+            for c in host.scan().values():
+                if args.host or c.pid_ns == target_ns:
+                    topology.apply(ContainerEvent(ContainerEventKind.START, c))
         for n in names:
             probe.add_filter(
                 target_ns, n, args.sample_rate, str_max=args.str_max, argv_max=args.argv_max
@@ -153,8 +174,14 @@ def _trace(args: argparse.Namespace) -> int:
         if child is not None:
             child.release()
         deadline = time.monotonic() + args.duration if args.duration else None
+        rescan = time.monotonic() + 1.0
         while True:
             printer.batch(probe.poll(timeout_ms=100))
+            if args.host and args.output == "json" and time.monotonic() >= rescan:
+                rescan = time.monotonic() + 1.0
+                for c in host.scan().values():
+                    if topology.lookup_container(c.pid_ns) is None:
+                        topology.apply(ContainerEvent(ContainerEventKind.START, c))
             if child is not None and child.poll() is not None:
                 break
             if args.pid is not None and not os.path.exists(f"/proc/{args.pid}"):

@@ -58,6 +58,10 @@ def test_trace_command_json(known_calls: Path) -> None:
         assert e["pid_ns"] != os.stat("/proc/self/ns/pid").st_ino
         for k in ("uid", "gid", "session", "uts_ns", "mount_ns", "seq"):
             assert k in e
+        # The command's pid namespace is its "container" (local topology).
+        assert e["container"]["name"] == "known_calls"
+        assert e["container"]["pid-namespace"] == e["pid_ns"]
+        assert e["container"]["pid"] == e["pid"]
 
 
 def test_trace_pid_of_running_process(known_calls: Path) -> None:
@@ -82,6 +86,7 @@ def test_trace_pid_of_running_process(known_calls: Path) -> None:
     evs = [json.loads(ln) for ln in out.splitlines()]
     assert len(evs) >= 3, err
     assert {e["pid"] for e in evs} == {child.pid}
+    assert {e["container"]["pid-namespace"] for e in evs} == {child.pid_ns}
 
 
 def test_trace_host_sees_other_namespaces(known_calls: Path) -> None:
