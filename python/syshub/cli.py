@@ -98,7 +98,7 @@ def _drained(probe: Any) -> bool:
 
 def _trace(args: argparse.Namespace) -> int:
     from syshub import _native
-    from syshub.nsproc import NamespacedProcess, pid_namespace_inode
+    from syshub.nsproc import NamespacedProcess
 
     names = _parse_syscalls(args.syscalls)
     cmd = list(args.cmd)
@@ -117,11 +117,14 @@ def _trace(args: argparse.Namespace) -> int:
     if not 0 <= args.argv_max <= 128:
         raise UsageError(f"--argv-max must be 0..128, got {args.argv_max}")
     target_ns: int
+    ns_fd: int | None = None
     if args.pid is not None:
         if args.pid <= 0:
             raise UsageError(f"invalid pid {args.pid}")
         try:
-            target_ns = pid_namespace_inode(args.pid)
+            # Held open while traced: a dead namespace's inode is reused at once.
+            ns_fd = os.open(f"/proc/{args.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+            target_ns = os.fstat(ns_fd).st_ino
         except FileNotFoundError:
             raise UsageError(f"no such process: {args.pid}") from None
         except PermissionError:
@@ -195,10 +198,14 @@ def _trace(args: argparse.Namespace) -> int:
     finally:
         if child is not None:
             status = child.wait()
-            # Stop matching before the namespace (and its inode) is released.
+        # Stop matching before the namespace (and its inode) is released.
+        if child is not None or ns_fd is not None:
             for n in names:
                 probe.remove_filter(target_ns, n)
+        if child is not None:
             child.close()
+        if ns_fd is not None:
+            os.close(ns_fd)
     # Final drain: everything the kernel emitted reaches the output.
     end = time.monotonic() + 2.0
     while time.monotonic() < end:
