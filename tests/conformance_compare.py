@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe_helpers import drain
+
 ROOT = Path(__file__).resolve().parent.parent
 PROG_SRC = Path(__file__).resolve().parent / "progs" / "conformance.c"
 
@@ -258,18 +260,6 @@ def run_strace(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Strac
 # --------------------------------------------------------------------------- syshub
 
 
-def _drain(probe: Any, until_idle_ms: int = 300, timeout: float = 10.0) -> list[Any]:
-    """Polls until every emitted record was delivered and nothing more arrives."""
-    events: list[Any] = []
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        b = probe.poll(timeout_ms=until_idle_ms)
-        events.extend(b)
-        if not b and all(k["delivered"] >= k["emitted"] for k in probe.stats()["keys"]):
-            break
-    return events
-
-
 def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
     """Runs ``prog workdir`` in a new pid namespace traced by syshub; its events."""
     from syshub import _native
@@ -292,7 +282,7 @@ def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
             raise RuntimeError(f"{prog.name} under syshub exited {status}")
         # Also match the host pid: once the namespace is gone, its inode number can
         # be reused by a new namespace that the still installed filters then match.
-        evs = [e for e in _drain(probe) if e.pid_ns == ns and e.tgid == pid]
+        evs = [e for e in drain(probe) if e.pid_ns == ns and e.tgid == pid]
         stats = probe.stats()
     finally:
         probe.close()

@@ -182,6 +182,20 @@ impl SyscallEvent {
         Some(unsafe { buf.as_ptr().cast::<Self>().read_unaligned() })
     }
 
+    /// The filter key this record was matched under (pid_ns 0 for the
+    /// every-namespace key).
+    #[must_use]
+    pub fn filter_key(&self) -> FilterKey {
+        FilterKey {
+            pid_ns: if self.flags & EVF_ANY_NS != 0 {
+                0
+            } else {
+                self.pid_ns
+            },
+            nr: self.nr,
+        }
+    }
+
     /// The command name without trailing NULs (lossy UTF-8).
     #[must_use]
     pub fn comm_str(&self) -> String {

@@ -285,6 +285,17 @@ impl std::fmt::Debug for Probe {
     }
 }
 
+/// A program of the probe, as its concrete type.
+fn program<'a, T>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
+        .try_into()
+        .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))
+}
+
 fn take<T>(bpf: &mut Ebpf, name: &str) -> Result<T>
 where
     T: TryFrom<aya::maps::Map>,
@@ -337,21 +348,13 @@ impl Probe {
             .load(object)
             .map_err(|e| load_error(e, "loading the eBPF probe"))?;
         for name in [names::PROG_SYS_ENTER, names::PROG_SYS_EXIT] {
-            let prog: &mut TracePoint = bpf
-                .program_mut(name)
-                .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
-                .try_into()
-                .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))?;
-            prog.load()
+            program::<TracePoint>(&mut bpf, name)?
+                .load()
                 .map_err(|e| load_error(e, &format!("verifying program `{name}`")))?;
         }
         for name in [names::PROG_RAW_ENTER, names::PROG_RAW_EXIT] {
-            let prog: &mut RawTracePoint = bpf
-                .program_mut(name)
-                .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
-                .try_into()
-                .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))?;
-            prog.load()
+            program::<RawTracePoint>(&mut bpf, name)?
+                .load()
                 .map_err(|e| load_error(e, &format!("verifying program `{name}`")))?;
         }
         let mut specs: Array<MapData, abi::CaptureSpec> = take(&mut bpf, names::MAP_CAPTURE_SPECS)?;
@@ -400,19 +403,11 @@ impl Probe {
     }
 
     fn tp_prog(&mut self, name: &str) -> Result<&mut TracePoint> {
-        self.bpf
-            .program_mut(name)
-            .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
-            .try_into()
-            .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))
+        program(&mut self.bpf, name)
     }
 
     fn raw_prog(&mut self, name: &str) -> Result<&mut RawTracePoint> {
-        self.bpf
-            .program_mut(name)
-            .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
-            .try_into()
-            .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))
+        program(&mut self.bpf, name)
     }
 
     fn attach(&mut self, def: &SyscallDef) -> Result<()> {

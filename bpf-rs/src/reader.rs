@@ -72,15 +72,7 @@ impl Batch {
         self.data.extend_from_slice(&rec[..hdr.size as usize]);
         let pad = (8 - self.data.len() % 8) % 8;
         self.data.extend(std::iter::repeat_n(0u8, pad));
-        let key = FilterKey {
-            pid_ns: if hdr.flags & abi::EVF_ANY_NS != 0 {
-                0
-            } else {
-                hdr.pid_ns
-            },
-            nr: hdr.nr,
-        };
-        *keys.entry(key).or_default() += 1;
+        *keys.entry(hdr.filter_key()).or_default() += 1;
         true
     }
 

@@ -359,13 +359,7 @@ impl Probe {
                 }
             } else {
                 for i in start..end {
-                    let h = b.header(i);
-                    let pid_ns = if h.flags & abi::EVF_ANY_NS != 0 {
-                        0
-                    } else {
-                        h.pid_ns
-                    };
-                    *d.entry(FilterKey { pid_ns, nr: h.nr }).or_default() += 1;
+                    *d.entry(b.header(i).filter_key()).or_default() += 1;
                 }
             }
         }

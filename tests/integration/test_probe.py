@@ -14,23 +14,12 @@ from typing import Any
 
 import pytest
 
+from probe_helpers import drain
 from syshub import _native
 from syshub.errors import ProbeError, SyscallNameError
 from syshub.nsproc import NamespacedProcess, pid_namespace_inode
 
 pytestmark = pytest.mark.bpf
-
-
-def drain(probe: Any, until_idle_ms: int = 300, timeout: float = 10.0) -> list[Any]:
-    """Poll until every emitted record was delivered and nothing more arrives."""
-    events: list[Any] = []
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        b = probe.poll(timeout_ms=until_idle_ms)
-        events.extend(b)
-        if not b and all(k["delivered"] >= k["emitted"] for k in probe.stats()["keys"]):
-            break
-    return events
 
 
 def run_traced(probe: Any, argv: list[str], syscalls: list[str], rate: int = 1) -> tuple[int, int]:
