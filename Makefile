@@ -28,7 +28,8 @@ $(STAMP)/venv: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
-		kubernetes kmock ruff mypy types-PyYAML types-grpcio matplotlib
+		protobuf grpcio-tools mypy-protobuf pydantic durationpy kubernetes kmock ruff mypy \
+		types-PyYAML types-grpcio types-protobuf matplotlib
 	@touch $@
 
 build: $(STAMP)/apt $(STAMP)/venv

@@ -54,10 +54,10 @@ def _wait(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
 def one_combo(
     ctx: Context, jobs_k: int, subs_m: int, secs: float
 ) -> tuple[dict[str, Any], list[Check]]:
-    from syshub.hub import Hub, HubConfig
+    from syshub.hub.service import Hub, HubConfig
     from syshub.topology import LocalObserver
     from syshub.topology.base import Container
-    from syshub.trace import Trace
+    from syshub.spec.trace import Trace
 
     obs = LocalObserver()
     hub = Hub(HubConfig(), observer=obs)

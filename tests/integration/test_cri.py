@@ -322,7 +322,7 @@ def test_object_label_selector(fake: FakeRuntime) -> None:
 
 
 def test_project_label_selector_if_available(fake: FakeRuntime) -> None:
-    selectors = pytest.importorskip("syshub.selectors")
+    selectors = pytest.importorskip("syshub.spec.selectors")
     sel = selectors.LabelSelector.parse("app in (web),tier!=back")
     assert ids(observer_for(fake, label_selector=sel).containers()) == {"c1", "c2", "c4"}
 

@@ -33,15 +33,15 @@ pytest.importorskip("kubernetes")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from k8s_apiserver import FakeApiServer, make_pod
-from syshub.hub import Hub, HubConfig
+from syshub.hub.service import Hub, HubConfig
 from syshub.topology.kubernetes import KubernetesObserver
-from syshub.trace import Trace
+from syshub.spec.trace import Trace
 
 if TYPE_CHECKING:
     from containerd_env import ContainerdEnv
 
-    from syshub.hub import TraceEvent
-    from syshub.subscriptions import Subscription
+    from syshub.hub.service import TraceEvent
+    from syshub.hub.subscriptions import Subscription
 
 pytestmark = [pytest.mark.bpf, pytest.mark.containerd]
 

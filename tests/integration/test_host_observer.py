@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from syshub.hub import Hub, HubConfig
+from syshub.hub.service import Hub, HubConfig
 from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, HostObserver, LocalObserver
-from syshub.trace import Trace
+from syshub.spec.trace import Trace
 
 pytestmark = pytest.mark.bpf
 

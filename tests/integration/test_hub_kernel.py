@@ -20,13 +20,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from syshub import syscalls
-from syshub.hub import Hub, HubConfig
-from syshub.jobs import Job
+from syshub.hub.service import Hub, HubConfig
+from syshub.hub.jobs import Job
 from syshub.nsproc import NamespacedProcess
-from syshub.subscriptions import Subscription
+from syshub.hub.subscriptions import Subscription
 from syshub.topology import LocalObserver
 from syshub.topology.base import Container, EmitFn
-from syshub.trace import Trace
+from syshub.spec.trace import Trace
 
 pytestmark = pytest.mark.bpf
 

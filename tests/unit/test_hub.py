@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from syshub import syscalls
 from syshub.errors import HubError
-from syshub.hub import FakeFilters, Hub, HubConfig, TraceEvent
-from syshub.jobs import Job
-from syshub.subscriptions import Overflow, Subscription
+from syshub.hub.service import FakeFilters, Hub, HubConfig, TraceEvent
+from syshub.hub.jobs import Job
+from syshub.hub.subscriptions import Overflow, Subscription
 from syshub.topology import LocalObserver
 from syshub.topology.base import Container, EmitFn
-from syshub.trace import Trace, TraceState
+from syshub.spec.trace import Trace, TraceState
 
 NR = {name: syscalls.lookup(name).nr for name in ("getppid", "openat", "close", "read")}
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from k8s_apiserver import FakeApiServer, make_pod
 from syshub.errors import CriError, KubernetesError
-from syshub.selectors import FieldSelector, LabelSelector
+from syshub.spec.selectors import FieldSelector, LabelSelector
 from syshub.topology.base import (
     Container,
     ContainerEvent,

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syshub.errors import SelectorError, TraceSpecError
-from syshub.selectors import (
+from syshub.spec.selectors import (
     FieldSelector,
     FrozenMap,
     LabelSelector,

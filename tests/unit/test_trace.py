@@ -18,8 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syshub.errors import SelectorError, TraceSpecError
-from syshub.selectors import FieldSelector, LabelSelector, Requirement
-from syshub.trace import (
+from syshub.spec.selectors import FieldSelector, LabelSelector, Requirement
+from syshub.spec.trace import (
     API_VERSION,
     SWOLL_API_VERSION,
     Trace,

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from syshub.errors import KubernetesError
-from syshub.selectors import FieldSelector, LabelSelector
+from syshub.spec.selectors import FieldSelector, LabelSelector
 from syshub.topology.base import Container, ContainerEvent, ContainerEventKind, EmitFn
 from syshub.topology.cri import (
     LABEL_CONTAINER_NAME,
@@ -1051,8 +1051,8 @@ class KubernetesObserver:
     ) -> KubernetesObserver:
         """A view of the same watch narrowed to ``namespace`` and the selectors.
 
-        Selectors may be :class:`~syshub.selectors.LabelSelector` /
-        :class:`~syshub.selectors.FieldSelector`, selector strings (``"app=demo,tier in
+        Selectors may be :class:`~syshub.spec.selectors.LabelSelector` /
+        :class:`~syshub.spec.selectors.FieldSelector`, selector strings (``"app=demo,tier in
         (a,b)"``, ``"status.phase=Running"``) or dicts (``{"matchLabels": ...,
         "matchExpressions": [...]}``, or plain ``{key: value}``). A copy of a copy must
         satisfy both. No watch or CRI connection is opened.

@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 from syshub import syscalls
 from syshub.errors import HubError
-from syshub.jobs import Job, JobContext, JobList
-from syshub.subscriptions import CallbackWorker, Overflow, Subscription
+from syshub.hub.jobs import Job, JobContext, JobList
+from syshub.hub.subscriptions import CallbackWorker, Overflow, Subscription
 from syshub.topology import HostObserver, Observer, Topology
 from syshub.topology.base import Container, ContainerEvent, ContainerEventKind
-from syshub.trace import Trace, TraceState
+from syshub.spec.trace import Trace, TraceState
 
 
 @dataclass(frozen=True)

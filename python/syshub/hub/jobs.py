@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from syshub import syscalls
 from syshub.topology.base import Container, ContainerEvent, ContainerEventKind
-from syshub.trace import Trace, TraceState, TraceStatus, new_job_id
+from syshub.spec.trace import Trace, TraceState, TraceStatus, new_job_id
 
 if TYPE_CHECKING:
-    from syshub.hub import Hub
+    from syshub.hub.service import Hub
 
 
 @dataclass(eq=False)

@@ -35,7 +35,7 @@ from typing import Any, Final
 import yaml
 
 from syshub.errors import SelectorError, TraceSpecError
-from syshub.selectors import (
+from syshub.spec.selectors import (
     FieldSelector,
     FrozenMap,
     LabelSelector,

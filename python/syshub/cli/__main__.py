@@ -1,0 +1,5 @@
+import sys
+
+from syshub.cli.main import main
+
+sys.exit(main())

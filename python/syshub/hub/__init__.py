@@ -1,0 +1,1 @@
+"""The Hub: one kernel probe, many trace jobs, exact kernel filters, routing."""

@@ -1,0 +1,1 @@
+"""Trace specs: the Trace model, selectors, durations and argument limits."""
