@@ -9,6 +9,7 @@ pub mod abi;
 pub mod decode;
 pub mod error;
 pub mod flags;
+pub mod limits;
 pub mod probe;
 pub mod reader;
 pub mod syscalls;

@@ -7,6 +7,18 @@ from typing import Any, final
 
 ABI_VERSION: int
 REC_MAX: int
+STR_MAX_LIMIT: int
+"""Largest ``str_max`` (bytes captured per string argument): 4096."""
+ARGV_MAX_LIMIT: int
+"""Largest ``argv_max`` (argv/envp entries captured): 128."""
+BUF_MAX_LIMIT: int
+"""Largest ``buf_max`` (bytes captured per buffer argument): 4096."""
+SAMPLE_RATE_MAX: int
+"""Largest ``sample_rate`` (1 in N): 2**32 - 1."""
+RING_BYTES_MIN: int
+"""Smallest ring buffer: 4096 bytes."""
+RING_BYTES_MAX: int
+"""Largest ring buffer: 1 GiB."""
 
 @final
 class Probe:
@@ -14,8 +26,10 @@ class Probe:
 
     Raises ``PermissionError`` (naming CAP_BPF/CAP_PERFMON or root) without
     privileges, :class:`syshub.errors.ProbeError` when tracefs is missing and
-    cannot be mounted or the kernel refuses the probe, ``ValueError`` for a
-    ring size that is not a power of two >= 4096.
+    cannot be mounted or the kernel refuses the probe. ``ValueError`` (naming
+    the argument and its range) for ``ring_bytes`` that is not a power of two
+    in ``RING_BYTES_MIN..=RING_BYTES_MAX``, ``poll_ms`` outside 1..=1000, or a
+    negative ``wakeup_bytes``/``self_tgid``; never ``OverflowError``.
     """
 
     def __init__(
@@ -39,7 +53,11 @@ class Probe:
         """Trace ``syscall`` in pid namespace ``pid_ns`` (0 = every namespace),
         delivering 1 in ``sample_rate`` calls; re-adding a key updates it.
         Unknown names raise :class:`syshub.errors.SyscallNameError` (a
-        ``ValueError``) suggesting close matches."""
+        ``ValueError``) suggesting close matches. Out-of-range values raise
+        ``ValueError`` naming the argument and its range: ``sample_rate`` in
+        0..=SAMPLE_RATE_MAX (0 and 1 deliver every call), ``str_max`` in
+        1..=STR_MAX_LIMIT, ``argv_max`` in 0..=ARGV_MAX_LIMIT, ``buf_max`` in
+        0..=BUF_MAX_LIMIT, ``pid_ns`` in 0..=2**32-1."""
     def remove_filter(self, pid_ns: int, syscall: str | int) -> bool:
         """Stop tracing a key; False if it was not traced."""
     def filters(self) -> list[dict[str, Any]]:

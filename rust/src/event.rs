@@ -1,0 +1,248 @@
+//! The `Event` pyclass: one syscall, header fields as attributes, decoded
+//! arguments, text and dict renderings on demand.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
+
+use syshub_bpf::abi::{self, SyscallEvent};
+use syshub_bpf::decode;
+use syshub_bpf::reader::Batch as CoreBatch;
+use syshub_bpf::syscalls::SyscallTable;
+
+use crate::convert::{truncated_names, value_to_py};
+
+/// One syscall event; immutable. Header fields are attributes; `args`,
+/// `to_dict()`, `to_json()` and `to_text()` decode on demand.
+#[pyclass(module = "syshub._native", frozen)]
+pub(crate) struct Event {
+    batch: Arc<CoreBatch>,
+    idx: usize,
+    hdr: SyscallEvent,
+}
+
+impl Event {
+    pub(crate) fn new(batch: Arc<CoreBatch>, idx: usize) -> Self {
+        let hdr = batch.header(idx);
+        Self { batch, idx, hdr }
+    }
+
+    fn decoded(&self) -> decode::Decoded {
+        decode::decode(self.batch.record(self.idx)).unwrap_or_else(|_| decode::Decoded {
+            hdr: self.hdr,
+            name: format!("syscall_{}", self.hdr.nr).into(),
+            args: Vec::new(),
+            errno: None,
+        })
+    }
+}
+
+#[pymethods]
+impl Event {
+    #[getter]
+    fn nr(&self) -> u32 {
+        self.hdr.nr
+    }
+    #[getter]
+    fn syscall(&self) -> String {
+        SyscallTable::get()
+            .by_nr(self.hdr.nr)
+            .map_or_else(|| format!("syscall_{}", self.hdr.nr), |d| d.name.clone())
+    }
+    /// Process id (host view).
+    #[getter]
+    fn tgid(&self) -> u32 {
+        self.hdr.tgid
+    }
+    /// Thread id (host view).
+    #[getter]
+    fn tid(&self) -> u32 {
+        self.hdr.tid
+    }
+    /// Process id inside the task's own pid namespace.
+    #[getter]
+    fn ns_tgid(&self) -> u32 {
+        self.hdr.ns_tgid
+    }
+    #[getter]
+    fn ns_tid(&self) -> u32 {
+        self.hdr.ns_tid
+    }
+    #[getter]
+    fn uid(&self) -> u32 {
+        self.hdr.uid
+    }
+    #[getter]
+    fn gid(&self) -> u32 {
+        self.hdr.gid
+    }
+    #[getter]
+    fn sid(&self) -> u32 {
+        self.hdr.sid
+    }
+    #[getter]
+    fn comm(&self) -> String {
+        self.hdr.comm_str()
+    }
+    #[getter]
+    fn pid_ns(&self) -> u32 {
+        self.hdr.pid_ns
+    }
+    #[getter]
+    fn mnt_ns(&self) -> u32 {
+        self.hdr.mnt_ns
+    }
+    #[getter]
+    fn uts_ns(&self) -> u32 {
+        self.hdr.uts_ns
+    }
+    #[getter]
+    fn cgroup_id(&self) -> u64 {
+        self.hdr.cgroup_id
+    }
+    #[getter]
+    fn enter_ns(&self) -> u64 {
+        self.hdr.enter_ns
+    }
+    #[getter]
+    fn exit_ns(&self) -> u64 {
+        self.hdr.exit_ns
+    }
+    #[getter]
+    fn ret(&self) -> i64 {
+        self.hdr.ret
+    }
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.hdr.seq
+    }
+    #[getter]
+    fn flags(&self) -> u16 {
+        self.hdr.flags
+    }
+    /// True for exit/exit_group, which never return (no `ret`, no `exit_ns`).
+    #[getter]
+    fn no_exit(&self) -> bool {
+        self.hdr.flags & abi::EVF_NO_EXIT != 0
+    }
+    /// True when the record ran out of room and some captures were omitted.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.hdr.flags & abi::EVF_TRUNCATED != 0
+    }
+    /// Positive errno when the call failed, else None.
+    #[getter]
+    fn errno(&self) -> Option<i64> {
+        let kind = SyscallTable::get().by_nr(self.hdr.nr).map(|d| d.ret);
+        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
+            return None;
+        }
+        decode::errno_of(self.hdr.ret, kind)
+    }
+    /// "ENOENT"-style name, "OK" on success.
+    #[getter]
+    fn error(&self) -> String {
+        match self.errno() {
+            Some(e) => decode::errno_name(e).map_or_else(|| format!("E{e}"), str::to_owned),
+            None => "OK".into(),
+        }
+    }
+    /// The six raw argument registers.
+    #[getter]
+    fn raw_args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.hdr.args)
+    }
+    /// Decoded arguments: dict of name -> value, in argument order.
+    #[getter]
+    fn args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = self.decoded();
+        let out = PyDict::new(py);
+        for a in &d.args {
+            out.set_item(a.name, value_to_py(py, &a.value)?)?;
+        }
+        Ok(out)
+    }
+    /// Names of arguments whose capture was cut short.
+    #[getter]
+    fn truncated_args(&self) -> Vec<String> {
+        truncated_names(&self.decoded().args)
+    }
+    /// Latency in ns (0 for calls that never return).
+    #[getter]
+    fn latency_ns(&self) -> u64 {
+        self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns)
+    }
+    /// strace-like text line.
+    fn to_text(&self) -> String {
+        self.decoded().to_text()
+    }
+    /// Raw record bytes.
+    fn raw<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.batch.record(self.idx))
+    }
+    /// The event as a JSON-ready dict (swoll TraceEvent field names where
+    /// they mean the same; `pid` is the process id, `tid` the thread id).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let def = SyscallTable::get().by_nr(self.hdr.nr);
+        let d = PyDict::new(py);
+        let sc = PyDict::new(py);
+        sc.set_item("nr", self.hdr.nr)?;
+        sc.set_item("name", def.map(|x| format!("sys_{}", x.name)))?;
+        sc.set_item("class", def.map(|x| x.class.as_str()))?;
+        sc.set_item("group", def.map(|x| x.group.as_str()))?;
+        d.set_item("syscall", sc)?;
+        d.set_item("pid", self.hdr.tgid)?;
+        d.set_item("tid", self.hdr.tid)?;
+        d.set_item("container_pid", self.hdr.ns_tgid)?;
+        d.set_item("container_tid", self.hdr.ns_tid)?;
+        d.set_item("uid", self.hdr.uid)?;
+        d.set_item("gid", self.hdr.gid)?;
+        d.set_item("comm", self.hdr.comm_str())?;
+        d.set_item("session", self.hdr.sid)?;
+        d.set_item("error", self.error())?;
+        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
+            d.set_item("return", py.None())?;
+        } else {
+            d.set_item("return", self.hdr.ret)?;
+        }
+        d.set_item("pid_ns", self.hdr.pid_ns)?;
+        d.set_item("uts_ns", self.hdr.uts_ns)?;
+        d.set_item("mount_ns", self.hdr.mnt_ns)?;
+        d.set_item("cgroup_id", self.hdr.cgroup_id)?;
+        d.set_item("start", self.hdr.enter_ns)?;
+        d.set_item("finish", self.hdr.exit_ns)?;
+        d.set_item("seq", self.hdr.seq)?;
+        let dec = self.decoded();
+        let args = PyDict::new(py);
+        for a in &dec.args {
+            args.set_item(a.name, value_to_py(py, &a.value)?)?;
+        }
+        d.set_item("args", args)?;
+        let tr = truncated_names(&dec.args);
+        if !tr.is_empty() {
+            d.set_item("truncated", tr)?;
+        }
+        Ok(d)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Event {}>", self.decoded().to_text())
+    }
+}
+
+/// Decode one raw record (bytes) into an Event; raises ValueError if malformed.
+#[pyfunction]
+pub(crate) fn decode_record(rec: &[u8]) -> PyResult<Event> {
+    let mut keys = HashMap::new();
+    let mut b = CoreBatch::default();
+    if !b.push(rec, &mut keys) {
+        let e = decode::validate(rec)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
+        return Err(PyValueError::new_err(format!("malformed record: {e}")));
+    }
+    Ok(Event::new(Arc::new(b), 0))
+}

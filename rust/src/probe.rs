@@ -1,0 +1,351 @@
+//! The `Probe` pyclass: load, filter, poll, count.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use syshub_bpf::Error;
+use syshub_bpf::abi::FilterKey;
+use syshub_bpf::limits;
+use syshub_bpf::probe::{FilterSpec, Probe as CoreProbe, ProbeConfig};
+use syshub_bpf::reader::{Batch as CoreBatch, Reader};
+use syshub_bpf::syscalls::SyscallTable;
+
+use crate::batch::Batch;
+use crate::errors::{IntArg, map_err, to_py};
+use crate::syscalls::resolve_nr;
+
+struct Inner {
+    probe: Mutex<Option<CoreProbe>>,
+    reader: Reader,
+    closed: AtomicBool,
+    delivered: Mutex<HashMap<FilterKey, u64>>,
+    /// The rest of a batch that a poll with a small `max_events` did not take.
+    leftover: Mutex<Option<(Arc<CoreBatch>, usize)>>,
+}
+
+/// The kernel probe: load, filter, poll, count. Thread-safe.
+#[pyclass(module = "syshub._native", frozen)]
+pub(crate) struct Probe {
+    inner: Arc<Inner>,
+}
+
+fn with_probe<T>(
+    py: Python<'_>,
+    inner: &Inner,
+    f: impl FnOnce(&mut CoreProbe) -> Result<T, Error>,
+) -> PyResult<T> {
+    let mut guard = inner
+        .probe
+        .lock()
+        .map_err(|_| to_py(py, Error::Bpf("probe lock poisoned".into())))?;
+    let probe = guard.as_mut().ok_or_else(|| to_py(py, Error::Closed))?;
+    map_err(py, f(probe))
+}
+
+#[pymethods]
+impl Probe {
+    #[new]
+    #[pyo3(
+        signature = (ring_bytes = IntArg::from(16 << 20), *, wakeup_bytes = None, poll_ms = IntArg::from(10), self_tgid = None),
+        text_signature = "(ring_bytes=16777216, *, wakeup_bytes=None, poll_ms=10, self_tgid=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        ring_bytes: IntArg,
+        wakeup_bytes: Option<IntArg>,
+        poll_ms: IntArg,
+        self_tgid: Option<IntArg>,
+    ) -> PyResult<Self> {
+        let ring: u32 = ring_bytes.get(
+            py,
+            "ring_bytes",
+            limits::RING_BYTES_MIN.into(),
+            limits::RING_BYTES_MAX.into(),
+        )?;
+        let cfg = ProbeConfig {
+            ring_bytes: map_err(py, limits::ring_bytes(ring.into()))?,
+            wakeup_bytes: wakeup_bytes
+                .map(|w| w.get(py, "wakeup_bytes", 0, u64::MAX))
+                .transpose()?,
+            self_tgid: self_tgid
+                .map(|t| t.get(py, "self_tgid", 0, u32::MAX.into()))
+                .transpose()?,
+        };
+        let poll_ms: i32 = poll_ms.get(py, "poll_ms", 1, 1000)?;
+        let (probe, ring) = map_err(py, py.detach(|| CoreProbe::open(&cfg)))?;
+        let reader = map_err(py, Reader::start(ring, poll_ms))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                probe: Mutex::new(Some(probe)),
+                reader,
+                closed: AtomicBool::new(false),
+                delivered: Mutex::new(HashMap::new()),
+                leftover: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Trace `syscall` (name, `sys_` name or number) in pid namespace `pid_ns` (0 = all).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "mirrors the Python keyword arguments one to one"
+    )]
+    #[pyo3(
+        signature = (pid_ns, syscall, sample_rate = IntArg::from(1), *, str_max = IntArg::from(256), argv_max = IntArg::from(32), buf_max = IntArg::from(64)),
+        text_signature = "($self, pid_ns, syscall, sample_rate=1, *, str_max=256, argv_max=32, buf_max=64)"
+    )]
+    fn add_filter(
+        &self,
+        py: Python<'_>,
+        pid_ns: IntArg,
+        syscall: &Bound<'_, PyAny>,
+        sample_rate: IntArg,
+        str_max: IntArg,
+        argv_max: IntArg,
+        buf_max: IntArg,
+    ) -> PyResult<()> {
+        let pid_ns: u32 = pid_ns.get(py, "pid_ns", 0, u32::MAX.into())?;
+        let sample_rate: u32 =
+            sample_rate.get(py, "sample_rate", 0, limits::SAMPLE_RATE_MAX.into())?;
+        let spec = FilterSpec {
+            sample_rate: sample_rate.max(1),
+            str_max: str_max.get(py, "str_max", 1, limits::STR_MAX_LIMIT.into())?,
+            argv_max: argv_max.get(py, "argv_max", 0, limits::ARGV_MAX_LIMIT.into())?,
+            buf_max: buf_max.get(py, "buf_max", 0, limits::BUF_MAX_LIMIT.into())?,
+        };
+        let nr = resolve_nr(py, syscall)?;
+        with_probe(py, &self.inner, |p| p.add_filter(pid_ns, nr, spec))
+    }
+
+    /// Stop tracing a key; returns False if it was not traced.
+    fn remove_filter(
+        &self,
+        py: Python<'_>,
+        pid_ns: u32,
+        syscall: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let nr = resolve_nr(py, syscall)?;
+        with_probe(py, &self.inner, |p| p.remove_filter(pid_ns, nr))
+    }
+
+    /// Filter keys read back from the kernel map: list of dicts.
+    fn filters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let items = with_probe(py, &self.inner, |p| p.filters())?;
+        let table = SyscallTable::get();
+        let list = PyList::empty(py);
+        for (k, cfg) in items {
+            let d = PyDict::new(py);
+            d.set_item("pid_ns", k.pid_ns)?;
+            d.set_item("nr", k.nr)?;
+            d.set_item("syscall", table.by_nr(k.nr).map(|x| x.name.as_str()))?;
+            d.set_item("sample_rate", cfg.sample_rate)?;
+            d.set_item("str_max", cfg.str_max)?;
+            d.set_item("argv_max", cfg.argv_max)?;
+            d.set_item("buf_max", cfg.buf_max)?;
+            list.append(d)?;
+        }
+        Ok(list)
+    }
+
+    /// Live keys' current sequence numbers: {(pid_ns, nr): seq}. A key's
+    /// sequence restarts at 0 when it is removed and added again.
+    fn sequences<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let items = with_probe(py, &self.inner, |p| p.sequences())?;
+        let d = PyDict::new(py);
+        for (k, seq) in items {
+            d.set_item((k.pid_ns, k.nr), seq)?;
+        }
+        Ok(d)
+    }
+
+    /// Syscall numbers whose hooks are attached now: list of (nr, raw_hook).
+    fn hooked(&self, py: Python<'_>) -> PyResult<Vec<(u32, bool)>> {
+        with_probe(py, &self.inner, |p| Ok(p.hooked()))
+    }
+
+    /// Wait up to `timeout_ms` for events; returns a (possibly empty) Batch.
+    #[pyo3(signature = (max_events = 8192, timeout_ms = 1000))]
+    fn poll(&self, py: Python<'_>, max_events: usize, timeout_ms: i64) -> PyResult<Batch> {
+        if max_events == 0 {
+            return Err(PyValueError::new_err("max_events must be > 0"));
+        }
+        if let Some(b) = self.take_leftover(max_events) {
+            return Ok(b);
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return match self.inner.reader.try_recv() {
+                Ok(Some(b)) => Ok(self.deliver(Arc::new(b), 0, max_events)),
+                _ => Err(to_py(py, Error::Closed)),
+            };
+        }
+        let deadline = (timeout_ms >= 0)
+            .then(|| Instant::now() + Duration::from_millis(timeout_ms.cast_unsigned()));
+        loop {
+            let slice = deadline.map_or(Duration::from_millis(50), |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(50))
+            });
+            let inner = Arc::clone(&self.inner);
+            let got = py.detach(move || inner.reader.recv(slice));
+            match got {
+                Ok(Some(b)) => return Ok(self.deliver(Arc::new(b), 0, max_events)),
+                Ok(None) => {}
+                Err(_) => return Ok(Batch::empty()),
+            }
+            py.check_signals()?;
+            if self.inner.closed.load(Ordering::SeqCst) {
+                return Ok(Batch::empty());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(Batch::empty());
+            }
+        }
+    }
+
+    /// Counters: {"keys": [per key dicts], "total": {...}, "kernel": {...}, "reader": {...}}.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (keys, globals) = with_probe(py, &self.inner, |p| {
+            Ok((p.key_counters()?, p.global_counters()?))
+        })?;
+        let delivered = self
+            .inner
+            .delivered
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        let received = self
+            .inner
+            .reader
+            .counters
+            .per_key
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default();
+        let table = SyscallTable::get();
+        let out = PyDict::new(py);
+        let list = PyList::empty(py);
+        let (mut tm, mut ts, mut td, mut tdl) = (0u64, 0u64, 0u64, 0u64);
+        for (k, c) in keys {
+            let dl = delivered.get(&k).copied().unwrap_or(0);
+            let emitted = received.get(&k).copied().unwrap_or(0);
+            let d = PyDict::new(py);
+            d.set_item("pid_ns", k.pid_ns)?;
+            d.set_item("nr", k.nr)?;
+            d.set_item("syscall", table.by_nr(k.nr).map(|x| x.name.as_str()))?;
+            d.set_item("matched", c.matched)?;
+            d.set_item("sampled_out", c.sampled_out)?;
+            d.set_item("dropped", c.dropped)?;
+            // emitted: records read out of the ring (delivered or queued for poll).
+            d.set_item("emitted", emitted)?;
+            d.set_item("delivered", dl)?;
+            // pending: matched calls not yet delivered nor accounted as dropped or
+            // sampled out (in a syscall still running, in the ring, or queued).
+            d.set_item(
+                "pending",
+                c.matched
+                    .saturating_sub(c.sampled_out + c.dropped)
+                    .saturating_sub(dl),
+            )?;
+            list.append(d)?;
+            tm += c.matched;
+            ts += c.sampled_out;
+            td += c.dropped;
+            tdl += dl;
+        }
+        out.set_item("keys", list)?;
+        let total = PyDict::new(py);
+        total.set_item("matched", tm)?;
+        total.set_item("sampled_out", ts)?;
+        total.set_item("dropped", td)?;
+        total.set_item("delivered", tdl)?;
+        out.set_item("total", total)?;
+        let kernel = PyDict::new(py);
+        kernel.set_item("matched", globals.matched)?;
+        kernel.set_item("sampled_out", globals.sampled_out)?;
+        kernel.set_item("dropped", globals.dropped)?;
+        kernel.set_item("emitted", globals.emitted)?;
+        kernel.set_item("orphaned", globals.orphaned)?;
+        kernel.set_item("nomem", globals.nomem)?;
+        kernel.set_item("nokey", globals.nokey)?;
+        out.set_item("kernel", kernel)?;
+        let reader = PyDict::new(py);
+        let rc = &self.inner.reader.counters;
+        reader.set_item("records", rc.records.load(Ordering::Relaxed))?;
+        reader.set_item("decode_errors", rc.decode_errors.load(Ordering::Relaxed))?;
+        reader.set_item("batches", rc.batches.load(Ordering::Relaxed))?;
+        reader.set_item("wakeups", rc.wakeups.load(Ordering::Relaxed))?;
+        out.set_item("reader", reader)?;
+        Ok(out)
+    }
+
+    /// Detach everything and free the kernel objects. Idempotent; a poll
+    /// waiting in another thread returns an empty batch.
+    fn close(&self, py: Python<'_>) {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        py.detach(move || {
+            inner.reader.stop();
+            if let Ok(mut g) = inner.probe.lock() {
+                g.take();
+            }
+        });
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _t: Option<&Bound<'_, PyAny>>,
+        _v: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        self.close(py);
+        false
+    }
+}
+
+impl Probe {
+    fn take_leftover(&self, max_events: usize) -> Option<Batch> {
+        let (b, start) = self.inner.leftover.lock().ok()?.take()?;
+        Some(self.deliver(b, start, max_events))
+    }
+
+    /// Hands out records `start..start + max_events` of `b` (the rest is
+    /// kept for the next poll) and counts them as delivered.
+    fn deliver(&self, b: Arc<CoreBatch>, start: usize, max_events: usize) -> Batch {
+        let end = b.len().min(start.saturating_add(max_events));
+        if let Ok(mut d) = self.inner.delivered.lock() {
+            if start == 0 && end == b.len() {
+                for (k, n) in &b.per_key {
+                    *d.entry(*k).or_default() += n;
+                }
+            } else {
+                for i in start..end {
+                    *d.entry(b.header(i).filter_key()).or_default() += 1;
+                }
+            }
+        }
+        if end < b.len()
+            && let Ok(mut l) = self.inner.leftover.lock()
+        {
+            *l = Some((Arc::clone(&b), end));
+        }
+        Batch::new(b, start, end)
+    }
+}
