@@ -1,26 +1,76 @@
-"""Trace jobs: a :class:`Job` follows its observer and asks the hub for one
-:class:`JobContext` per (pid namespace, syscall) of each matching container.
+"""Trace jobs as data: what a running Trace targets, which containers it
+selects, and its (pid namespace, syscall) contexts. Nothing here calls the
+Hub: the Hub's service drives jobs and keeps the kernel in step.
+
 Containers sharing a pid namespace are reference-counted per job, so the
 stop of one does not release what the others need."""
 
 from __future__ import annotations
 
+import enum
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from syshub import syscalls
-from syshub.topology.base import Container, ContainerEvent, ContainerEventKind
+from syshub.hub.plan import CaptureSizes
 from syshub.spec.trace import Trace, TraceState, TraceStatus, new_job_id
+from syshub.topology import Container
 
-if TYPE_CHECKING:
-    from syshub.hub.service import Hub
+
+class TargetKind(enum.Enum):
+    CONTAINERS = "containers"
+    EVERY_NAMESPACE = "every-namespace"
+    PID_NAMESPACE = "pid-namespace"
+    NAMESPACE_OF = "namespace-of"
+    PROCESS = "process"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What a job traces. The default follows the hub's observer: every
+    container matching the Trace's selectors. The others are fixed kernel
+    keys, used by ``syshub trace``: every process of the host, one pid
+    namespace (by inode, or the one of a process, held open by the hub), or
+    one process and its descendants (a kernel process scope)."""
+
+    kind: TargetKind = TargetKind.CONTAINERS
+    value: int = 0
+
+    @staticmethod
+    def containers() -> Target:
+        return Target()
+
+    @staticmethod
+    def every_namespace() -> Target:
+        return Target(TargetKind.EVERY_NAMESPACE)
+
+    @staticmethod
+    def pid_namespace(inode: int) -> Target:
+        return Target(TargetKind.PID_NAMESPACE, inode)
+
+    @staticmethod
+    def namespace_of(pid: int) -> Target:
+        return Target(TargetKind.NAMESPACE_OF, pid)
+
+    @staticmethod
+    def process(pid: int) -> Target:
+        return Target(TargetKind.PROCESS, pid)
+
+    @property
+    def follows_observer(self) -> bool:
+        return self.kind is TargetKind.CONTAINERS
+
+    def __str__(self) -> str:
+        if self.kind in (TargetKind.CONTAINERS, TargetKind.EVERY_NAMESPACE):
+            return self.kind.value
+        return f"{self.kind.value}:{self.value}"
 
 
 @dataclass(eq=False)
 class JobContext:
-    """One job's interest in one kernel key (pid namespace, syscall nr)."""
+    """One job's interest in one kernel key (pid namespace or scope, syscall nr)."""
 
     job: Job
     pid_ns: int
@@ -28,6 +78,7 @@ class JobContext:
     base_seq: int = 0
     """Kernel sequence of the key when this context started: later calls are the job's."""
     end_seq: int | None = None
+    """Kernel sequence of the key when the context was released (None while live)."""
     delivered: int = 0
     rate: int = 1
     """The job's sample rate (fixed for the job's life; read per event)."""
@@ -41,8 +92,12 @@ class JobContext:
     def key(self) -> tuple[int, int]:
         return (self.pid_ns, self.nr)
 
-    def accounting(self, kernel_matched: int) -> dict[str, int]:
-        """Exact per-key accounting of this job: matched = delivered + dropped + sampled_out.
+    @property
+    def capture(self) -> CaptureSizes | None:
+        return self.job.capture
+
+    def accounting(self, kernel_matched: int) -> tuple[int, int, int, int]:
+        """Exact (matched, delivered, dropped, sampled_out) of this job on this key.
 
         ``matched`` counts the key's calls since the context started; the job
         wants those whose sequence is a multiple of its rate; the ones it did
@@ -50,21 +105,14 @@ class JobContext:
         end = kernel_matched if self.end_seq is None else self.end_seq
         r = self.rate
         matched = max(0, end - self.base_seq)
-        wanted = end // r - self.base_seq // r
-        return {
-            "pid_ns": self.pid_ns,
-            "nr": self.nr,
-            "matched": matched,
-            "delivered": self.delivered,
-            "dropped": max(0, wanted - self.delivered),
-            "sampled_out": matched - wanted,
-        }
+        wanted = max(0, end // r - self.base_seq // r)
+        return (matched, self.delivered, max(0, wanted - self.delivered), matched - wanted)
 
 
 class JobList:
     """The contexts of one (pid namespace, syscall) key, in push order."""
 
-    def __init__(self, contexts: Iterator[JobContext] | None = None) -> None:
+    def __init__(self, contexts: Iterable[JobContext] | None = None) -> None:
         self._items: list[JobContext] = list(contexts or [])
 
     def push(self, ctx: JobContext) -> None:
@@ -72,6 +120,9 @@ class JobList:
 
     def remove(self, ctx: JobContext) -> None:
         self._items.remove(ctx)
+
+    def __contains__(self, ctx: object) -> bool:
+        return any(c is ctx for c in self._items)
 
     def __iter__(self) -> Iterator[JobContext]:
         return iter(self._items)
@@ -85,18 +136,20 @@ class JobList:
 
 @dataclass(eq=False)
 class Job:
-    """A running Trace: selects containers, owns contexts, carries status."""
+    """A running Trace: its target and capture sizes, the containers it
+    selected (reference-counted per pid namespace), its status."""
 
     trace: Trace
     job_id: str = ""
+    target: Target = field(default_factory=Target)
+    capture: CaptureSizes | None = None
+    """Capture sizes (:class:`syshub.spec.limits.Capture`); None: the defaults."""
+    nrs: tuple[int, ...] = ()
     _hosts: dict[str, bool] = field(default_factory=dict, repr=False)
     _ns_members: dict[int, set[str]] = field(default_factory=dict, repr=False)
-    _ns_fds: dict[int, int] = field(default_factory=dict, repr=False)
-    """Open pid namespaces this job traces: held so their inodes are not reused."""
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
-    nrs: tuple[int, ...] = ()
+    _applied: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         if not self.job_id:
@@ -138,44 +191,47 @@ class Job:
         """``container.pod`` names this job has seen; only active ones unless ``all``."""
         return sorted(h for h, active in self._hosts.items() if all or active)
 
+    # selection -------------------------------------------------------------
     def selects(self, c: Container) -> bool:
+        """Whether an observer's container is this job's (the observer copy
+        already applied the namespace, label and field selectors)."""
         hosts = self.trace.spec.host_selector
         return not hosts or c.name in hosts
 
-    # driven by the hub ---------------------------------------------------
-    def on_container(self, hub: Hub, ev: ContainerEvent) -> None:
-        """Apply one observer event (called by the observer thread)."""
-        c = ev.container
-        if not self.selects(c):
-            return
-        hub._job_container_event(self, ev.kind is ContainerEventKind.START, c)
+    def container_started(self, c: Container) -> bool:
+        """Record a selected container; True when it is the first of its pid
+        namespace (then the namespace's contexts are needed)."""
+        self.add_container(c.pod, c.name)
+        members = self._ns_members.setdefault(c.pid_ns, set())
+        first = not members
+        members.add(c.id)
+        return first
 
-    def run(self, hub: Hub) -> None:
-        """Follow the job's observer until the job is stopped (blocking)."""
-        spec = self.trace.spec
-        label = None if spec.label_selector.is_empty() else spec.label_selector
-        fields = None if spec.field_selector.is_empty() else spec.field_selector
-        observer = hub.observer.copy(
-            namespace=self.trace.namespace or None, label_selector=label, field_selector=fields
-        )
-        try:
-            observer.run(lambda ev: self.on_container(hub, ev), self._stopped)
-        finally:
-            self._done.set()
+    def container_stopped(self, c: Container) -> bool:
+        """Forget a container; True when it was the last of its pid namespace."""
+        self.remove_container(c.pod, c.name)
+        members = self._ns_members.get(c.pid_ns)
+        if members is None:
+            return False
+        members.discard(c.id)
+        if members:
+            return False
+        del self._ns_members[c.pid_ns]
+        return True
 
-    def start(self, hub: Hub) -> None:
-        self.trace.mark_running(self.job_id)
-        self._thread = threading.Thread(
-            target=self.run, args=(hub,), name=f"syshub-job-{self.job_id}", daemon=True
-        )
-        self._thread.start()
-        if self.duration > 0:
-            timer = threading.Timer(self.duration, hub.delete_trace, args=(self.trace,))
-            timer.daemon = True
-            timer.start()
+    # lifecycle flags (set by the hub) -------------------------------------
+    def mark_applied(self) -> None:
+        self._applied.set()
+
+    def wait_applied(self, timeout: float | None = None) -> bool:
+        """True once the kernel filters of the job's initial targets are in."""
+        return self._applied.wait(timeout)
 
     def stop(self) -> None:
         self._stopped.set()
+
+    def mark_done(self) -> None:
+        self._done.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job completes; True if it did."""

@@ -1,193 +1,37 @@
 """The Hub: one kernel probe, many trace jobs, exact kernel filters, routing.
 
-Invariant: the kernel filter set always equals the union of the (pid
-namespace, syscall) keys of live job contexts; each key is sampled in the
-kernel at the gcd of its jobs' rates and every job with rate r receives
-exactly the calls whose per-key sequence number is a multiple of r.
+Invariant: the kernel filter set always equals the union of the keys of live
+job contexts (:mod:`syshub.hub.plan`); each key is sampled in the kernel at
+the gcd of its jobs' rates and every job with rate r receives exactly the
+calls whose per-key sequence number is a multiple of r.
 
-Threads: a reader loop polls the probe and routes events into subscriber
-queues (never running subscriber code, never blocking); one thread per job
-follows its observer; one worker per callback subscriber calls it.
+Threads: the reader loop polls the probe and routes events into subscriber
+queues (:mod:`syshub.hub.router`; never running subscriber code, never
+blocking); the topology loop follows the hub's observer; one thread per
+observer-driven job follows its selection; one worker per callback
+subscriber calls it.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from syshub import syscalls
 from syshub.errors import HubError
-from syshub.hub.jobs import Job, JobContext, JobList
+from syshub.hub.config import HubConfig, default_observer
+from syshub.hub.events import TraceEvent
+from syshub.hub.jobs import Job, JobContext, JobList, Target, TargetKind
+from syshub.hub.kernel import KernelFilters, NamespaceHold, ProbeFilters
+from syshub.hub.plan import CaptureSizes, Key, KeyConfig, key_config, plan_key
+from syshub.hub.router import Router
+from syshub.hub.stats import HubStats, JobKeyStats, JobStats
 from syshub.hub.subscriptions import CallbackWorker, Overflow, Subscription
-from syshub.topology import HostObserver, Observer, Topology
-from syshub.topology.base import Container, ContainerEvent, ContainerEventKind
+from syshub.probe import Probe
 from syshub.spec.trace import Trace, TraceState
-
-
-@dataclass(frozen=True)
-class HubConfig:
-    """Where the hub finds its topology, and probe settings.
-
-    With ``k8s_endpoint`` (kubeconfig path or URL) or inside a cluster, pods
-    come from Kubernetes and containers from the CRI at ``cri_endpoint``;
-    with only ``cri_endpoint``, containers come from the CRI; otherwise local
-    pid namespaces are the containers (:class:`HostObserver`)."""
-
-    alt_root: str = "/"
-    cri_endpoint: str | None = None
-    k8s_endpoint: str | None = None
-    k8s_namespace: str | None = None
-    bpf_object: str | None = None
-    ring_bytes: int = 16 << 20
-    poll_ms: int = 10
-    node_name: str | None = None
-
-
-class KernelFilters(Protocol):
-    """What the hub needs from the kernel: apply a filter diff, read back."""
-
-    def set(self, pid_ns: int, nr: int, sample_rate: int) -> None: ...
-
-    def remove(self, pid_ns: int, nr: int) -> None: ...
-
-    def current(self) -> dict[tuple[int, int], int]: ...
-
-    def matched(self) -> dict[tuple[int, int], int]: ...
-
-
-class ProbeFilters:
-    """:class:`KernelFilters` on the real probe."""
-
-    def __init__(self, probe: Any) -> None:
-        self.probe = probe
-
-    def set(self, pid_ns: int, nr: int, sample_rate: int) -> None:
-        self.probe.add_filter(pid_ns, nr, sample_rate)
-
-    def remove(self, pid_ns: int, nr: int) -> None:
-        self.probe.remove_filter(pid_ns, nr)
-
-    def current(self) -> dict[tuple[int, int], int]:
-        return {(f["pid_ns"], f["nr"]): f["sample_rate"] for f in self.probe.filters()}
-
-    def matched(self) -> dict[tuple[int, int], int]:
-        """Live keys' kernel sequences (what records are stamped with)."""
-        return dict(self.probe.sequences())
-
-
-class FakeFilters:
-    """In-memory :class:`KernelFilters` for tests without privileges."""
-
-    def __init__(self) -> None:
-        self.filters: dict[tuple[int, int], int] = {}
-        self.counts: dict[tuple[int, int], int] = {}
-        self.ops = 0
-
-    def set(self, pid_ns: int, nr: int, sample_rate: int) -> None:
-        self.filters[(pid_ns, nr)] = sample_rate
-        self.ops += 1
-
-    def remove(self, pid_ns: int, nr: int) -> None:
-        self.filters.pop((pid_ns, nr), None)
-        self.ops += 1
-
-    def current(self) -> dict[tuple[int, int], int]:
-        return dict(self.filters)
-
-    def matched(self) -> dict[tuple[int, int], int]:
-        return dict(self.counts)
-
-
-class TraceEvent(tuple[Any, "Container | None"]):
-    """An event as subscribers see it: the kernel event plus its container.
-    Immutable (a tuple underneath: cheap to build on the reader path); every
-    subscriber of an event gets the same object. Other attributes come from
-    the kernel event (``syscall``, ``pid_ns``, ``args``, ...)."""
-
-    __slots__ = ()
-
-    def __new__(cls, event: Any, container: Container | None) -> TraceEvent:
-        return tuple.__new__(cls, (event, container))
-
-    @property
-    def event(self) -> Any:
-        return self[0]
-
-    @property
-    def container(self) -> Container | None:
-        return self[1]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self[0], name)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("TraceEvent is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("TraceEvent is immutable")
-
-    @property
-    def path(self) -> tuple[str, str, str, str]:
-        """(namespace, pod, container, syscall) for path subscriptions."""
-        c = self[1]
-        name = self[0].syscall
-        if c is None:
-            return ("", "", "", name)
-        return (c.namespace, c.pod, c.name, name)
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = self[0].to_dict()
-        if self[1] is not None:
-            d["container"] = self[1].to_dict()
-        return d
-
-    def __repr__(self) -> str:
-        return f"<TraceEvent {self[0].to_text()} container={self[1]}>"
-
-
-def _hold_namespace(alt_root: str, c: Container) -> int | None:
-    """Open the container's pid namespace while its filters exist: the kernel
-    reuses a dead namespace's inode at once, and a filter on a reused inode
-    would trace someone else. None when the process is gone or not ours to see
-    (then the filter is still installed, as the observer asked)."""
-    try:
-        fd = os.open(
-            os.path.join(alt_root, "proc", str(c.pid), "ns", "pid"), os.O_RDONLY | os.O_CLOEXEC
-        )
-    except OSError:
-        return None
-    if os.fstat(fd).st_ino != c.pid_ns:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _release_namespace(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
-
-
-def _default_observer(config: HubConfig) -> Observer:
-    if config.k8s_endpoint or os.environ.get("KUBERNETES_SERVICE_HOST"):
-        from syshub.topology.kubernetes import KubernetesObserver
-
-        return KubernetesObserver(
-            config.k8s_endpoint,
-            config.k8s_namespace,
-            cri_endpoint=config.cri_endpoint,
-            node_name=config.node_name,
-            alt_root=config.alt_root,
-        )
-    if config.cri_endpoint:
-        from syshub.topology.cri import CriObserver
-
-        return CriObserver(config.cri_endpoint, alt_root=config.alt_root)
-    return HostObserver(alt_root=config.alt_root)
+from syshub.topology import ContainerEvent, ContainerEventKind, Observer, Topology
 
 
 class Hub:
@@ -198,37 +42,47 @@ class Hub:
         config: HubConfig | None = None,
         observer: Observer | None = None,
         *,
-        probe: Any | None = None,
+        probe: Probe | None = None,
         filters: KernelFilters | None = None,
     ) -> None:
         self.config = config or HubConfig()
         self.observer: Observer = (
-            observer if observer is not None else _default_observer(self.config)
+            observer if observer is not None else default_observer(self.config)
         )
         self._probe = probe
         self._own_probe = False
         self._filters: KernelFilters | None = filters
         self._lock = threading.RLock()
-        self._nsmap: dict[tuple[int, int], JobList] = {}
-        self._routes: dict[tuple[int, int], tuple[JobContext, ...]] = {}
-        self._applied: dict[tuple[int, int], int] = {}
+        self._nsmap: dict[Key, JobList] = {}
+        self._draining: dict[Key, tuple[JobContext, ...]] = {}
+        self._applied: dict[Key, KeyConfig] = {}
         self._jobs: dict[str, Job] = {}
-        self._contexts: dict[str, dict[tuple[int, int], JobContext]] = {}
-        self._retired: dict[str, list[dict[str, int]]] = {}
-        self._job_subs: dict[str, tuple[Subscription, ...]] = {}
-        self._path_subs: dict[tuple[str, ...], tuple[Subscription, ...]] = {}
+        self._contexts: dict[str, dict[Key, JobContext]] = {}
+        self._retired: dict[str, list[JobContext]] = {}
+        self._holds: dict[str, dict[int, NamespaceHold]] = {}
+        self._scopes: dict[str, int] = {}
+        self._ended_subs: dict[str, list[Subscription]] = {}
         self._workers: list[CallbackWorker] = []
         self.topology = Topology()
+        self._router = Router(self.topology.lookup_container)
+        self._seen = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.unrouted = 0
-        self.routed = 0
         self._started = False
+        self._stopped = False
 
     # lifecycle -----------------------------------------------------------
     @property
-    def probe(self) -> Any:
+    def probe(self) -> Probe | None:
         return self._probe
+
+    @property
+    def routed(self) -> int:
+        return self._router.routed
+
+    @property
+    def unrouted(self) -> int:
+        return self._router.unrouted
 
     def start(self) -> Hub:
         """Load the probe (unless given), start the reader and topology threads."""
@@ -238,13 +92,11 @@ class Hub:
             self._started = True
         if self._filters is None:
             if self._probe is None:
-                from syshub import _native
-
-                self._probe = _native.Probe(self.config.ring_bytes, poll_ms=self.config.poll_ms)
+                self._probe = Probe(self.config.ring_bytes, poll_ms=self.config.poll_ms)
                 self._own_probe = True
             self._filters = ProbeFilters(self._probe)
         self.observer.connect()
-        self._spawn(self._topology_loop, "syshub-topology")
+        self._spawn(lambda: self.observer.run(self.topology.apply, self._stop), "syshub-topology")
         if self._probe is not None:
             self._spawn(self._reader_loop, "syshub-reader-loop")
         return self
@@ -255,21 +107,23 @@ class Hub:
         self._stop.wait()
 
     def stop(self) -> None:
-        """Stop every job, release every filter, stop threads, close the probe."""
-        for job in list(self._jobs.values()):
-            if not job.stopped:
-                self.delete_trace(job.trace)
+        """Stop every job, release every filter, stop threads, close the probe.
+        Idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            running = [j for j in self._jobs.values() if not j.stopped]
+        for job in running:
+            self.delete_trace(job.trace)
         self._stop.set()
+        if self._own_probe and self._probe is not None:
+            self._probe.close()  # ends a poll in progress at once
         for t in self._threads:
             t.join(timeout=5)
-        with self._lock:
-            subs = [s for group in self._job_subs.values() for s in group]
-            subs += [s for group in self._path_subs.values() for s in group]
-        for s in subs:
+        for s in self._all_subs():
             s.close()
         self.observer.close()
-        if self._own_probe and self._probe is not None:
-            self._probe.close()
 
     def __enter__(self) -> Hub:
         return self.start()
@@ -282,16 +136,26 @@ class Hub:
         t.start()
         self._threads.append(t)
 
-    def _topology_loop(self) -> None:
-        self.observer.run(self.topology.apply, self._stop)
+    def _all_subs(self) -> list[Subscription]:
+        r = self._router
+        return [s for g in (*r.job_subs.values(), *r.path_subs.values()) for s in g]
 
     # jobs ----------------------------------------------------------------
-    def run_trace(self, trace: Trace) -> Job:
-        """Start a job for ``trace`` (non-blocking); returns it."""
-        return self.run_job(Job(trace))
+    def run_trace(
+        self,
+        trace: Trace,
+        *,
+        target: Target | None = None,
+        capture: CaptureSizes | None = None,
+    ) -> Job:
+        """Start a job for ``trace`` (non-blocking); returns it. ``target``
+        (default: the containers the observer reports that match the Trace's
+        selectors) and ``capture`` (argument capture sizes) are the job's."""
+        return self.run_job(Job(trace, target=target or Target(), capture=capture))
 
     def run_job(self, job: Job) -> Job:
-        """Start ``job`` (non-blocking). Raises :class:`HubError` if its id is taken."""
+        """Start ``job`` (non-blocking). Raises :class:`HubError` if its id is
+        taken or its target does not exist."""
         if not self._started:
             self.start()
         with self._lock:
@@ -300,9 +164,24 @@ class Hub:
                 raise HubError(f"job `{job.job_id}` is already running")
             # A completed trace may run again: its new job replaces the old one.
             self._retired.pop(job.job_id, None)
+            self._ended_subs.pop(job.job_id, None)
             self._jobs[job.job_id] = job
             self._contexts[job.job_id] = {}
-        job.start(self)
+            self._holds[job.job_id] = {}
+            job.trace.mark_running(job.job_id)
+            if not job.target.follows_observer:
+                try:
+                    self._apply_fixed_target(job)
+                except HubError:
+                    self._abort(job)
+                    raise
+                job.mark_applied()
+        if job.target.follows_observer:
+            self._spawn(lambda: self._follow(job), f"syshub-job-{job.job_id}")
+        if job.duration > 0:
+            timer = threading.Timer(job.duration, self._expire, args=(job,))
+            timer.daemon = True
+            timer.start()
         return job
 
     def must_run_job(self, job: Job) -> Job:
@@ -313,6 +192,13 @@ class Hub:
             raise
         except Exception as e:
             raise HubError(f"job `{job.job_id}` failed to start: {e}") from e
+
+    def wait_applied(self, trace: Trace | Job | str, timeout: float | None = None) -> bool:
+        """Block until the kernel filters the job needs for its initial targets
+        are installed (for observer-driven jobs: every container the observer
+        listed at start); True if they are. Commands can then be released
+        without missing a call."""
+        return self.job(self._job_id(trace)).wait_applied(timeout)
 
     def job(self, job_id: str) -> Job:
         with self._lock:
@@ -325,9 +211,11 @@ class Hub:
         with self._lock:
             return list(self._jobs.values())
 
-    def delete_trace(self, trace: Trace) -> None:
-        """Stop the trace's job, release its contexts, mark it Complete."""
-        job_id = trace.status.job_id
+    def delete_trace(self, trace: Trace | Job | str) -> None:
+        """Stop the trace's job and release its filters; route what the kernel
+        had already emitted for it (up to ``config.flush_timeout``); mark it
+        Complete and end its subscriptions (queued events stay readable)."""
+        job_id = self._job_id(trace)
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None:
@@ -336,18 +224,101 @@ class Hub:
                 return
             # Under the lock: no container event of this job can push after this.
             job.stop()
-            for ctx in list(self._contexts.get(job_id, {}).values()):
-                self._release(ctx)
-            self._contexts[job_id] = {}
-            for fd in job._ns_fds.values():
-                _release_namespace(fd)
-            job._ns_fds.clear()
-            subs = self._job_subs.get(job_id, ())
-        trace.update_status(state=TraceState.COMPLETE, completion_time=datetime.now(UTC))
-        # The trace is over: its subscriptions end (queued events stay readable).
+            keys = set(self._contexts.get(job_id, {}))
+            self._abort(job)
+        self.flush(keys, self.config.flush_timeout)
+        with self._lock:
+            for key in keys:
+                self._draining[key] = tuple(
+                    c for c in self._draining.get(key, ()) if c.job is not job
+                )
+                self._publish_route(key)
+            subs = self._router.job_subs.get(job_id, ())
+            self._ended_subs[job_id] = [*self._ended_subs.get(job_id, []), *subs]
+        job.trace.update_status(state=TraceState.COMPLETE, completion_time=datetime.now(UTC))
+        if not job.target.follows_observer:
+            job.mark_done()
         for sub in subs:
             sub.close()
 
+    def _abort(self, job: Job) -> None:
+        """Release everything a job holds in the kernel (under the lock)."""
+        for ctx in list(self._contexts.get(job.job_id, {}).values()):
+            self._release(ctx)
+        self._contexts[job.job_id] = {}
+        for hold in self._holds.pop(job.job_id, {}).values():
+            hold.release()
+        scope = self._scopes.pop(job.job_id, None)
+        if scope is not None and self._filters is not None:
+            self._filters.remove_scope(scope)
+
+    def _expire(self, job: Job) -> None:
+        if not job.stopped:
+            self.delete_trace(job)
+
+    def _apply_fixed_target(self, job: Job) -> None:
+        """Contexts of a job whose target is fixed kernel keys (under the lock)."""
+        assert self._filters is not None
+        t = job.target
+        if t.kind is TargetKind.EVERY_NAMESPACE:
+            ns = 0
+        elif t.kind is TargetKind.PID_NAMESPACE:
+            ns = t.value
+        elif t.kind is TargetKind.NAMESPACE_OF:
+            hold = NamespaceHold.of(t.value, self.config.alt_root)
+            if hold is None:
+                raise HubError(f"cannot open the pid namespace of process {t.value}")
+            self._holds[job.job_id][hold.inode] = hold
+            ns = hold.inode
+        else:
+            try:
+                ns = self._filters.add_scope(t.value)
+            except (OSError, ValueError) as e:
+                raise HubError(f"cannot trace process {t.value}: {e}") from None
+            self._scopes[job.job_id] = ns
+        for nr in job.nrs:
+            self.push_job(job, ns, nr)
+
+    def _follow(self, job: Job) -> None:
+        """Follow the job's selection until it is stopped (job thread)."""
+        spec = job.trace.spec
+        observer = self.observer.copy(
+            namespace=job.trace.namespace or None,
+            label_selector=None if spec.label_selector.is_empty() else spec.label_selector,
+            field_selector=None if spec.field_selector.is_empty() else spec.field_selector,
+        )
+        try:
+            observer.run(
+                lambda ev: self._on_container(job, ev), job._stopped, on_synced=job.mark_applied
+            )
+        finally:
+            job.mark_done()
+
+    def _on_container(self, job: Job, ev: ContainerEvent) -> None:
+        c = ev.container
+        if not job.selects(c):
+            return
+        with self._lock:
+            if job.stopped:
+                return
+            if ev.kind is ContainerEventKind.START:
+                self.topology.apply(ev)
+                if job.container_started(c):
+                    hold = NamespaceHold.of(c.pid, self.config.alt_root, expect=c.pid_ns)
+                    if hold is not None:
+                        self._holds[job.job_id][c.pid_ns] = hold
+                    for nr in job.nrs:
+                        self.push_job(job, c.pid_ns, nr)
+            elif job.container_stopped(c):
+                for nr in job.nrs:
+                    ctx = self._contexts.get(job.job_id, {}).get((c.pid_ns, nr))
+                    if ctx is not None:
+                        self._release(ctx)
+                hold = self._holds.get(job.job_id, {}).pop(c.pid_ns, None)
+                if hold is not None:
+                    hold.release()
+
+    # contexts and kernel filters -------------------------------------------
     def push_job(self, job: Job, pid_ns: int, nr: int) -> JobContext:
         """Add ``job``'s interest in (pid_ns, nr); idempotent per job and key."""
         with self._lock:
@@ -357,87 +328,71 @@ class Hub:
                 return existing
             if job.stopped:
                 raise HubError(f"job `{job.job_id}` is stopped")
-            base = self._kernel_matched().get((pid_ns, nr), 0)
-            ctx = JobContext(job, pid_ns, nr, base_seq=base)
-            self._nsmap.setdefault((pid_ns, nr), JobList()).push(ctx)
-            ctxs[(pid_ns, nr)] = ctx
-            self._sync_key((pid_ns, nr))
+            key = (pid_ns, nr)
+            if key not in self._applied:
+                # A re-added key restarts its kernel sequence: contexts still
+                # draining the old one must not take the new numbers.
+                self._draining.pop(key, None)
+            ctx = JobContext(job, pid_ns, nr, base_seq=self._sequences().get(key, 0))
+            self._nsmap.setdefault(key, JobList()).push(ctx)
+            ctxs[key] = ctx
+            self._sync_key(key)
             return ctx
 
     def _release(self, ctx: JobContext) -> None:
-        with self._lock:
-            key = ctx.key
-            bucket = self._nsmap.get(key)
-            if bucket is None or ctx not in list(bucket):
-                return
-            ctx.end_seq = self._kernel_matched().get(key, ctx.base_seq)
-            bucket.remove(ctx)
-            if not len(bucket):
-                del self._nsmap[key]
-            self._contexts.get(ctx.job.job_id, {}).pop(key, None)
-            self._retired.setdefault(ctx.job.job_id, []).append(ctx.accounting(ctx.end_seq))
-            self._sync_key(key)
+        """End a context (under the lock): it stops counting at the key's
+        current sequence and drains what the kernel already emitted."""
+        key = ctx.key
+        bucket = self._nsmap.get(key)
+        if bucket is None or ctx not in bucket:
+            return
+        ctx.end_seq = self._sequences().get(key, ctx.base_seq)
+        bucket.remove(ctx)
+        if not len(bucket):
+            del self._nsmap[key]
+        self._contexts.get(ctx.job.job_id, {}).pop(key, None)
+        self._retired.setdefault(ctx.job.job_id, []).append(ctx)
+        self._draining[key] = (*self._draining.get(key, ()), ctx)
+        self._sync_key(key)
 
-    def _job_container_event(self, job: Job, started: bool, c: Container) -> None:
-        with self._lock:
-            if job.stopped:
-                return
-            members = job._ns_members.setdefault(c.pid_ns, set())
-            if started:
-                self.topology.apply(ContainerEvent(ContainerEventKind.START, c))
-                job.add_container(c.pod, c.name)
-                first = not members
-                members.add(c.id)
-                if first:
-                    fd = _hold_namespace(self.config.alt_root, c)
-                    if fd is not None:
-                        job._ns_fds[c.pid_ns] = fd
-                    for nr in job.nrs:
-                        self.push_job(job, c.pid_ns, nr)
-            else:
-                job.remove_container(c.pod, c.name)
-                members.discard(c.id)
-                if not members:
-                    job._ns_members.pop(c.pid_ns, None)
-                    for nr in job.nrs:
-                        ctx = self._contexts.get(job.job_id, {}).get((c.pid_ns, nr))
-                        if ctx is not None:
-                            self._release(ctx)
-                    _release_namespace(job._ns_fds.pop(c.pid_ns, None))
-
-    def _sync_key(self, key: tuple[int, int]) -> None:
-        """Apply the desired kernel state of one key (call under the lock)."""
+    def _sync_key(self, key: Key) -> None:
+        """Make the kernel hold the plan's filter for one key (under the lock)."""
         assert self._filters is not None, "hub not started"
         bucket = self._nsmap.get(key)
-        if bucket:
-            rate = 0
-            for ctx in bucket:
-                rate = math.gcd(rate, ctx.rate)
-            if self._applied.get(key) != rate:
-                self._filters.set(key[0], key[1], rate)
-                self._applied[key] = rate
-            self._routes = {**self._routes, key: tuple(bucket)}
-        else:
-            if key in self._applied:
-                self._filters.remove(key[0], key[1])
+        desired = key_config((c.rate, c.capture) for c in bucket or ())
+        op = plan_key(key, self._applied.get(key), desired)
+        if op is not None:
+            self._filters.apply(op)
+            if desired is None:
                 del self._applied[key]
-            if key in self._routes:
-                routes = dict(self._routes)
-                del routes[key]
-                self._routes = routes
+            else:
+                self._applied[key] = desired
+        self._publish_route(key)
 
-    def _kernel_matched(self) -> dict[tuple[int, int], int]:
-        return self._filters.matched() if self._filters is not None else {}
+    def _publish_route(self, key: Key) -> None:
+        """Replace the router's entry for ``key`` (copy on write, under the lock)."""
+        live = tuple(self._nsmap.get(key, ()))
+        entry = live + self._draining.get(key, ())
+        if not self._draining.get(key):
+            self._draining.pop(key, None)
+        routes = dict(self._router.routes)
+        if entry:
+            routes[key] = entry
+        else:
+            routes.pop(key, None)
+        self._router.routes = routes
 
-    def desired_filters(self) -> dict[tuple[int, int], int]:
+    def _sequences(self) -> dict[Key, int]:
+        return self._filters.sequences() if self._filters is not None else {}
+
+    def desired_filters(self) -> dict[Key, int]:
         """The filter set live contexts require: key -> gcd of their rates."""
         with self._lock:
-            out: dict[tuple[int, int], int] = {}
+            out: dict[Key, int] = {}
             for key, bucket in self._nsmap.items():
-                rate = 0
-                for ctx in bucket:
-                    rate = math.gcd(rate, ctx.rate)
-                out[key] = rate
+                cfg = key_config((c.rate, c.capture) for c in bucket)
+                if cfg is not None:
+                    out[key] = cfg.sample_rate
             return out
 
     # events --------------------------------------------------------------
@@ -448,122 +403,69 @@ class Hub:
             try:
                 batch = probe.poll(timeout_ms=100)
             except Exception:
-                if self._stop.is_set():
+                if self._stop.is_set() or probe.closed:
                     return
                 raise
             if batch:
                 self.route(batch)
 
-    def route(self, events: Iterable[Any]) -> None:
-        """Route kernel events to job and path subscribers (reader thread).
+    def route(self, events: Any) -> None:
+        """Route a batch (a :class:`~syshub.probe.Batch` or a sequence of
+        events) to job and path subscribers (reader thread)."""
+        self._router.route(events)
+        self._seen += len(events)
 
-        Per run of events with the same key, the contexts, their subscriber
-        lists and the path subscribers are resolved once; events are then
-        gathered per subscriber and enqueued once per batch (one lock and one
-        wake-up per subscriber, not per event)."""
-        routes = self._routes
-        job_subs = self._job_subs
-        path_subs = self._path_subs
-        lookup = self.topology.lookup_container
-        out: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
-
-        def target(sub: Subscription) -> list[TraceEvent]:
-            slot = out.get(id(sub))
-            if slot is None:
-                slot = out[id(sub)] = (sub, [])
-            return slot[1]
-
-        column = getattr(events, "column", None)
-        if column is not None:
-            # A native batch: read the routing fields as columns, not per event.
-            keys: Iterable[tuple[int, int, int, Any]] = zip(
-                memoryview(column("pid_ns")).tolist(),
-                memoryview(column("nr")).tolist(),
-                memoryview(column("seq")).tolist(),
-                events,
-                strict=True,
-            )
-        else:
-            keys = ((ev.pid_ns, ev.nr, ev.seq, ev) for ev in events)
-        new_event = tuple.__new__
-        unrouted = routed = 0
-        counted: list[list[Any]] = []
-        last_ns = last_nr = -1
-        # plan: per context [ctx, base_seq, rate, [target lists], delivered]
-        plan: list[list[Any]] = []
-        paths: list[list[TraceEvent]] = []
-        cont: Container | None = None
-        for pid_ns, nr, seq, ev in keys:
-            if pid_ns != last_ns or nr != last_nr:
-                last_ns, last_nr = pid_ns, nr
-                plan = [
-                    [c, c.base_seq, c.rate, [target(s) for s in job_subs.get(c.job_id, ())], 0]
-                    for c in routes.get((pid_ns, nr), ())
-                ]
-                cont = lookup(pid_ns) if plan else None
-                paths = []
-                if plan and path_subs:
-                    name = ev.syscall
-                    full = (
-                        (cont.namespace, cont.pod, cont.name, name) if cont else ("", "", "", name)
-                    )
-                    paths = [target(s) for d in range(5) for s in path_subs.get(full[:d], ())]
-                counted.extend(plan)
-            if not plan:
-                unrouted += 1
-                continue
-            tev: TraceEvent | None = None
-            for entry in plan:
-                if seq <= entry[1] or seq % entry[2]:
-                    continue
-                entry[4] += 1
-                if tev is None:
-                    tev = new_event(TraceEvent, (ev, cont))
-                for lst in entry[3]:
-                    lst.append(tev)
-            if tev is None:
-                continue
-            routed += 1
-            for lst in paths:
-                lst.append(tev)
-        for entry in counted:
-            entry[0].delivered += entry[4]
-        self.unrouted += unrouted
-        self.routed += routed
-        for sub, items in out.values():
-            if items:
-                sub.put_many(items)
-
-    def _publish_path(
-        self, tev: TraceEvent, path_subs: dict[tuple[str, ...], tuple[Subscription, ...]]
-    ) -> None:
-        path = tev.path
-        for depth in range(5):
-            for sub in path_subs.get(path[:depth], ()):
-                sub.put(tev)
+    def flush(self, keys: Iterable[Key] | None = None, timeout: float = 1.0) -> bool:
+        """Wait until every call the kernel matched on ``keys`` (default: all)
+        has been delivered, dropped or sampled out, and everything polled has
+        been routed; True if so within ``timeout``."""
+        probe = self._probe
+        if probe is None or probe.closed:
+            return True
+        wanted = None if keys is None else set(keys)
+        end = threading.Event()
+        deadline = timeout
+        step = 0.005
+        while True:
+            st = probe.stats()
+            ks = [k for k in st.keys if wanted is None or (k.pid_ns, k.nr) in wanted]
+            polled = sum(k.delivered for k in st.keys)
+            if all(k.pending == 0 for k in ks) and self._seen >= polled:
+                return True
+            if deadline <= 0:
+                return False
+            end.wait(step)
+            deadline -= step
 
     def write_event(self, ev: TraceEvent) -> None:
         """Publish an event on its path streams (swoll's ``WriteEvent``)."""
-        self._publish_path(ev, self._path_subs)
+        self._router.publish_path(ev)
 
     # subscriptions -------------------------------------------------------
-    def _add_sub(self, table: str, key: Any, sub: Subscription) -> None:
+    def _set_subs(
+        self,
+        table: str,
+        key: Any,
+        change: Callable[[tuple[Subscription, ...]], tuple[Subscription, ...]],
+    ) -> None:
         with self._lock:
-            t: dict[Any, tuple[Subscription, ...]] = getattr(self, table)
-            new = dict(t)
-            new[key] = (*new.get(key, ()), sub)
-            setattr(self, table, new)
-
-    def _remove_sub(self, table: str, key: Any, sub: Subscription) -> None:
-        with self._lock:
-            t: dict[Any, tuple[Subscription, ...]] = getattr(self, table)
-            new = dict(t)
-            rest = tuple(s for s in new.get(key, ()) if s is not sub)
-            if rest:
-                new[key] = rest
+            new = dict(getattr(self._router, table))
+            subs = change(new.get(key, ()))
+            if subs:
+                new[key] = subs
             else:
                 new.pop(key, None)
-            setattr(self, table, new)
+            setattr(self._router, table, new)
+
+    def _new_sub(
+        self, table: str, key: Any, name: str, maxsize: int, overflow: Overflow | str
+    ) -> Subscription:
+        def unsubscribe(s: Subscription) -> None:
+            self._set_subs(table, key, lambda subs: tuple(x for x in subs if x is not s))
+
+        sub = Subscription(name, maxsize, overflow, on_close=unsubscribe)
+        self._set_subs(table, key, lambda subs: (*subs, sub))
+        return sub
 
     def subscribe(
         self,
@@ -574,14 +476,7 @@ class Hub:
     ) -> Subscription:
         """A queue of the events of a trace / job (by object or job id)."""
         job_id = self._job_id(target)
-        sub = Subscription(
-            job_id,
-            maxsize,
-            overflow,
-            on_close=lambda s: self._remove_sub("_job_subs", job_id, s),
-        )
-        self._add_sub("_job_subs", job_id, sub)
-        return sub
+        return self._new_sub("job_subs", job_id, job_id, maxsize, overflow)
 
     def subscribe_path(
         self,
@@ -601,14 +496,7 @@ class Hub:
         if len(parts) > 4:
             raise HubError("a path has at most 4 parts: namespace, pod, container, syscall")
         key = tuple(parts)
-        sub = Subscription(
-            name or "/".join(key),
-            maxsize,
-            overflow,
-            on_close=lambda s: self._remove_sub("_path_subs", key, s),
-        )
-        self._add_sub("_path_subs", key, sub)
-        return sub
+        return self._new_sub("path_subs", key, name or "/".join(key), maxsize, overflow)
 
     def attach_trace(
         self, trace: Trace | Job | str, cb: Callable[[str, TraceEvent], None], **kw: Any
@@ -636,40 +524,29 @@ class Hub:
         if isinstance(target, Trace):
             if not target.status.job_id:
                 raise HubError(f"trace `{target.name}` has no job yet: run it first")
-            return target.status.job_id
+            return str(target.status.job_id)
         return target
 
     # accounting ----------------------------------------------------------
-    def stats(self) -> dict[str, Any]:
-        """Per key (kernel) and per job (per key, per subscriber) counters.
-        Per key: matched = delivered + dropped + sampled_out; per job likewise."""
-        probe_stats: dict[str, Any] = self._probe.stats() if self._probe is not None else {}
-        # Contexts count from the kernel's live per-key sequence.
-        matched = self._kernel_matched()
-        jobs: dict[str, Any] = {}
+    def stats(self) -> HubStats:
+        """Per key (kernel) and per job (per key, per subscriber) counters;
+        per key and per job: matched = delivered + dropped + sampled_out."""
+        probe_stats = self._probe.stats() if self._probe is not None else None
+        seqs = self._sequences()
+        jobs: dict[str, JobStats] = {}
         with self._lock:
             for job_id, job in self._jobs.items():
-                keys = [
-                    c.accounting(matched.get(c.key, c.base_seq))
-                    for c in self._contexts[job_id].values()
-                ]
-                keys += self._retired.get(job_id, [])
-                subs = [s.stats() for s in self._job_subs.get(job_id, ())]
-                total = {
-                    f: sum(k[f] for k in keys)
-                    for f in ("matched", "delivered", "dropped", "sampled_out")
-                }
-                jobs[job_id] = {
-                    "state": job.trace.status.state.value,
-                    "keys": keys,
-                    "total": total,
-                    "subscribers": subs,
-                }
-        return {
-            "keys": probe_stats.get("keys", []),
-            "kernel": probe_stats.get("kernel", {}),
-            "reader": probe_stats.get("reader", {}),
-            "jobs": jobs,
-            "routed": self.routed,
-            "unrouted": self.unrouted,
-        }
+                live = [(c, seqs.get(c.key, c.base_seq)) for c in self._contexts[job_id].values()]
+                done = [(c, c.end_seq or c.base_seq) for c in self._retired.get(job_id, [])]
+                keys = tuple(
+                    JobKeyStats(c.pid_ns, c.nr, *c.accounting(seq)) for c, seq in live + done
+                )
+                subs = tuple(
+                    s.stats()
+                    for s in (
+                        *self._ended_subs.get(job_id, ()),
+                        *self._router.job_subs.get(job_id, ()),
+                    )
+                )
+                jobs[job_id] = JobStats.of(job_id, job.trace.status.state.value, keys, subs)
+        return HubStats(probe_stats, jobs, self._router.routed, self._router.unrouted)

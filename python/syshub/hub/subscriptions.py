@@ -12,6 +12,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from syshub.hub.stats import SubscriberStats
+
 
 class Overflow(enum.Enum):
     """What a full queue does with a new event."""
@@ -133,13 +135,9 @@ class Subscription:
         if self._on_close is not None:
             self._on_close(self)
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> SubscriberStats:
         with self._cv:
-            return {
-                "delivered": self.delivered,
-                "dropped": self.dropped,
-                "queued": len(self._q),
-            }
+            return SubscriberStats(self.name, self.delivered, self.dropped, len(self._q))
 
     def __iter__(self) -> Iterator[Any]:
         while True:

@@ -1,0 +1,221 @@
+"""The kernel probe, public and typed: the one door to ``syshub._native``.
+
+:class:`Probe` loads the eBPF program, installs filters keyed by (pid
+namespace or process scope, syscall) and hands out batches of decoded
+events. Its counters come back as frozen values (:class:`ProbeStats`), in
+which, once drained, every key satisfies
+``matched == delivered + dropped + sampled_out``.
+
+Most users want the :class:`~syshub.Hub`, which owns a probe and keeps its
+filters equal to what the running traces need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from syshub import _native
+
+Event = _native.Event
+"""One decoded syscall (immutable)."""
+Batch = _native.Batch
+"""The events of one poll, iterable, with typed header columns."""
+Column = _native.Column
+
+ABI_VERSION: int = _native.ABI_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class FilterInfo:
+    """One kernel filter as read back from the kernel map."""
+
+    pid_ns: int
+    """Pid namespace inode, 0 for every namespace, or a process scope id."""
+    nr: int
+    syscall: str
+    sample_rate: int
+    str_max: int
+    argv_max: int
+    buf_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStats:
+    """Counters of one filter key. ``emitted``: records read out of the ring;
+    ``pending``: matched calls not yet delivered nor dropped or sampled out
+    (still running, in the ring, or queued for poll)."""
+
+    pid_ns: int
+    nr: int
+    syscall: str
+    matched: int
+    sampled_out: int
+    dropped: int
+    emitted: int
+    delivered: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyTotals:
+    """The sum of :class:`KeyStats` over every key."""
+
+    matched: int
+    sampled_out: int
+    dropped: int
+    delivered: int
+
+
+@dataclass(frozen=True, slots=True)
+class KernelCounters:
+    """Global kernel counters; ``orphaned``: calls whose exit hook went away,
+    ``nomem``: no per-task storage (also in ``dropped``), ``nokey``: counters
+    missing for a matched key."""
+
+    matched: int
+    sampled_out: int
+    dropped: int
+    emitted: int
+    orphaned: int
+    nomem: int
+    nokey: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderCounters:
+    """The ring reader thread: records read, malformed records skipped,
+    batches handed over, wake-ups."""
+
+    records: int
+    decode_errors: int
+    batches: int
+    wakeups: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStats:
+    keys: tuple[KeyStats, ...]
+    total: KeyTotals
+    kernel: KernelCounters
+    reader: ReaderCounters
+
+    def key(self, pid_ns: int, nr: int) -> KeyStats | None:
+        """The counters of one key, None if the probe has never had it."""
+        return next((k for k in self.keys if k.pid_ns == pid_ns and k.nr == nr), None)
+
+    @property
+    def drained(self) -> bool:
+        """Every record read out of the ring has been delivered by ``poll``."""
+        return all(k.delivered >= k.emitted for k in self.keys)
+
+
+def _fields(cls: type[Any], d: Mapping[str, Any]) -> Any:
+    return cls(**{f: d[f] for f in cls.__slots__})
+
+
+def _probe_stats(d: Mapping[str, Any]) -> ProbeStats:
+    keys = tuple(
+        _fields(KeyStats, {**k, "syscall": k.get("syscall") or str(k["nr"])}) for k in d["keys"]
+    )
+    return ProbeStats(
+        keys=keys,
+        total=_fields(KeyTotals, d["total"]),
+        kernel=_fields(KernelCounters, d["kernel"]),
+        reader=_fields(ReaderCounters, d["reader"]),
+    )
+
+
+class Probe:
+    """The kernel probe. Thread-safe; ``close()`` is idempotent.
+
+    Raises ``PermissionError`` (naming CAP_BPF/CAP_PERFMON or root) without
+    privileges, :class:`~syshub.errors.ProbeError` when tracefs is missing and
+    cannot be mounted or the kernel refuses the probe, ``ValueError`` for a
+    ring size that is not a power of two in range."""
+
+    def __init__(
+        self, ring_bytes: int = 16 << 20, *, wakeup_bytes: int | None = None, poll_ms: int = 10
+    ) -> None:
+        self._native = _native.Probe(ring_bytes, wakeup_bytes=wakeup_bytes, poll_ms=poll_ms)
+
+    # filters -------------------------------------------------------------
+    def add_filter(
+        self,
+        pid_ns: int,
+        syscall: str | int,
+        sample_rate: int = 1,
+        *,
+        str_max: int = 256,
+        argv_max: int = 32,
+        buf_max: int = 64,
+    ) -> None:
+        """Trace ``syscall`` in pid namespace ``pid_ns`` (0: every namespace; or
+        a scope id from :meth:`add_scope`), delivering 1 in ``sample_rate``
+        calls; re-adding a key updates it and keeps its sequence."""
+        self._native.add_filter(
+            pid_ns, syscall, sample_rate, str_max=str_max, argv_max=argv_max, buf_max=buf_max
+        )
+
+    def remove_filter(self, pid_ns: int, syscall: str | int) -> bool:
+        """Stop tracing a key; False if it was not traced."""
+        return self._native.remove_filter(pid_ns, syscall)
+
+    def filters(self) -> list[FilterInfo]:
+        return [_fields(FilterInfo, f) for f in self._native.filters()]
+
+    def sequences(self) -> dict[tuple[int, int], int]:
+        """Live keys' current sequence numbers (matched calls since added)."""
+        return self._native.sequences()
+
+    def hooked(self) -> list[tuple[int, bool]]:
+        """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
+        return self._native.hooked()
+
+    # process scopes --------------------------------------------------------
+    def add_scope(self, pid: int) -> int:
+        """Key ``pid`` and its descendants by a scope id of their own (use it
+        as ``pid_ns`` in :meth:`add_filter`), in whatever namespace they live."""
+        return int(cast(Any, self._native).add_scope(pid))
+
+    def remove_scope(self, scope: int) -> bool:
+        return bool(cast(Any, self._native).remove_scope(scope))
+
+    # events and counters -------------------------------------------------
+    def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
+        """Up to ``max_events`` events, waiting up to ``timeout_ms`` (negative:
+        forever) with the GIL released; ``close()`` from another thread ends
+        the wait with an empty batch."""
+        return self._native.poll(max_events, timeout_ms)
+
+    def stats(self) -> ProbeStats:
+        return _probe_stats(self._native.stats())
+
+    def close(self) -> None:
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def decode_record(record: bytes) -> Event:
+    """Decode one raw ring record; ``ValueError`` if malformed."""
+    return _native.decode_record(record)
+
+
+def probe_object() -> bytes:
+    """The compiled eBPF object embedded in the package."""
+    return _native.probe_object()
+
+
+def abi_layout() -> dict[str, dict[str, tuple[int, int]]]:
+    """Offset and size of every field of the kernel/user ABI (for ABI checks)."""
+    return _native.abi_layout()
