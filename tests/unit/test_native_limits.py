@@ -30,7 +30,7 @@ def test_limits_are_exported() -> None:
     ],
 )
 def test_probe_rejects_out_of_range(kwargs: dict[str, int], message: str) -> None:
-    with pytest.raises(ValueError, match="^invalid argument: ") as info:
+    with pytest.raises(ValueError, match=r"^invalid argument: ") as info:
         _native.Probe(**kwargs)
     assert message in str(info.value)
 
@@ -55,10 +55,10 @@ def test_probe_rejects_non_int() -> None:
 )
 def test_add_filter_rejects_out_of_range(kwargs: dict[str, int], message: str) -> None:
     with _native.Probe(_native.RING_BYTES_MIN * 16) as probe:
-        with pytest.raises(ValueError, match="^invalid argument: ") as info:
+        with pytest.raises(ValueError, match=r"^invalid argument: ") as info:
             probe.add_filter(0, "getpid", **kwargs)
         assert message in str(info.value)
-        with pytest.raises(ValueError, match="pid_ns must be in 0..=4294967295, got -1"):
+        with pytest.raises(ValueError, match=r"pid_ns must be in 0\.\.=4294967295, got -1"):
             probe.add_filter(-1, "getpid")
         probe.add_filter(
             0,
