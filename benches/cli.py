@@ -83,7 +83,7 @@ def preflight() -> str | None:
     if os.geteuid() != 0:
         return "needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN)"
     try:
-        import syshub._native  # noqa: F401
+        import syshub.probe  # noqa: F401
     except ImportError as e:
         return f"syshub native module not importable: {e} (run `maturin develop --release`)"
     return None

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from syshub.probe import ProbeStats
+
 # Status values of a scenario result.
 OK = "ok"
 NOT_AVAILABLE = "n/a"
@@ -202,30 +204,28 @@ def fmt_int(x: int | None) -> str:
     return "-" if x is None else f"{x:,}"
 
 
-def key_checks(stats: dict[str, Any], pid_namespaces: set[int], label: str) -> list[Check]:
+def key_checks(stats: ProbeStats, pid_namespaces: set[int], label: str) -> list[Check]:
     """One strict Check per probe key whose pid namespace is in ``pid_namespaces``."""
-    out: list[Check] = []
-    for k in stats["keys"]:
-        if k["pid_ns"] in pid_namespaces:
-            out.append(
-                Check(
-                    label=f"{label}: {k['syscall']} @ pid_ns {k['pid_ns']}",
-                    matched=int(k["matched"]),
-                    delivered=int(k["delivered"]),
-                    dropped=int(k["dropped"]),
-                    sampled_out=int(k["sampled_out"]),
-                )
-            )
-    return out
+    return [
+        Check(
+            label=f"{label}: {k.syscall} @ pid_ns {k.pid_ns}",
+            matched=k.matched,
+            delivered=k.delivered,
+            dropped=k.dropped,
+            sampled_out=k.sampled_out,
+        )
+        for k in stats.keys
+        if k.pid_ns in pid_namespaces
+    ]
 
 
-def key_totals(stats: dict[str, Any], pid_namespaces: set[int]) -> dict[str, int]:
+def key_totals(stats: ProbeStats, pid_namespaces: set[int]) -> dict[str, int]:
     """matched/delivered/dropped/sampled_out summed over the keys of some namespaces."""
     tot = {"matched": 0, "delivered": 0, "dropped": 0, "sampled_out": 0, "emitted": 0}
-    for k in stats["keys"]:
-        if k["pid_ns"] in pid_namespaces:
+    for k in stats.keys:
+        if k.pid_ns in pid_namespaces:
             for f in tot:
-                tot[f] += int(k[f])
+                tot[f] += int(getattr(k, f))
     return tot
 
 
@@ -244,7 +244,7 @@ def drain(
         if b:
             on_batch(b)
             continue
-        if all(int(k["pending"]) == 0 for k in probe.stats()["keys"]):
+        if all(k.pending == 0 for k in probe.stats().keys):
             return True
     return False
 

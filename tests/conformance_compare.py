@@ -124,12 +124,7 @@ class SyscallDef:
 def load_table(text: str | None = None) -> dict[str, SyscallDef]:
     """The syscall table (``bpf-rs/data/syscalls_x86_64.tsv``) by name."""
     if text is None:
-        try:
-            from syshub import _native
-
-            text = _native.syscall_table_tsv()
-        except ImportError:
-            text = (ROOT / "bpf-rs" / "data" / "syscalls_x86_64.tsv").read_text()
+        text = (ROOT / "bpf-rs" / "data" / "syscalls_x86_64.tsv").read_text()
     table: dict[str, SyscallDef] = {}
     for line in text.splitlines():
         if not line.strip() or line.startswith("#"):
@@ -262,10 +257,10 @@ def run_strace(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Strac
 
 def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
     """Runs ``prog workdir`` in a new pid namespace traced by syshub; its events."""
-    from syshub import _native
+    from syshub import Probe
     from syshub.nsproc import NamespacedProcess
 
-    probe = _native.Probe(1 << 24)
+    probe = Probe(1 << 24)
     try:
         with NamespacedProcess(
             [str(prog), str(workdir)],
@@ -286,7 +281,7 @@ def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
         stats = probe.stats()
     finally:
         probe.close()
-    lost = [k for k in stats["keys"] if k.get("dropped")]
+    lost = [k for k in stats.keys if k.dropped]
     if lost:
         raise RuntimeError(f"syshub dropped events: {lost}")
     evs.sort(key=lambda e: (e.enter_ns, e.seq))

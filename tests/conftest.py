@@ -22,7 +22,7 @@ def _bpf_unavailable() -> str | None:
     if not Path("/sys/kernel/btf/vmlinux").exists():
         return "kernel has no BTF (/sys/kernel/btf/vmlinux)"
     try:
-        import syshub._native  # noqa: F401
+        import syshub.probe  # noqa: F401
     except ImportError as e:
         return f"native module not built: {e}"
     return None
@@ -51,9 +51,9 @@ def known_calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def probe() -> Iterator[object]:
-    from syshub import _native
+    from syshub import Probe
 
-    p = _native.Probe(1 << 22)
+    p = Probe(1 << 22)
     try:
         yield p
     finally:

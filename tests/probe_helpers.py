@@ -14,6 +14,6 @@ def drain(probe: Any, until_idle_ms: int = 300, timeout: float = 10.0) -> list[A
     while time.monotonic() < end:
         b = probe.poll(timeout_ms=until_idle_ms)
         events.extend(b)
-        if not b and all(k["delivered"] >= k["emitted"] for k in probe.stats()["keys"]):
+        if not b and probe.stats().drained:
             break
     return events

@@ -2,7 +2,7 @@
 
 Records ~100k real records from traced runs (getppid; openat+close of a tmpfs
 path; socket+connect+close to a refused loopback port; fork+execve /bin/true), then decodes them
-single-threaded: one by one with ``_native.decode_record``, and by iterating
+single-threaded: one by one with ``syshub_probe.decode_record``, and by iterating
 the recorded batches. The Rust-side decode rate comes from a cargo test when
 one exists."""
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import syshub
 from benches.common import (
     Chart,
     Context,
@@ -29,7 +30,7 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop
-from syshub import _native
+from syshub import probe as syshub_probe
 
 ROOT = Path(__file__).resolve().parents[2]
 RUST_TEST = "decode_throughput"
@@ -49,7 +50,7 @@ def record(ctx: Context, scale: float) -> tuple[list[bytes], list[Any], list[Any
     raws: list[bytes] = []
     batches: list[Any] = []
     checks: list[Any] = []
-    probe = _native.Probe(16 << 20)
+    probe = syshub.Probe(16 << 20)
 
     def keep(b: Any) -> None:
         batches.append(b)
@@ -73,7 +74,7 @@ def record(ctx: Context, scale: float) -> tuple[list[bytes], list[Any], list[Any
                     probe.remove_filter(loop.pid_ns, sc)
     finally:
         probe.close()
-    counts = Counter(_native.decode_record(r).syscall for r in raws)
+    counts = Counter(syshub_probe.decode_record(r).syscall for r in raws)
     return raws, batches, checks, dict(counts)
 
 
@@ -161,7 +162,7 @@ def run(ctx: Context) -> ScenarioResult:
             "Real records from traced runs of the workload (getppid; openat+close of a tmpfs "
             "path; socket+connect+close to a refused port; execve of /bin/true with its argv) "
             "decoded single-threaded into "
-            "Python Event objects: via _native.decode_record(raw) (header only, then with "
+            "Python Event objects: via syshub_probe.decode_record(raw) (header only, then with "
             "ev.args, then ev.to_dict()), and by iterating the recorded batches. Rates per "
             "core: events / thread CPU seconds, and events / wall seconds."
         ),
@@ -171,7 +172,7 @@ def run(ctx: Context) -> ScenarioResult:
     res.checks = checks
     nbytes = sum(len(r) for r in raws)
     ctx.say(f"decode: recorded {len(raws):,} records ({nbytes / 1e6:.1f} MB)")
-    decode_record = _native.decode_record
+    decode_record = syshub_probe.decode_record
 
     def by_record() -> int:
         for r in raws:

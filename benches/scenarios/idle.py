@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any
 
+import syshub
 from benches.common import (
     Chart,
     Context,
@@ -21,7 +22,6 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop, LoopReport
-from syshub import _native
 from syshub.nsproc import NamespacedProcess
 
 VARIANTS = {
@@ -60,13 +60,13 @@ def run(ctx: Context) -> ScenarioResult:
         other.release()
         for r in range(rounds):
             ns["a"].append(_measure(ctx, secs).ns_per_iteration)
-            probe = _native.Probe()
+            probe = syshub.Probe()
             try:
                 ns["b"].append(_measure(ctx, secs).ns_per_iteration)
                 probe.add_filter(other.pid_ns, "openat")
                 ns["c"].append(_measure(ctx, secs).ns_per_iteration)
                 drain(probe, lambda b: None, idle_ms=50)
-                stats: dict[str, Any] = probe.stats()
+                stats = probe.stats()
                 checks += key_checks(stats, {other.pid_ns}, f"round {r + 1} (c)")
             finally:
                 probe.close()

@@ -3,11 +3,13 @@ Python consumers of increasing cost, and a ring-size sweep."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
+import syshub
 from benches import bpfstats
 from benches.common import (
     Chart,
@@ -24,7 +26,6 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop, run_untraced
-from syshub import _native
 
 try:
     import numpy as np
@@ -129,7 +130,7 @@ def traced_run(
     wakeup_bytes: int | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     """One traced loop run; returns (metrics, accounting checks)."""
-    probe = _native.Probe(ring_bytes, wakeup_bytes=wakeup_bytes)
+    probe = syshub.Probe(ring_bytes, wakeup_bytes=wakeup_bytes)
     try:
         with Loop(ctx, "getppid", secs=secs) as loop:
             probe.add_filter(loop.pid_ns, "getppid")
@@ -152,7 +153,7 @@ def traced_run(
             drained = drain(probe, tail)
             cpu = time.thread_time() - cpu0
             pcpu = time.process_time() - pcpu0
-            stats: dict[str, Any] = probe.stats()
+            stats = probe.stats()
             tot = key_totals(stats, {loop.pid_ns})
             checks = key_checks(stats, {loop.pid_ns}, label)
     finally:
@@ -179,8 +180,8 @@ def traced_run(
         "consumer_events_per_cpu_s": delivered / cpu if cpu > 0 else None,
         "last_seq": consumer.last_seq,
         "drained": drained,
-        "reader": stats["reader"],
-        "kernel": stats["kernel"],
+        "reader": dataclasses.asdict(stats.reader),
+        "kernel": dataclasses.asdict(stats.kernel),
     }
     if consumer.count != delivered:
         checks.append(
@@ -200,7 +201,7 @@ def bpf_cost(ctx: Context, secs: float) -> dict[str, Any]:
         return {"note": f"skipped: {why}"}
     names = {"syshub_sys_enter", "syshub_sys_exit"}
     before = bpfstats.program_ids(names)
-    probe = _native.Probe(DEFAULT_RING)
+    probe = syshub.Probe(DEFAULT_RING)
     try:
         ours = bpfstats.program_ids(names) - before
         with Loop(ctx, "getppid", secs=secs) as loop, bpfstats.stats_enabled():

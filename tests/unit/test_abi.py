@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from syshub import _native
+from syshub import probe as syshub_probe
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def btf_structs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
     if not Path(bpftool).exists():
         pytest.fail("bpftool (apt: bpftool) is needed to read the probe's BTF")
     obj = tmp_path_factory.mktemp("abi") / "syshub.bpf.o"
-    obj.write_bytes(_native.probe_object())
+    obj.write_bytes(syshub_probe.probe_object())
     out = subprocess.run(
         [bpftool, "-j", "btf", "dump", "file", str(obj)], check=True, capture_output=True
     ).stdout
@@ -29,7 +29,7 @@ def btf_structs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str,
 
 
 def test_every_abi_struct_matches_btf(btf_structs: dict[str, dict[str, object]]) -> None:
-    layout = _native.abi_layout()
+    layout = syshub_probe.abi_layout()
     assert set(layout) <= set(btf_structs), set(layout) - set(btf_structs)
     for name, fields in layout.items():
         btf = btf_structs[name]
@@ -40,7 +40,7 @@ def test_every_abi_struct_matches_btf(btf_structs: dict[str, dict[str, object]])
 
 
 def test_header_sizes_are_the_documented_ones() -> None:
-    layout = _native.abi_layout()
+    layout = syshub_probe.abi_layout()
     assert layout["syshub_event"]["__size__"][1] == 160
     assert layout["syshub_capture"]["__size__"][1] == 16
-    assert _native.ABI_VERSION == 1
+    assert syshub_probe.ABI_VERSION == 1

@@ -9,9 +9,9 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syshub import _native
+from syshub import probe as syshub_probe
 
-HDR = _native.abi_layout()["syshub_event"]["__size__"][1]
+HDR = syshub_probe.abi_layout()["syshub_event"]["__size__"][1]
 
 
 def _openat_record(path: bytes) -> bytes:
@@ -20,17 +20,17 @@ def _openat_record(path: bytes) -> bytes:
     size = HDR + len(caps)
     hdr = bytearray(HDR)
     struct.pack_into("<HHII", hdr, 0, 1, 0, size, 257)  # kind, flags, size, nr
-    struct.pack_into("<H", hdr, _native.abi_layout()["syshub_event"]["ncaptures"][0], 1)
-    struct.pack_into("<q", hdr, _native.abi_layout()["syshub_event"]["ret"][0], 3)
+    struct.pack_into("<H", hdr, syshub_probe.abi_layout()["syshub_event"]["ncaptures"][0], 1)
+    struct.pack_into("<q", hdr, syshub_probe.abi_layout()["syshub_event"]["ret"][0], 3)
     struct.pack_into(
-        "<Q", hdr, _native.abi_layout()["syshub_event"]["args"][0], (-100) & (2**64 - 1)
+        "<Q", hdr, syshub_probe.abi_layout()["syshub_event"]["args"][0], (-100) & (2**64 - 1)
     )
     return bytes(hdr) + caps
 
 
 def _exercise(rec: bytes) -> None:
     try:
-        ev = _native.decode_record(rec)
+        ev = syshub_probe.decode_record(rec)
     except ValueError:
         return
     assert ev.to_text()
@@ -40,7 +40,7 @@ def _exercise(rec: bytes) -> None:
 
 
 def test_valid_record_decodes() -> None:
-    ev = _native.decode_record(_openat_record(b"/etc/hostname"))
+    ev = syshub_probe.decode_record(_openat_record(b"/etc/hostname"))
     assert ev.syscall == "openat"
     assert ev.args["filename"] == "/etc/hostname"
     assert ev.args["dfd"] == "AT_FDCWD"
