@@ -15,6 +15,7 @@ subscriber calls it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -416,26 +417,29 @@ class Hub:
         self._seen += len(events)
 
     def flush(self, keys: Iterable[Key] | None = None, timeout: float = 1.0) -> bool:
-        """Wait until every call the kernel matched on ``keys`` (default: all)
-        has been delivered, dropped or sampled out, and everything polled has
-        been routed; True if so within ``timeout``."""
+        """Wait until what the kernel emitted on ``keys`` (default: all) has
+        been routed: every matched call accounted for, or, once the reader
+        has had a few poll intervals to empty the ring, every record read out
+        of it delivered (calls still running are not waited for). True if so
+        within ``timeout``."""
         probe = self._probe
         if probe is None or probe.closed:
             return True
         wanted = None if keys is None else set(keys)
-        end = threading.Event()
-        deadline = timeout
-        step = 0.005
+        start = time.monotonic()
+        ring_read = start + 3 * self.config.poll_ms / 1000
         while True:
             st = probe.stats()
             ks = [k for k in st.keys if wanted is None or (k.pid_ns, k.nr) in wanted]
-            polled = sum(k.delivered for k in st.keys)
-            if all(k.pending == 0 for k in ks) and self._seen >= polled:
+            routed = self._seen >= sum(k.delivered for k in st.keys)
+            now = time.monotonic()
+            if routed and all(k.pending == 0 for k in ks):
                 return True
-            if deadline <= 0:
+            if routed and now >= ring_read and all(k.delivered >= k.emitted for k in ks):
+                return True
+            if now - start >= timeout:
                 return False
-            end.wait(step)
-            deadline -= step
+            time.sleep(0.002)
 
     def write_event(self, ev: TraceEvent) -> None:
         """Publish an event on its path streams (swoll's ``WriteEvent``)."""
