@@ -1,11 +1,30 @@
-"""Run a command as PID 1 of a new pid namespace, held until released.
+"""Start a command in a new pid namespace, held until released.
 
-Executed as ``python -m syshub._nsinit INFO_FD GO_FD -- EXE ARGV0 [ARGS...]`` in a
-fresh interpreter (never forked from a process that runs the reader thread).
-This process unshares CLONE_NEWPID, forks the command (PID 1 of the new
-namespace), writes the command's host pid to INFO_FD, and relays its exit
-status. The command waits for one byte ``g`` on GO_FD before ``exec``, so the
-tracer can install its filters first. Needs CAP_SYS_ADMIN.
+Run by :mod:`syshub.nsproc` as ``python -I /abs/path/_nsinit.py [--init]
+PARENT_FD INFO_FD GO_FD -- EXE ARGV0 [ARGS...]``: isolated mode and an
+absolute path, so no module is ever imported from the current directory (this
+runs as root). Standard library only. Needs CAP_SYS_ADMIN (unshare).
+
+Processes::
+
+    tracer -> helper (this script, in the tracer's pid namespace)
+                -> [--init] init (PID 1 of the new namespace) -> command (PID 2)
+                -> [no --init] command (PID 1 of the new namespace)
+
+* Every process of the chain gets ``PR_SET_PDEATHSIG(SIGKILL)`` tied to its
+  parent (the helper to the tracer, whose pidfd is PARENT_FD, or ``-`` for
+  none), and checks that the parent is still alive after setting it: when the
+  tracer dies, even by SIGKILL, the command dies too, never running untraced.
+* The command writes its pid as the tracer sees it (``/proc/self``) on
+  INFO_FD, then waits for one byte ``g`` on GO_FD before ``exec`` so the
+  tracer can install its filters first; EOF instead of ``g`` exits with 125.
+* With ``--init`` the command keeps normal signal semantics (the kernel
+  ignores signals without a handler only for PID 1): the init relays the
+  signals sent to it to the command, except those the kernel raised for the
+  terminal (they reach the command directly, it is in the same process
+  group), reaps orphans and exits when the command does. Exiting as PID 1
+  makes the kernel kill what is left in the namespace.
+* Exit status: the command's, or 128+N when signal N killed it.
 """
 
 from __future__ import annotations
@@ -13,53 +32,155 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import sys
 
 CLONE_NEWPID = 0x20000000
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+#: ``si_code`` of a signal the kernel sent (terminal keys, hangup).
+SI_KERNEL = 0x80
+#: Exit status when the parent was already gone, or the go byte never came.
+EXIT_ABANDONED = 125
+#: Signals the helper ignores: the terminal sends them to the command itself,
+#: the tracer forwards them; the helper must live until the command is gone.
+HELPER_IGNORED = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGTERM)
+#: Signals Python itself sets to SIG_IGN; the command gets them as default.
+PYTHON_IGNORED = (signal.SIGPIPE, signal.SIGXFSZ)
+#: Signals the init relays to the command: every catchable signal but SIGCHLD.
+RELAYED = frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD}
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) < 5 or argv[2] != "--":
-        sys.stderr.write("usage: python -m syshub._nsinit INFO_FD GO_FD -- EXE ARGV0 [ARGS...]\n")
-        return 2
-    info_fd, go_fd = int(argv[0]), int(argv[1])
-    exe, cmd = argv[3], argv[4:]
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWPID) != 0:
+def _prctl(option: int, arg: int | bytes) -> None:
+    value = ctypes.c_char_p(arg) if isinstance(arg, bytes) else ctypes.c_ulong(arg)
+    if _libc.prctl(option, value, ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
         err = ctypes.get_errno()
-        os.write(info_fd, f"E{err} {os.strerror(err)}\n".encode())
-        return 126
-    pid = os.fork()
-    if pid == 0:
+        raise OSError(err, os.strerror(err))
+
+
+def _die_with(parent_fd: int) -> None:
+    """Be killed when the parent dies; leave now if it already has (its pidfd
+    is readable once it exited)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([parent_fd], [], [], 0)[0]:
+        os._exit(EXIT_ABANDONED)
+    os.close(parent_fd)
+
+
+def exit_code(wait_status: int) -> int:
+    """Shell convention: the exit code, or 128+N for a death by signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def _command(
+    parent_fd: int,
+    info_fd: int,
+    go_fd: int,
+    exe: str,
+    argv: list[str],
+    inherited: dict[signal.Signals, bool],
+) -> None:
+    """Child side: report the pid, wait for the go byte, exec. Never returns."""
+    try:
+        _die_with(parent_fd)
+        os.write(info_fd, f"{os.readlink('/proc/self')}\n".encode())
         os.close(info_fd)
         go = os.read(go_fd, 1)
         os.close(go_fd)
         if go != b"g":
-            os._exit(125)
-        try:
-            os.execv(exe, cmd)
-        except OSError as e:
-            sys.stderr.write(f"syshub: cannot run {exe!r}: {e.strerror}\n")
-            os._exit(127)
-    os.close(go_fd)
-    os.write(info_fd, f"{pid}\n".encode())
-    os.close(info_fd)
+            os._exit(EXIT_ABANDONED)
+        for py in PYTHON_IGNORED:
+            signal.signal(py, signal.SIG_DFL)
+        for s, ignored in inherited.items():
+            signal.signal(s, signal.SIG_IGN if ignored else signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        os.execv(exe, argv)
+    except OSError as e:
+        sys.stderr.write(f"syshub: cannot run {exe!r}: {e.strerror}\n")
+        os._exit(127)
+    except BaseException:
+        os._exit(127)
 
-    def relay(signum: int, _frame: object) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
 
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(s, relay)
+def _init(
+    parent_fd: int,
+    info_fd: int,
+    go_fd: int,
+    exe: str,
+    argv: list[str],
+    inherited: dict[signal.Signals, bool],
+) -> None:
+    """PID 1 of the namespace: start the command, relay signals, reap. Never returns."""
+    try:
+        _die_with(parent_fd)
+        # Local observers name a namespace after its first process.
+        _prctl(PR_SET_NAME, os.path.basename(exe).encode()[:15] or b"init")
+        # Blocked before the fork: no SIGCHLD can be missed; sigwaitinfo takes them.
+        signal.pthread_sigmask(signal.SIG_BLOCK, [*RELAYED, signal.SIGCHLD])
+        me = os.pidfd_open(os.getpid())
+        child = os.fork()
+        if child == 0:
+            _command(me, info_fd, go_fd, exe, argv, inherited)
+        os.close(me)
+        os.close(info_fd)
+        os.close(go_fd)
+        os._exit(_relay_and_reap(child))
+    except BaseException:
+        os._exit(127)
+
+
+def _relay_and_reap(child: int) -> int:
     while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
+        info = signal.sigwaitinfo([*RELAYED, signal.SIGCHLD])
+        if info.si_signo != signal.SIGCHLD:
+            if info.si_code != SI_KERNEL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, info.si_signo)
             continue
-    code = os.waitstatus_to_exitcode(status)
-    return code if code >= 0 else 128 - code
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return EXIT_ABANDONED
+            if pid == 0:
+                break
+            if pid == child:
+                return exit_code(status)
+
+
+def main(argv: list[str]) -> int:
+    init = bool(argv) and argv[0] == "--init"
+    if init:
+        argv = argv[1:]
+    if len(argv) < 6 or argv[3] != "--":
+        sys.stderr.write(
+            "usage: _nsinit.py [--init] PARENT_FD INFO_FD GO_FD -- EXE ARGV0 [ARGS...]\n"
+        )
+        return 2
+    info_fd, go_fd = int(argv[1]), int(argv[2])
+    exe, cmd = argv[4], argv[5:]
+    if argv[0] != "-":
+        _die_with(int(argv[0]))
+    inherited = {s: signal.getsignal(s) == signal.SIG_IGN for s in HELPER_IGNORED}
+    for s in HELPER_IGNORED:
+        signal.signal(s, signal.SIG_IGN)
+    if _libc.unshare(CLONE_NEWPID) != 0:
+        err = ctypes.get_errno()
+        os.write(info_fd, f"E{err} {os.strerror(err)}\n".encode())
+        return 126
+    me = os.pidfd_open(os.getpid())
+    pid = os.fork()
+    if pid == 0:
+        (_init if init else _command)(me, info_fd, go_fd, exe, cmd, inherited)
+    os.close(me)
+    os.close(go_fd)
+    os.close(info_fd)
+    _, status = os.waitpid(pid, 0)
+    return exit_code(status)
 
 
 if __name__ == "__main__":

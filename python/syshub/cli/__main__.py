@@ -1,5 +1,5 @@
 import sys
 
-from syshub.cli.main import main
+from syshub.cli import main
 
 sys.exit(main())
