@@ -5,7 +5,14 @@ use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
-const SOURCES: &[&str] = &["bpf/syshub.bpf.c", "bpf/syshub_abi.h", "bpf/kernel.h"];
+const SOURCES: &[&str] = &[
+    "bpf/syshub.bpf.c",
+    "bpf/syshub_abi.h",
+    "bpf/kernel.h",
+    "bpf/state.h",
+    "bpf/capture.h",
+    "bpf/scope.h",
+];
 
 fn main() {
     for src in SOURCES {

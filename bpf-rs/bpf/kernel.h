@@ -49,11 +49,18 @@ enum pid_type {
 	PIDTYPE_MAX,
 };
 
+typedef struct {
+	int counter;
+} atomic_t;
+
 struct signal_struct {
+	atomic_t live; /* threads not yet exiting; 0 once the group is dead */
 	struct pid *pids[PIDTYPE_MAX];
 } __pai;
 
 struct task_struct {
+	int pid;
+	int tgid;
 	struct pid *thread_pid;
 	struct task_struct *group_leader;
 	struct nsproxy *nsproxy;

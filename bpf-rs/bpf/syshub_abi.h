@@ -34,10 +34,19 @@
 #define SYSHUB_REC_SYSCALL 1
 
 /* Record flags (syshub_event.flags). */
-#define SYSHUB_EVF_NO_EXIT   0x1 /* exit/exit_group: never returns, emitted at entry */
-#define SYSHUB_EVF_TRUNCATED 0x2 /* captures omitted: record hit SYSHUB_REC_MAX */
-#define SYSHUB_EVF_RAW_HOOK  0x4 /* seen through the raw sys_enter/sys_exit hooks */
-#define SYSHUB_EVF_ANY_NS    0x8 /* matched the every-namespace key (pid_ns 0) */
+#define SYSHUB_EVF_NO_EXIT   0x1  /* exit/exit_group: never returns, emitted at entry */
+#define SYSHUB_EVF_TRUNCATED 0x2  /* captures omitted: record hit SYSHUB_REC_MAX */
+#define SYSHUB_EVF_RAW_HOOK  0x4  /* seen through the raw sys_enter/sys_exit hooks */
+#define SYSHUB_EVF_ANY_NS    0x8  /* matched the every-namespace key (pid_ns 0) */
+#define SYSHUB_EVF_SCOPE     0x10 /* matched its process scope's key (scope, nr) */
+
+/*
+ * Process scopes: a process tree (a root pid and its descendants) whose
+ * calls are keyed by a small scope id instead of their pid namespace inode.
+ * Namespace inodes are >= 0xF0000000, so ids 1..SYSHUB_SCOPE_MAX never
+ * collide with one.
+ */
+#define SYSHUB_SCOPE_MAX 65535
 
 /*
  * Fixed header of every record, followed by `ncaptures` captures. All ids are
@@ -60,7 +69,7 @@ struct syshub_event {
 	__u32 mnt_ns;
 	__u32 uts_ns;
 	__u16 ncaptures;
-	__u16 _pad0;
+	__u16 scope; /* the task's process scope id, 0 = none */
 	__u64 cgroup_id;
 	__u64 enter_ns; /* CLOCK_MONOTONIC */
 	__u64 exit_ns;	/* 0 when SYSHUB_EVF_NO_EXIT */
@@ -129,7 +138,11 @@ struct syshub_capture_spec {
 	__u8 _pad0[6];
 };
 
-/* Filter map key: active pid namespace inode (0 = every namespace) and nr. */
+/*
+ * Filter map key: active pid namespace inode (0 = every namespace) or process
+ * scope id (1..SYSHUB_SCOPE_MAX), and nr. A task in a scope matches the
+ * scope's key first, then its namespace's, then the every-namespace key.
+ */
 struct syshub_filter_key {
 	__u32 pid_ns;
 	__u32 nr;
@@ -160,6 +173,7 @@ struct syshub_key_counters {
 #define SYSHUB_GC_ORPHANED    4 /* entry seen, exit hook gone: never emitted */
 #define SYSHUB_GC_NOMEM	      5 /* no per-task storage: counted in dropped too */
 #define SYSHUB_GC_NOKEY	      6 /* counters entry missing for a matched key */
+#define SYSHUB_GC_SCOPE_FULL  7 /* a forked child not added: scope map full */
 #define SYSHUB_GC_COUNT	      8
 
 _Static_assert(sizeof(struct syshub_event) == 160, "syshub_event size");

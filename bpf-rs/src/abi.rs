@@ -25,6 +25,8 @@ pub const EVF_NO_EXIT: u16 = 0x1;
 pub const EVF_TRUNCATED: u16 = 0x2;
 pub const EVF_RAW_HOOK: u16 = 0x4;
 pub const EVF_ANY_NS: u16 = 0x8;
+pub const EVF_SCOPE: u16 = 0x10;
+pub const SCOPE_MAX: u32 = 65535;
 
 pub const CAP_STR: u8 = 1;
 pub const CAP_BUF: u8 = 2;
@@ -66,6 +68,7 @@ pub const GC_EMITTED: u32 = 3;
 pub const GC_ORPHANED: u32 = 4;
 pub const GC_NOMEM: u32 = 5;
 pub const GC_NOKEY: u32 = 6;
+pub const GC_SCOPE_FULL: u32 = 7;
 pub const GC_COUNT: u32 = 8;
 
 #[repr(C)]
@@ -86,7 +89,7 @@ pub struct SyscallEvent {
     pub mnt_ns: u32,
     pub uts_ns: u32,
     pub ncaptures: u16,
-    pub _pad0: u16,
+    pub scope: u16,
     pub cgroup_id: u64,
     pub enter_ns: u64,
     pub exit_ns: u64,
@@ -182,16 +185,20 @@ impl SyscallEvent {
         Some(unsafe { buf.as_ptr().cast::<Self>().read_unaligned() })
     }
 
-    /// The filter key this record was matched under (pid_ns 0 for the
-    /// every-namespace key).
+    /// The filter key this record was matched under: its namespace field is
+    /// 0 for the every-namespace key, the scope id for a scope's key, else
+    /// the record's pid namespace.
     #[must_use]
     pub fn filter_key(&self) -> FilterKey {
+        let pid_ns = if self.flags & EVF_ANY_NS != 0 {
+            0
+        } else if self.flags & EVF_SCOPE != 0 {
+            u32::from(self.scope)
+        } else {
+            self.pid_ns
+        };
         FilterKey {
-            pid_ns: if self.flags & EVF_ANY_NS != 0 {
-                0
-            } else {
-                self.pid_ns
-            },
+            pid_ns,
             nr: self.nr,
         }
     }

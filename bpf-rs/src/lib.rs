@@ -25,12 +25,16 @@ pub mod names {
     pub const PROG_SYS_EXIT: &str = "syshub_sys_exit";
     pub const PROG_RAW_ENTER: &str = "syshub_raw_enter";
     pub const PROG_RAW_EXIT: &str = "syshub_raw_exit";
+    pub const PROG_SCOPE_FORK: &str = "syshub_scope_fork";
+    pub const PROG_SCOPE_EXIT: &str = "syshub_scope_exit";
     pub const MAP_EVENTS: &str = "events";
     pub const MAP_FILTERS: &str = "filters";
     pub const MAP_COUNTERS: &str = "counters";
     pub const MAP_CAPTURE_SPECS: &str = "capture_specs";
     pub const MAP_RAW_SYSCALLS: &str = "raw_syscalls";
     pub const MAP_GLOBAL_COUNTERS: &str = "global_counters";
+    pub const MAP_SCOPE_COUNT: &str = "scope_count";
+    pub const MAP_SCOPE_TASKS: &str = "scope_tasks";
     pub const GLOBAL_SELF_TGID: &str = "self_tgid";
     pub const GLOBAL_WAKEUP_BYTES: &str = "wakeup_bytes";
     pub const GLOBAL_NR_EXIT: &str = "nr_exit";

@@ -68,6 +68,20 @@ class Probe:
         was added; restarts when a key is removed and added again)."""
     def hooked(self) -> list[tuple[int, bool]]:
         """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
+    def add_scope(self, pid: int) -> int:
+        """Put process ``pid`` (a host pid) and its descendants, alive now or
+        forked later, in a new scope; returns its id (1..65535), used as the
+        ``pid_ns`` of :meth:`add_filter`. ValueError for no such process, a
+        thread id, the tracer itself or a process already in a scope."""
+    def remove_scope(self, scope: int) -> bool:
+        """End a scope: its processes leave it and its filters are removed;
+        the fork/exit hooks go with the last scope. False if it did not exist."""
+    def scopes(self) -> list[tuple[int, int]]:
+        """Live scopes: (scope id, root pid)."""
+    def scope_pids(self, scope: int) -> list[int]:
+        """Host pids in scope ``scope`` now (dead processes leave it)."""
+    def scope_hooked(self) -> bool:
+        """Whether the fork/exit hooks that follow scoped processes are attached."""
     def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
         """Wait up to ``timeout_ms`` (negative: forever) for at most
         ``max_events`` events (the rest of a reader batch is kept, in order,
@@ -102,7 +116,7 @@ class Batch:
     def column(self, name: str) -> Column:
         """A header field of every event as a typed read-only buffer (``nr``,
         ``tgid``, ``tid``, ``ns_tgid``, ``ns_tid``, ``uid``, ``gid``,
-        ``pid_ns``, ``mnt_ns``, ``uts_ns`` as uint32; ``flags`` uint16;
+        ``pid_ns``, ``key_ns``, ``mnt_ns``, ``uts_ns`` as uint32; ``flags`` uint16;
         ``cgroup_id``, ``enter_ns``, ``exit_ns``, ``seq`` uint64; ``ret`` int64).
         ``numpy.asarray(col)`` and ``memoryview(col)`` share its memory."""
     def raw(self, i: int) -> bytes: ...
@@ -140,6 +154,10 @@ class Event:
     def comm(self) -> str: ...
     @property
     def pid_ns(self) -> int: ...
+    @property
+    def key_ns(self) -> int:
+        """Namespace field of the filter key the event matched: 0 for the
+        every-namespace key, the scope id for a scope's key, else pid_ns."""
     @property
     def mnt_ns(self) -> int: ...
     @property

@@ -22,7 +22,7 @@ pub(crate) fn abi_layout(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     layout!(py, out, "syshub_event", abi::SyscallEvent, [
         kind: u16, flags: u16, size: u32, nr: u32, tgid: u32, tid: u32, ns_tgid: u32,
         ns_tid: u32, uid: u32, gid: u32, sid: u32, pid_ns: u32, mnt_ns: u32, uts_ns: u32,
-        ncaptures: u16, _pad0: u16, cgroup_id: u64, enter_ns: u64, exit_ns: u64, ret: i64,
+        ncaptures: u16, scope: u16, cgroup_id: u64, enter_ns: u64, exit_ns: u64, ret: i64,
         seq: u64, args: [u64; 6], comm: [u8; 16],
     ]);
     layout!(py, out, "syshub_capture", abi::Capture, [

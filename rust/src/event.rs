@@ -91,6 +91,12 @@ impl Event {
     fn pid_ns(&self) -> u32 {
         self.hdr.pid_ns
     }
+    /// The namespace field of the filter key the record matched: 0 for the
+    /// every-namespace key, the scope id for a scope's key, else pid_ns.
+    #[getter]
+    fn key_ns(&self) -> u32 {
+        self.hdr.filter_key().pid_ns
+    }
     #[getter]
     fn mnt_ns(&self) -> u32 {
         self.hdr.mnt_ns

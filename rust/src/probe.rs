@@ -169,6 +169,35 @@ impl Probe {
         with_probe(py, &self.inner, |p| Ok(p.hooked()))
     }
 
+    /// Put process `pid` (host pid) and its descendants, now and later, in a
+    /// new scope; returns the scope id to use as `add_filter`'s namespace.
+    fn add_scope(&self, py: Python<'_>, pid: IntArg) -> PyResult<u16> {
+        let pid: u32 = pid.get(py, "pid", 1, u64::from(u32::MAX))?;
+        with_probe(py, &self.inner, |p| p.add_scope(pid))
+    }
+
+    /// End a scope and remove its filters; False when it did not exist.
+    fn remove_scope(&self, py: Python<'_>, scope: IntArg) -> PyResult<bool> {
+        let scope: u16 = scope.get(py, "scope", 0, u64::from(u16::MAX))?;
+        with_probe(py, &self.inner, |p| p.remove_scope(scope))
+    }
+
+    /// Live scopes: list of (scope id, root pid).
+    fn scopes(&self, py: Python<'_>) -> PyResult<Vec<(u16, u32)>> {
+        with_probe(py, &self.inner, |p| Ok(p.scopes()))
+    }
+
+    /// Host pids in scope `scope` now.
+    fn scope_pids(&self, py: Python<'_>, scope: IntArg) -> PyResult<Vec<u32>> {
+        let scope: u16 = scope.get(py, "scope", 0, u64::from(u16::MAX))?;
+        with_probe(py, &self.inner, |p| Ok(p.scope_pids(scope)))
+    }
+
+    /// Whether the fork/exit hooks that follow scoped processes are attached.
+    fn scope_hooked(&self, py: Python<'_>) -> PyResult<bool> {
+        with_probe(py, &self.inner, |p| Ok(p.scope_hooked()))
+    }
+
     /// Wait up to `timeout_ms` for events; returns a (possibly empty) Batch.
     #[pyo3(signature = (max_events = 8192, timeout_ms = 1000))]
     fn poll(&self, py: Python<'_>, max_events: usize, timeout_ms: i64) -> PyResult<Batch> {

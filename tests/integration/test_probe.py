@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from probe_helpers import drain
-from syshub import _native
+from syshub import Probe
 from syshub.errors import ProbeError, SyscallNameError
 from syshub.nsproc import NamespacedProcess, pid_namespace_inode
 
@@ -93,7 +93,7 @@ def test_filters_add_remove_and_isolation(probe: Any, known_calls: Path) -> None
     try:
         assert a.pid_ns != b.pid_ns
         probe.add_filter(a.pid_ns, "getppid")
-        assert [(f["pid_ns"], f["syscall"]) for f in probe.filters()] == [(a.pid_ns, "getppid")]
+        assert [(f.pid_ns, f.syscall) for f in probe.filters()] == [(a.pid_ns, "getppid")]
         assert (110, False) in probe.hooked()
         a.release()
         b.release()
@@ -138,25 +138,25 @@ def test_sampling_exact(probe: Any, known_calls: Path, rate: int) -> None:
     missing = sorted(set(expected) - set(seqs))[:10]
     extra = sorted(set(seqs) - set(expected))[:10]
     assert seqs == expected, f"missing {missing} extra {extra} stats {stats}"
-    (key,) = [k for k in stats["keys"] if k["pid_ns"] == ns]
-    assert key["matched"] == n
-    assert key["sampled_out"] == n - n // rate
-    assert key["delivered"] == n // rate
-    assert key["dropped"] == 0
+    (key,) = [k for k in stats.keys if k.pid_ns == ns]
+    assert key.matched == n
+    assert key.sampled_out == n - n // rate
+    assert key.delivered == n // rate
+    assert key.dropped == 0
 
 
 def test_drops_counted_exactly_with_tiny_ring(known_calls: Path) -> None:
-    probe = _native.Probe(4096, poll_ms=1000)
+    probe = Probe(4096, poll_ms=1000)
     try:
         n = 20000
         _, ns = run_traced(probe, [str(known_calls), "getppid", str(n)], ["getppid"], 1)
         drain(probe)
-        (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
-        assert key["matched"] == n
-        assert key["dropped"] > 0, "a 4 KiB ring that is not read must overflow"
-        assert key["matched"] == key["delivered"] + key["dropped"] + key["sampled_out"]
-        total = probe.stats()["kernel"]
-        assert total["dropped"] >= key["dropped"]
+        (key,) = [k for k in probe.stats().keys if k.pid_ns == ns]
+        assert key.matched == n
+        assert key.dropped > 0, "a 4 KiB ring that is not read must overflow"
+        assert key.matched == key.delivered + key.dropped + key.sampled_out
+        total = probe.stats().kernel
+        assert total.dropped >= key.dropped
     finally:
         probe.close()
 
@@ -183,7 +183,7 @@ def test_no_fd_leak_across_open_close() -> None:
 
     before = fds()
     for _ in range(5):
-        p = _native.Probe(1 << 16)
+        p = Probe(1 << 16)
         p.add_filter(0, "getppid")
         p.add_filter(0, "openat")
         p.poll(timeout_ms=1)
@@ -193,7 +193,7 @@ def test_no_fd_leak_across_open_close() -> None:
 
 
 def test_close_unblocks_waiting_poll() -> None:
-    p = _native.Probe(1 << 16)
+    p = Probe(1 << 16)
     got: list[int] = []
 
     def waiter() -> None:
@@ -243,7 +243,7 @@ def test_unknown_syscall_suggests(probe: Any) -> None:
         probe.add_filter(0, "opneat")
     assert isinstance(ei.value, ValueError)
     probe.add_filter(0, "sys_openat")
-    assert probe.filters()[0]["syscall"] == "openat"
+    assert probe.filters()[0].syscall == "openat"
     with pytest.raises(ValueError, match="sample_rate"):
         probe.add_filter(0, "openat", -1)
     with pytest.raises(ValueError):
@@ -313,8 +313,8 @@ def test_poll_honours_max_events_and_keeps_order(probe: Any, known_calls: Path) 
         assert list(memoryview(b.column("seq")).cast("B").cast("Q")) == [e.seq for e in b]
         seqs.extend(e.seq for e in b)
     assert seqs == list(range(1, 51))
-    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
-    assert key["delivered"] == 50 and key["pending"] == 0
+    (key,) = [k for k in probe.stats().keys if k.pid_ns == ns]
+    assert key.delivered == 50 and key.pending == 0
     with pytest.raises(ValueError, match="max_events"):
         probe.poll(max_events=0)
 
@@ -325,8 +325,8 @@ def test_removed_keys_free_their_kernel_counters(probe: Any, known_calls: Path) 
     _, ns = run_traced(probe, [str(known_calls), "getppid", "10"], ["getppid"])
     drain(probe)
     assert (ns, 110) not in probe.sequences()
-    (key,) = [k for k in probe.stats()["keys"] if k["pid_ns"] == ns]
-    assert key["matched"] == 10 == key["delivered"]
+    (key,) = [k for k in probe.stats().keys if k.pid_ns == ns]
+    assert key.matched == 10 == key.delivered
     for i in range(3):  # many short-lived keys: the kernel map does not grow
         probe.add_filter(1000 + i, "getppid")
         probe.remove_filter(1000 + i, "getppid")
@@ -351,8 +351,8 @@ def _in_private_mount_ns_without_tracefs(
 
 def test_missing_tracefs_is_mounted() -> None:
     code = (
-        "from syshub import _native\n"
-        "p = _native.Probe(1 << 16); p.add_filter(0, 'getppid'); print(p.hooked()); p.close()\n"
+        "from syshub import Probe\n"
+        "p = Probe(1 << 16); p.add_filter(0, 'getppid'); print(p.hooked()); p.close()\n"
     )
     r = _in_private_mount_ns_without_tracefs(code)
     assert r.returncode == 0, r.stderr
@@ -361,8 +361,8 @@ def test_missing_tracefs_is_mounted() -> None:
 
 def test_missing_tracefs_without_privileges_is_a_clear_error() -> None:
     code = (
-        "from syshub import _native\n"
-        "try:\n    _native.Probe(1 << 16)\n"
+        "from syshub import Probe\n"
+        "try:\n    Probe(1 << 16)\n"
         "except PermissionError as e:\n    print('PERM', e)\n"
     )
     r = _in_private_mount_ns_without_tracefs(code, "setpriv", "--bounding-set=-all", "--")

@@ -1,0 +1,187 @@
+//! Filter keys: add/remove (attaching and detaching hooks as needed), the
+//! settings per key, and the per-key counters (live in the kernel, retired in
+//! user space).
+
+use std::collections::BTreeMap;
+
+use super::Probe;
+use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
+use crate::error::{Error, Result};
+
+/// `BPF_NOEXIST` map update flag (include/uapi/linux/bpf.h).
+const BPF_NOEXIST: u64 = 1;
+
+/// Capture settings of one filter key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterSpec {
+    pub sample_rate: u32,
+    pub str_max: u16,
+    pub argv_max: u16,
+    pub buf_max: u32,
+}
+
+impl Default for FilterSpec {
+    fn default() -> Self {
+        Self {
+            sample_rate: 1,
+            str_max: abi::STR_DEFAULT,
+            argv_max: abi::ARGV_DEFAULT,
+            buf_max: 64,
+        }
+    }
+}
+
+impl FilterSpec {
+    fn to_cfg(self) -> Result<FilterCfg> {
+        if self.str_max == 0 || u32::from(self.str_max) > abi::CAP_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "string capture size must be 1..={}, got {}",
+                abi::CAP_MAX,
+                self.str_max
+            )));
+        }
+        if self.argv_max > abi::ARGV_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "argv capture count must be 0..={}, got {}",
+                abi::ARGV_LIMIT,
+                self.argv_max
+            )));
+        }
+        if self.buf_max > abi::CAP_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "buffer capture size must be 0..={}, got {}",
+                abi::CAP_MAX,
+                self.buf_max
+            )));
+        }
+        Ok(FilterCfg {
+            sample_rate: self.sample_rate.max(1),
+            str_max: self.str_max,
+            argv_max: self.argv_max,
+            buf_max: self.buf_max,
+            _pad0: 0,
+        })
+    }
+}
+
+impl Probe {
+    /// Traces `nr` in pid namespace `pid_ns` (0 = every namespace; a scope id
+    /// from [`Probe::add_scope`] = that process tree), or updates the
+    /// settings of an existing key.
+    ///
+    /// # Errors
+    /// Unknown syscall number, bad settings, or a kernel refusal.
+    pub fn add_filter(&mut self, pid_ns: u32, nr: u32, spec: FilterSpec) -> Result<()> {
+        let def = self.table.by_nr(nr).ok_or_else(|| Error::UnknownSyscall {
+            name: nr.to_string(),
+            suggestions: Vec::new(),
+        })?;
+        let cfg = spec.to_cfg()?;
+        let key = FilterKey { pid_ns, nr };
+        // Counters survive filter removal, so the sequence never restarts.
+        match self
+            .counters
+            .insert(key, KeyCounters::default(), BPF_NOEXIST)
+        {
+            Ok(()) => {}
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(Error::Bpf(format!("creating counters for {key:?}: {e}"))),
+        }
+        let new_hook = !self.hooks.contains_key(&nr);
+        if new_hook {
+            self.attach(def)?;
+        }
+        if let Err(e) = self.filters.insert(key, cfg, 0) {
+            if new_hook {
+                let _ = self.detach(nr);
+            }
+            return Err(Error::Bpf(format!("inserting filter {key:?}: {e}")));
+        }
+        self.keys.insert(key, spec);
+        Ok(())
+    }
+
+    /// Stops tracing a key; detaches the syscall's hooks when no key needs them.
+    /// Returns false when the key was not traced.
+    ///
+    /// # Errors
+    /// A kernel refusal while deleting or detaching.
+    pub fn remove_filter(&mut self, pid_ns: u32, nr: u32) -> Result<bool> {
+        let key = FilterKey { pid_ns, nr };
+        if self.keys.remove(&key).is_none() {
+            return Ok(false);
+        }
+        match self.filters.remove(&key) {
+            Ok(()) => {}
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(Error::Bpf(format!("removing filter {key:?}: {e}"))),
+        }
+        // Retire the key's counters into user space, so the kernel map holds
+        // only live keys (it would fill after 65536 keys otherwise).
+        if let Ok(c) = self.counters.get(&key, 0) {
+            let r = self.retired.entry(key).or_default();
+            r.matched += c.matched;
+            r.sampled_out += c.sampled_out;
+            r.dropped += c.dropped;
+            let _ = self.counters.remove(&key);
+        }
+        if !self.keys.keys().any(|k| k.nr == nr) {
+            self.detach(nr)?;
+        }
+        Ok(true)
+    }
+
+    /// Filter keys and settings as read back from the kernel map.
+    ///
+    /// # Errors
+    /// A kernel refusal while iterating.
+    pub fn filters(&self) -> Result<Vec<(FilterKey, FilterCfg)>> {
+        let mut out = Vec::new();
+        for item in self.filters.iter() {
+            out.push(item.map_err(|e| Error::Bpf(format!("reading filters: {e}")))?);
+        }
+        out.sort_by_key(|(k, _)| *k);
+        Ok(out)
+    }
+
+    /// Per-key counters of every key this probe traced: live keys from the
+    /// kernel plus the totals of removed keys.
+    ///
+    /// # Errors
+    /// A kernel refusal while iterating.
+    pub fn key_counters(&self) -> Result<Vec<(FilterKey, KeyCounters)>> {
+        let mut all: BTreeMap<FilterKey, KeyCounters> = self.retired.clone().into_iter().collect();
+        for item in self.counters.iter() {
+            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            let r = all.entry(k).or_default();
+            r.matched += c.matched;
+            r.sampled_out += c.sampled_out;
+            r.dropped += c.dropped;
+        }
+        Ok(all.into_iter().collect())
+    }
+
+    /// The current sequence (matched count since the key was added) of every
+    /// live key, as the kernel stamps it on records.
+    ///
+    /// # Errors
+    /// A kernel refusal while iterating.
+    pub fn sequences(&self) -> Result<Vec<(FilterKey, u64)>> {
+        let mut out = Vec::new();
+        for item in self.counters.iter() {
+            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            out.push((k, c.matched));
+        }
+        Ok(out)
+    }
+
+    /// Matched count of one key (live plus retired), without reading every key.
+    #[must_use]
+    pub fn key_matched(&self, pid_ns: u32, nr: u32) -> u64 {
+        let key = FilterKey { pid_ns, nr };
+        let live = self.counters.get(&key, 0).map_or(0, |c| c.matched);
+        live + self.retired.get(&key).map_or(0, |c| c.matched)
+    }
+}

@@ -1,0 +1,319 @@
+//! Hooks: per-syscall tracepoints attached on demand (refcounted by syscall
+//! number through the filter keys), the raw sys_enter/sys_exit hooks for the
+//! rest, tracefs, and detaching without making the caller wait.
+//!
+//! Why detaching is bounded rather than parallel: closing a tracepoint perf
+//! event runs `perf_trace_destroy`, which waits for an RCU (tasks-trace and
+//! normal) grace period *while holding the kernel's global `event_mutex`*.
+//! Detaches therefore run one after another whatever the number of threads
+//! (36-100 ms each here: 383 syscalls, 766 events, took 24-28 s to close).
+//! So at most [`MAX_TP_SYSCALLS`] syscalls use their own tracepoints: when
+//! one more is traced, every traced syscall moves to the raw hooks (whose
+//! links are released without a synchronous grace period) and the
+//! tracepoint hooks, silent from then on, are parked for the reaper. Tracing
+//! many syscalls makes every syscall pay the raw hooks (~+45 ns instead of
+//! ~+16 ns), which is small next to tracing that many.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aya::programs::trace_point::TracePointLink;
+use aya::programs::{RawTracePoint, TracePoint};
+
+use super::{Probe, load_error, program};
+use crate::abi;
+use crate::error::{Error, Result};
+use crate::names;
+use crate::syscalls::SyscallDef;
+
+/// Syscalls hooked through their own tracepoints at most (parked ones
+/// included); detaching each costs 2 x 36-100 ms of serialized RCU waits.
+pub const MAX_TP_SYSCALLS: usize = 4;
+
+/// How long unneeded hooks stay attached before the reaper drops them.
+const PARK_GRACE: Duration = Duration::from_millis(500);
+
+pub const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// How a syscall number is hooked.
+#[derive(Debug)]
+pub(super) enum Hook {
+    Tracepoint {
+        enter: TracePointLink,
+        exit: TracePointLink,
+    },
+    Raw,
+}
+
+/// Tracepoint hooks no filter needs any more, still attached (inert: no
+/// filter matches) for a grace period, so a syscall traced again soon takes
+/// them back instead of attaching twice.
+pub(super) struct Parked {
+    enter: TracePointLink,
+    exit: TracePointLink,
+    since: Instant,
+}
+
+/// Finds tracefs, mounting it at /sys/kernel/tracing when it is missing.
+///
+/// # Errors
+/// [`Error::NoTracefs`] when it is absent and cannot be mounted.
+pub fn ensure_tracefs() -> Result<&'static str> {
+    for dir in TRACEFS_DIRS {
+        if Path::new(dir).join("events/syscalls").is_dir() {
+            return Ok(dir);
+        }
+    }
+    let target = c"/sys/kernel/tracing";
+    // SAFETY: valid NUL-terminated strings; mount(2) has no other preconditions.
+    let rc = unsafe {
+        libc::mount(
+            c"tracefs".as_ptr(),
+            target.as_ptr(),
+            c"tracefs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
+            return Err(Error::Permission {
+                what: "mounting tracefs at /sys/kernel/tracing".into(),
+            });
+        }
+        return Err(Error::NoTracefs {
+            reason: e.to_string(),
+        });
+    }
+    if Path::new("/sys/kernel/tracing/events/syscalls").is_dir() {
+        Ok("/sys/kernel/tracing")
+    } else {
+        Err(Error::NoTracefs {
+            reason: "mounted, but it has no events/syscalls (CONFIG_FTRACE_SYSCALLS off?)".into(),
+        })
+    }
+}
+
+/// Argument count of a syscall tracepoint, from its tracefs format file.
+pub(super) fn tracepoint_nargs(tracefs: &str, event: &str) -> Option<u8> {
+    let fmt = std::fs::read_to_string(format!("{tracefs}/events/syscalls/{event}/format")).ok()?;
+    let n = fmt
+        .lines()
+        .filter(|l| l.trim_start().starts_with("field:"))
+        .filter(|l| !l.contains("common_") && !l.contains("__syscall_nr"))
+        .count();
+    u8::try_from(n.min(abi::NARGS)).ok()
+}
+
+fn reaper_loop(parked: &Mutex<HashMap<u32, Parked>>, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(mut map) = parked.lock() else { return };
+        let old: Vec<u32> = map
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= PARK_GRACE)
+            .map(|(nr, _)| *nr)
+            .collect();
+        // Dropped under the lock: a syscall traced again meanwhile waits here
+        // rather than attaching while its old hook is still being detached
+        // (both would run, counting its calls twice).
+        for nr in old {
+            drop(map.remove(&nr));
+        }
+        drop(map);
+    }
+}
+
+impl Probe {
+    fn tracepoint_event(&self, def: &SyscallDef) -> Option<String> {
+        let tp = def.tp.as_ref()?;
+        let dir = format!("{}/events/syscalls/sys_enter_{tp}", self.tracefs);
+        Path::new(&dir).is_dir().then(|| tp.clone())
+    }
+
+    fn tp_prog(&mut self, name: &str) -> Result<&mut TracePoint> {
+        program(&mut self.bpf, name)
+    }
+
+    pub(super) fn raw_prog(&mut self, name: &str) -> Result<&mut RawTracePoint> {
+        program(&mut self.bpf, name)
+    }
+
+    /// Syscalls holding tracepoint hooks now, attached or parked.
+    fn tracepoint_hooks(&self) -> usize {
+        let live = self
+            .hooks
+            .values()
+            .filter(|h| matches!(h, Hook::Tracepoint { .. }))
+            .count();
+        live + self.parked.lock().map_or(0, |m| m.len())
+    }
+
+    pub(super) fn attach(&mut self, def: &SyscallDef) -> Result<()> {
+        if let Some(tp) = self.tracepoint_event(def) {
+            let parked = self.parked.lock().ok().and_then(|mut m| m.remove(&def.nr));
+            if let Some(p) = parked {
+                let (enter, exit) = (p.enter, p.exit);
+                self.hooks.insert(def.nr, Hook::Tracepoint { enter, exit });
+                return Ok(());
+            }
+            if self.tracepoint_hooks() < MAX_TP_SYSCALLS {
+                return self.attach_tracepoint(def.nr, &tp);
+            }
+        }
+        // No per-syscall tracepoint (or enough of them): the raw hooks,
+        // attached while any syscall needs them.
+        self.attach_raw()?;
+        self.raw_on
+            .set(def.nr, 1, 0)
+            .map_err(|e| Error::Bpf(format!("enabling raw hook for `{}`: {e}", def.name)))?;
+        self.hooks.insert(def.nr, Hook::Raw);
+        if self.tracepoint_event(def).is_some() {
+            self.migrate_to_raw()?;
+        }
+        Ok(())
+    }
+
+    /// Moves every syscall hooked through its own tracepoint to the raw
+    /// hooks; the tracepoint programs skip raw-hooked syscalls, so a call
+    /// that entered through one and leaves through the other is seen once.
+    fn migrate_to_raw(&mut self) -> Result<()> {
+        let nrs: Vec<u32> = self
+            .hooks
+            .iter()
+            .filter(|(_, h)| matches!(h, Hook::Tracepoint { .. }))
+            .map(|(&nr, _)| nr)
+            .collect();
+        for nr in nrs {
+            self.raw_on
+                .set(nr, 1, 0)
+                .map_err(|e| Error::Bpf(format!("enabling raw hook for {nr}: {e}")))?;
+            if let Some(Hook::Tracepoint { enter, exit }) = self.hooks.insert(nr, Hook::Raw)
+                && let Ok(mut m) = self.parked.lock()
+            {
+                let since = Instant::now();
+                m.insert(nr, Parked { enter, exit, since });
+            }
+        }
+        Ok(())
+    }
+
+    fn attach_raw(&mut self) -> Result<()> {
+        if self.raw_links.is_none() {
+            let exit = self
+                .raw_prog(names::PROG_RAW_EXIT)?
+                .attach("sys_exit")
+                .map_err(|e| load_error(e, "attaching to raw sys_exit"))?;
+            let enter = match self.raw_prog(names::PROG_RAW_ENTER)?.attach("sys_enter") {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = self.raw_prog(names::PROG_RAW_EXIT)?.detach(exit);
+                    return Err(load_error(e, "attaching to raw sys_enter"));
+                }
+            };
+            self.raw_links = Some((enter, exit));
+        }
+        Ok(())
+    }
+
+    fn attach_tracepoint(&mut self, nr: u32, tp: &str) -> Result<()> {
+        // Exit first, so an entry seen is always followed by its exit.
+        let exit = self
+            .tp_prog(names::PROG_SYS_EXIT)?
+            .attach("syscalls", &format!("sys_exit_{tp}"))
+            .map_err(|e| load_error(e, &format!("attaching to sys_exit_{tp}")))?;
+        let enter = match self
+            .tp_prog(names::PROG_SYS_ENTER)?
+            .attach("syscalls", &format!("sys_enter_{tp}"))
+        {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = self.tp_prog(names::PROG_SYS_EXIT)?.detach(exit);
+                return Err(load_error(e, &format!("attaching to sys_enter_{tp}")));
+            }
+        };
+        let enter = self
+            .tp_prog(names::PROG_SYS_ENTER)?
+            .take_link(enter)
+            .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
+        let exit = self
+            .tp_prog(names::PROG_SYS_EXIT)?
+            .take_link(exit)
+            .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
+        self.hooks.insert(nr, Hook::Tracepoint { enter, exit });
+        self.start_reaper();
+        Ok(())
+    }
+
+    pub(super) fn detach(&mut self, nr: u32) -> Result<()> {
+        match self.hooks.remove(&nr) {
+            Some(Hook::Tracepoint { enter, exit }) => {
+                // The filter is already gone, so the hooks emit nothing more;
+                // they are parked and dropped later, off the caller's path.
+                if let Ok(mut m) = self.parked.lock() {
+                    let since = Instant::now();
+                    m.insert(nr, Parked { enter, exit, since });
+                }
+            }
+            Some(Hook::Raw) => {
+                self.raw_on
+                    .set(nr, 0, 0)
+                    .map_err(|e| Error::Bpf(format!("disabling raw hook: {e}")))?;
+                if !self.hooks.values().any(|h| matches!(h, Hook::Raw))
+                    && let Some((enter, exit)) = self.raw_links.take()
+                {
+                    self.raw_prog(names::PROG_RAW_ENTER)?
+                        .detach(enter)
+                        .map_err(|e| Error::Bpf(format!("detaching: {e}")))?;
+                    self.raw_prog(names::PROG_RAW_EXIT)?
+                        .detach(exit)
+                        .map_err(|e| Error::Bpf(format!("detaching: {e}")))?;
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn start_reaper(&mut self) {
+        if self.reaper.is_some() {
+            return;
+        }
+        let (parked, stop) = (Arc::clone(&self.parked), Arc::clone(&self.reaper_stop));
+        self.reaper = std::thread::Builder::new()
+            .name("syshub-detach".into())
+            .spawn(move || reaper_loop(&parked, &stop))
+            .ok();
+    }
+
+    /// Detaches every hook (on drop): the reaper stops, then each tracepoint
+    /// link is closed in turn (they serialize in the kernel anyway).
+    pub(super) fn detach_all(&mut self) {
+        self.reaper_stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reaper.take() {
+            let _ = h.join();
+        }
+        self.hooks.clear();
+        if let Ok(mut map) = self.parked.lock() {
+            map.clear();
+        }
+        // The raw links and scope hooks are owned by their programs and go
+        // with `bpf`.
+    }
+
+    /// Syscall numbers with hooks attached now, and whether each is raw.
+    #[must_use]
+    pub fn hooked(&self) -> Vec<(u32, bool)> {
+        let mut v: Vec<(u32, bool)> = self
+            .hooks
+            .iter()
+            .map(|(&nr, h)| (nr, matches!(h, Hook::Raw)))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}

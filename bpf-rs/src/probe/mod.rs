@@ -1,0 +1,260 @@
+//! Loading and driving the kernel probe: filter keys (`filters`), hooks
+//! attached on demand and detached off the caller's path (`hooks`), process
+//! scopes (`scopes`), counters.
+
+mod filters;
+mod hooks;
+mod scopes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::raw_trace_point::RawTracePointLinkId;
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+
+pub use filters::FilterSpec;
+use hooks::{Hook, Parked, tracepoint_nargs};
+pub use hooks::{MAX_TP_SYSCALLS, TRACEFS_DIRS, ensure_tracefs};
+
+use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
+use crate::error::{Error, Result};
+use crate::names;
+use crate::syscalls::SyscallTable;
+
+/// Load-time settings.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_bytes: u32,
+    /// Pending bytes past which the probe wakes the reader (default: a
+    /// quarter of the ring, at most 256 KiB).
+    pub wakeup_bytes: Option<u64>,
+    /// Host pid whose syscalls are never traced (default: this process).
+    pub self_tgid: Option<u32>,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            ring_bytes: 16 << 20,
+            wakeup_bytes: None,
+            self_tgid: None,
+        }
+    }
+}
+
+/// Kernel-wide counters (sums over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GlobalCounters {
+    pub matched: u64,
+    pub sampled_out: u64,
+    pub dropped: u64,
+    pub emitted: u64,
+    pub orphaned: u64,
+    pub nomem: u64,
+    pub nokey: u64,
+    /// Forked children not put in their parent's scope: scope map full.
+    pub scope_full: u64,
+}
+
+fn load_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error {
+    let text = format!("{e:?}");
+    if text.contains("PermissionDenied") || text.contains("os error 1)") || text.contains("EPERM") {
+        return Error::Permission { what: what.into() };
+    }
+    Error::Bpf(format!("{what}: {e}"))
+}
+
+/// The loaded probe (without its ring buffer, which the reader owns).
+pub struct Probe {
+    bpf: Ebpf,
+    filters: BpfHashMap<MapData, FilterKey, FilterCfg>,
+    counters: BpfHashMap<MapData, FilterKey, KeyCounters>,
+    raw_on: Array<MapData, u32>,
+    globals: PerCpuArray<MapData, u64>,
+    hooks: HashMap<u32, Hook>,
+    raw_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
+    keys: BTreeMap<FilterKey, FilterSpec>,
+    /// Counters of removed keys (their kernel entries are deleted).
+    retired: HashMap<FilterKey, KeyCounters>,
+    tracefs: &'static str,
+    table: &'static SyscallTable,
+    /// Tracepoint hooks of syscalls no filter needs any more, dropped by
+    /// the reaper thread after a grace period (see `hooks`).
+    parked: Arc<Mutex<HashMap<u32, Parked>>>,
+    reaper_stop: Arc<AtomicBool>,
+    reaper: Option<std::thread::JoinHandle<()>>,
+    self_tgid: u32,
+    /// Live process scopes: id -> root pid.
+    scopes: BTreeMap<u16, u32>,
+    scope_count: Array<MapData, u32>,
+    scope_tasks: BpfHashMap<MapData, u32, u32>,
+    /// The fork and exit hooks, attached while a scope exists.
+    scope_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.detach_all();
+    }
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Probe")
+            .field("keys", &self.keys)
+            .field("hooks", &self.hooks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A program of the probe, as its concrete type.
+fn program<'a, T>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    bpf.program_mut(name)
+        .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
+        .try_into()
+        .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))
+}
+
+fn take<T>(bpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map>,
+    <T as TryFrom<aya::maps::Map>>::Error: std::fmt::Display,
+{
+    let map = bpf
+        .take_map(name)
+        .ok_or_else(|| Error::Bpf(format!("map `{name}` missing from the probe object")))?;
+    T::try_from(map).map_err(|e| Error::Bpf(format!("map `{name}`: {e}")))
+}
+
+impl Probe {
+    /// Loads the embedded probe. Returns the probe and its ring buffer.
+    ///
+    /// # Errors
+    /// [`Error::Permission`] without root / CAP_BPF + CAP_PERFMON,
+    /// [`Error::NoTracefs`], or [`Error::Bpf`] with the kernel's reason.
+    pub fn open(cfg: &ProbeConfig) -> Result<(Self, RingBuf<MapData>)> {
+        Self::open_object(cfg, crate::PROBE_OBJECT)
+    }
+
+    /// Like [`Probe::open`] with an explicit object file's bytes.
+    ///
+    /// # Errors
+    /// As [`Probe::open`].
+    pub fn open_object(cfg: &ProbeConfig, object: &[u8]) -> Result<(Self, RingBuf<MapData>)> {
+        let page = 4096u32;
+        if cfg.ring_bytes < page || !cfg.ring_bytes.is_power_of_two() {
+            return Err(Error::InvalidArgument(format!(
+                "ring size must be a power of two of at least {page} bytes, got {}",
+                cfg.ring_bytes
+            )));
+        }
+        let tracefs = ensure_tracefs()?;
+        let table = SyscallTable::get();
+        let self_tgid = cfg.self_tgid.unwrap_or_else(std::process::id);
+        let wakeup = cfg
+            .wakeup_bytes
+            .unwrap_or_else(|| (u64::from(cfg.ring_bytes) / 4).min(256 << 10));
+        let nr_exit = table.by_name("exit").map_or(60, |d| d.nr);
+        let nr_exit_group = table.by_name("exit_group").map_or(231, |d| d.nr);
+        let mut bpf = EbpfLoader::new()
+            // Task storage is only used by the probe itself, never from user space.
+            .allow_unsupported_maps()
+            .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
+            .override_global(names::GLOBAL_WAKEUP_BYTES, &wakeup, true)
+            .override_global(names::GLOBAL_NR_EXIT, &nr_exit, true)
+            .override_global(names::GLOBAL_NR_EXIT_GROUP, &nr_exit_group, true)
+            .map_max_entries(names::MAP_EVENTS, cfg.ring_bytes)
+            .load(object)
+            .map_err(|e| load_error(e, "loading the eBPF probe"))?;
+        for name in [names::PROG_SYS_ENTER, names::PROG_SYS_EXIT] {
+            program::<TracePoint>(&mut bpf, name)?
+                .load()
+                .map_err(|e| load_error(e, &format!("verifying program `{name}`")))?;
+        }
+        for name in [
+            names::PROG_RAW_ENTER,
+            names::PROG_RAW_EXIT,
+            names::PROG_SCOPE_FORK,
+            names::PROG_SCOPE_EXIT,
+        ] {
+            program::<RawTracePoint>(&mut bpf, name)?
+                .load()
+                .map_err(|e| load_error(e, &format!("verifying program `{name}`")))?;
+        }
+        let mut specs: Array<MapData, abi::CaptureSpec> = take(&mut bpf, names::MAP_CAPTURE_SPECS)?;
+        for def in table.iter() {
+            let mut spec = def.capture_spec();
+            if let Some(n) = def
+                .tp
+                .as_ref()
+                .and_then(|tp| tracepoint_nargs(tracefs, &format!("sys_enter_{tp}")))
+            {
+                spec.nargs = n;
+            }
+            specs
+                .set(def.nr, spec, 0)
+                .map_err(|e| Error::Bpf(format!("setting capture spec of `{}`: {e}", def.name)))?;
+        }
+        let ring: RingBuf<MapData> = take(&mut bpf, names::MAP_EVENTS)?;
+        let scope_count = take(&mut bpf, names::MAP_SCOPE_COUNT)?;
+        let scope_tasks = take(&mut bpf, names::MAP_SCOPE_TASKS)?;
+        let probe = Self {
+            filters: take(&mut bpf, names::MAP_FILTERS)?,
+            counters: take(&mut bpf, names::MAP_COUNTERS)?,
+            raw_on: take(&mut bpf, names::MAP_RAW_SYSCALLS)?,
+            globals: take(&mut bpf, names::MAP_GLOBAL_COUNTERS)?,
+            bpf,
+            hooks: HashMap::new(),
+            raw_links: None,
+            keys: BTreeMap::new(),
+            retired: HashMap::new(),
+            tracefs,
+            table,
+            parked: Arc::new(Mutex::new(HashMap::new())),
+            reaper_stop: Arc::new(AtomicBool::new(false)),
+            reaper: None,
+            self_tgid,
+            scopes: BTreeMap::new(),
+            scope_count,
+            scope_tasks,
+            scope_links: None,
+        };
+        Ok((probe, ring))
+    }
+
+    #[must_use]
+    pub fn table(&self) -> &'static SyscallTable {
+        self.table
+    }
+
+    /// Kernel-wide counters summed over CPUs.
+    ///
+    /// # Errors
+    /// A kernel refusal while reading.
+    pub fn global_counters(&self) -> Result<GlobalCounters> {
+        let read = |i: u32| -> Result<u64> {
+            let v = self
+                .globals
+                .get(&i, 0)
+                .map_err(|e| Error::Bpf(format!("reading global counter {i}: {e}")))?;
+            Ok(v.iter().sum())
+        };
+        Ok(GlobalCounters {
+            matched: read(abi::GC_MATCHED)?,
+            sampled_out: read(abi::GC_SAMPLED_OUT)?,
+            dropped: read(abi::GC_DROPPED)?,
+            emitted: read(abi::GC_EMITTED)?,
+            orphaned: read(abi::GC_ORPHANED)?,
+            nomem: read(abi::GC_NOMEM)?,
+            nokey: read(abi::GC_NOKEY)?,
+            scope_full: read(abi::GC_SCOPE_FULL)?,
+        })
+    }
+}
