@@ -29,8 +29,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the help, descriptions and epilogs kept as written."""
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Defaults in the help (when there is one), descriptions and epilogs kept
+    as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def positive_int(text: str, *, what: str = "value", lo: int = 1, hi: int | None = None) -> int:
@@ -128,7 +136,9 @@ targets (one of):
   --namespace-of PID   every process in the pid namespace of PID
   --host               every process on the host
 
-syscalls (-s): names or numbers, %CLASS for a class ({classes}), or all.
+syscalls (-s): names or numbers, %CLASS for a class (any case), or all. Classes:
+  {classes}
+  (`syshub syscalls --class CLASS` lists a class)
 
 output: events go to stderr (like strace), so they never mix with the command's
 stdout; -o FILE writes them to FILE, -o - to stdout. The summary goes to stderr:
@@ -168,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--syscalls",
         required=True,
         metavar="LIST",
-        help="comma-separated syscall names, numbers, %%CLASS or all",
+        help="comma-separated syscall names, numbers, %%CLASS (one of: "
+        + ", ".join(class_names())
+        + ") or all",
     )
     where = t.add_mutually_exclusive_group()
     where.add_argument(

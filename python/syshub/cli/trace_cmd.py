@@ -189,6 +189,21 @@ class TraceRun:
             if time.monotonic() >= end:
                 raise CliError(f"the kernel filters were not in place after {APPLY_TIMEOUT:g} s")
 
+    def _announce(self) -> None:
+        """Like strace's "Process N attached": say what is traced once the
+        filters are in (not for a command: its output starts right away)."""
+        a = self.args
+        if a.host:
+            what = "every process on the host"
+        elif a.pid is not None:
+            what = f"process {a.pid} and its descendants"
+        elif a.namespace_of is not None:
+            what = f"the pid namespace of process {a.namespace_of}"
+        else:
+            return
+        sys.stderr.write(f"syshub: tracing {what}\n")
+        sys.stderr.flush()
+
     # tracing ---------------------------------------------------------------
     def _pump(self, timeout: float) -> int:
         assert self.sub is not None
@@ -263,6 +278,7 @@ class TraceRun:
             self._start_job()
             self._wait_applied()
             self.gate.check()
+            self._announce()
             if self.child is not None:
                 self.gate.forward = self.child.send_signal
                 self.child.release()
