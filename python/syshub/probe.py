@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from syshub import _native
 
@@ -177,10 +177,23 @@ class Probe:
     def add_scope(self, pid: int) -> int:
         """Key ``pid`` and its descendants by a scope id of their own (use it
         as ``pid_ns`` in :meth:`add_filter`), in whatever namespace they live."""
-        return int(cast(Any, self._native).add_scope(pid))
+        return self._native.add_scope(pid)
 
     def remove_scope(self, scope: int) -> bool:
-        return bool(cast(Any, self._native).remove_scope(scope))
+        """End a scope and remove its filters; False if it did not exist."""
+        return self._native.remove_scope(scope)
+
+    def scopes(self) -> list[tuple[int, int]]:
+        """Live scopes: (scope id, root pid)."""
+        return self._native.scopes()
+
+    def scope_pids(self, scope: int) -> list[int]:
+        """Host pids in a scope now (a process leaves it when it dies)."""
+        return self._native.scope_pids(scope)
+
+    def scope_hooked(self) -> bool:
+        """Whether the fork/exit hooks that follow scoped processes are attached."""
+        return self._native.scope_hooked()
 
     # events and counters -------------------------------------------------
     def poll(self, max_events: int = 8192, timeout_ms: int = 1000) -> Batch:
