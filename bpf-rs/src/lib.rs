@@ -6,6 +6,7 @@
 //! tracepoints and ring buffers; root or CAP_BPF + CAP_PERFMON.
 
 pub mod abi;
+pub mod accounting;
 pub mod decode;
 pub mod error;
 pub mod flags;

@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod event;
 mod probe;
+mod stats;
 mod syscalls;
 
 use pyo3::prelude::*;

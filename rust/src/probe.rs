@@ -1,6 +1,5 @@
 //! The `Probe` pyclass: load, filter, poll, count.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use syshub_bpf::Error;
-use syshub_bpf::abi::FilterKey;
+use syshub_bpf::accounting::{Delivered, ProbeStats};
 use syshub_bpf::limits;
 use syshub_bpf::probe::{FilterSpec, Probe as CoreProbe, ProbeConfig};
 use syshub_bpf::reader::{Batch as CoreBatch, Reader};
@@ -18,13 +17,14 @@ use syshub_bpf::syscalls::SyscallTable;
 
 use crate::batch::Batch;
 use crate::errors::{IntArg, map_err, to_py};
+use crate::stats::stats_to_py;
 use crate::syscalls::resolve_nr;
 
 struct Inner {
     probe: Mutex<Option<CoreProbe>>,
     reader: Reader,
     closed: AtomicBool,
-    delivered: Mutex<HashMap<FilterKey, u64>>,
+    delivered: Delivered,
     /// The rest of a batch that a poll with a small `max_events` did not take.
     leftover: Mutex<Option<(Arc<CoreBatch>, usize)>>,
 }
@@ -85,7 +85,7 @@ impl Probe {
                 probe: Mutex::new(Some(probe)),
                 reader,
                 closed: AtomicBool::new(false),
-                delivered: Mutex::new(HashMap::new()),
+                delivered: Delivered::default(),
                 leftover: Mutex::new(None),
             }),
         })
@@ -239,78 +239,11 @@ impl Probe {
 
     /// Counters: {"keys": [per key dicts], "total": {...}, "kernel": {...}, "reader": {...}}.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let (keys, globals) = with_probe(py, &self.inner, |p| {
-            Ok((p.key_counters()?, p.global_counters()?))
+        let inner = &self.inner;
+        let stats = with_probe(py, inner, |p| {
+            ProbeStats::collect(p, &inner.reader.counters, &inner.delivered)
         })?;
-        let delivered = self
-            .inner
-            .delivered
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default();
-        let received = self
-            .inner
-            .reader
-            .counters
-            .per_key
-            .lock()
-            .map(|d| d.clone())
-            .unwrap_or_default();
-        let table = SyscallTable::get();
-        let out = PyDict::new(py);
-        let list = PyList::empty(py);
-        let (mut tm, mut ts, mut td, mut tdl) = (0u64, 0u64, 0u64, 0u64);
-        for (k, c) in keys {
-            let dl = delivered.get(&k).copied().unwrap_or(0);
-            let emitted = received.get(&k).copied().unwrap_or(0);
-            let d = PyDict::new(py);
-            d.set_item("pid_ns", k.pid_ns)?;
-            d.set_item("nr", k.nr)?;
-            d.set_item("syscall", table.by_nr(k.nr).map(|x| x.name.as_str()))?;
-            d.set_item("matched", c.matched)?;
-            d.set_item("sampled_out", c.sampled_out)?;
-            d.set_item("dropped", c.dropped)?;
-            // emitted: records read out of the ring (delivered or queued for poll).
-            d.set_item("emitted", emitted)?;
-            d.set_item("delivered", dl)?;
-            // pending: matched calls not yet delivered nor accounted as dropped or
-            // sampled out (in a syscall still running, in the ring, or queued).
-            d.set_item(
-                "pending",
-                c.matched
-                    .saturating_sub(c.sampled_out + c.dropped)
-                    .saturating_sub(dl),
-            )?;
-            list.append(d)?;
-            tm += c.matched;
-            ts += c.sampled_out;
-            td += c.dropped;
-            tdl += dl;
-        }
-        out.set_item("keys", list)?;
-        let total = PyDict::new(py);
-        total.set_item("matched", tm)?;
-        total.set_item("sampled_out", ts)?;
-        total.set_item("dropped", td)?;
-        total.set_item("delivered", tdl)?;
-        out.set_item("total", total)?;
-        let kernel = PyDict::new(py);
-        kernel.set_item("matched", globals.matched)?;
-        kernel.set_item("sampled_out", globals.sampled_out)?;
-        kernel.set_item("dropped", globals.dropped)?;
-        kernel.set_item("emitted", globals.emitted)?;
-        kernel.set_item("orphaned", globals.orphaned)?;
-        kernel.set_item("nomem", globals.nomem)?;
-        kernel.set_item("nokey", globals.nokey)?;
-        out.set_item("kernel", kernel)?;
-        let reader = PyDict::new(py);
-        let rc = &self.inner.reader.counters;
-        reader.set_item("records", rc.records.load(Ordering::Relaxed))?;
-        reader.set_item("decode_errors", rc.decode_errors.load(Ordering::Relaxed))?;
-        reader.set_item("batches", rc.batches.load(Ordering::Relaxed))?;
-        reader.set_item("wakeups", rc.wakeups.load(Ordering::Relaxed))?;
-        out.set_item("reader", reader)?;
-        Ok(out)
+        stats_to_py(py, &stats)
     }
 
     /// Detach everything and free the kernel objects. Idempotent; a poll
@@ -359,17 +292,7 @@ impl Probe {
     /// kept for the next poll) and counts them as delivered.
     fn deliver(&self, b: Arc<CoreBatch>, start: usize, max_events: usize) -> Batch {
         let end = b.len().min(start.saturating_add(max_events));
-        if let Ok(mut d) = self.inner.delivered.lock() {
-            if start == 0 && end == b.len() {
-                for (k, n) in &b.per_key {
-                    *d.entry(*k).or_default() += n;
-                }
-            } else {
-                for i in start..end {
-                    *d.entry(b.header(i).filter_key()).or_default() += 1;
-                }
-            }
-        }
+        self.inner.delivered.count(&b, start..end);
         if end < b.len()
             && let Ok(mut l) = self.inner.leftover.lock()
         {

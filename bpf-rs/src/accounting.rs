@@ -1,0 +1,285 @@
+//! Per-key accounting of a probe: what the kernel counted (matched, sampled
+//! out, dropped), what the reader took out of the ring (emitted) and what
+//! the consumer was handed (delivered), and what is still in flight
+//! (pending). For every key, once drained:
+//! `matched == delivered + dropped + sampled_out` (pending is then 0).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use crate::abi::{FilterKey, KeyCounters};
+use crate::error::Result;
+use crate::probe::{GlobalCounters, Probe};
+use crate::reader::{Batch, ReaderCounters};
+
+/// Counts of one filter key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyStats {
+    pub key: FilterKey,
+    /// Calls that matched the key in the kernel.
+    pub matched: u64,
+    /// Matched calls the kernel's sampling skipped.
+    pub sampled_out: u64,
+    /// Matched calls lost in the kernel (ring full).
+    pub dropped: u64,
+    /// Records read out of the ring (delivered or queued for a poll).
+    pub emitted: u64,
+    /// Records handed to the consumer.
+    pub delivered: u64,
+    /// Matched calls neither delivered nor dropped nor sampled out yet (in
+    /// a syscall still running, in the ring, or queued).
+    pub pending: u64,
+}
+
+impl KeyStats {
+    /// The stats of `key` from its kernel counters and the user-space counts.
+    #[must_use]
+    pub fn new(key: FilterKey, c: &KeyCounters, emitted: u64, delivered: u64) -> Self {
+        Self {
+            key,
+            matched: c.matched,
+            sampled_out: c.sampled_out,
+            dropped: c.dropped,
+            emitted,
+            delivered,
+            pending: c
+                .matched
+                .saturating_sub(c.sampled_out.saturating_add(c.dropped))
+                .saturating_sub(delivered),
+        }
+    }
+}
+
+/// Sums over every key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub matched: u64,
+    pub sampled_out: u64,
+    pub dropped: u64,
+    pub delivered: u64,
+}
+
+impl Totals {
+    /// The sums of `keys`.
+    #[must_use]
+    pub fn of(keys: &[KeyStats]) -> Self {
+        keys.iter().fold(Self::default(), |t, k| Self {
+            matched: t.matched + k.matched,
+            sampled_out: t.sampled_out + k.sampled_out,
+            dropped: t.dropped + k.dropped,
+            delivered: t.delivered + k.delivered,
+        })
+    }
+}
+
+/// A snapshot of the reader thread's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaderStats {
+    pub records: u64,
+    pub decode_errors: u64,
+    pub batches: u64,
+    pub wakeups: u64,
+}
+
+impl From<&ReaderCounters> for ReaderStats {
+    fn from(c: &ReaderCounters) -> Self {
+        Self {
+            records: c.records.load(Ordering::Relaxed),
+            decode_errors: c.decode_errors.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            wakeups: c.wakeups.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything a probe counts, at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProbeStats {
+    /// Every key the probe traced (live and removed), in key order.
+    pub keys: Vec<KeyStats>,
+    pub total: Totals,
+    /// Kernel-wide counters.
+    pub kernel: GlobalCounters,
+    pub reader: ReaderStats,
+}
+
+impl ProbeStats {
+    /// Joins per-key kernel counters with the reader's emitted counts and
+    /// the consumer's delivered counts (keys missing from a map count 0).
+    #[must_use]
+    pub fn from_parts(
+        counters: &[(FilterKey, KeyCounters)],
+        emitted: &HashMap<FilterKey, u64>,
+        delivered: &HashMap<FilterKey, u64>,
+        kernel: GlobalCounters,
+        reader: ReaderStats,
+    ) -> Self {
+        let count = |m: &HashMap<FilterKey, u64>, k| m.get(k).copied().unwrap_or(0);
+        let keys: Vec<KeyStats> = counters
+            .iter()
+            .map(|(k, c)| KeyStats::new(*k, c, count(emitted, k), count(delivered, k)))
+            .collect();
+        Self {
+            total: Totals::of(&keys),
+            keys,
+            kernel,
+            reader,
+        }
+    }
+
+    /// Reads the probe's counters and joins them with the reader's and the
+    /// consumer's counts.
+    ///
+    /// # Errors
+    /// A kernel refusal while reading the counter maps.
+    pub fn collect(probe: &Probe, reader: &ReaderCounters, delivered: &Delivered) -> Result<Self> {
+        let counters = probe.key_counters()?;
+        let kernel = probe.global_counters()?;
+        let emitted = reader.per_key.lock().map(|m| m.clone()).unwrap_or_default();
+        Ok(Self::from_parts(
+            &counters,
+            &emitted,
+            &delivered.snapshot(),
+            kernel,
+            ReaderStats::from(reader),
+        ))
+    }
+}
+
+/// Adds `c`'s kernel counts to `into` (a removed key's counters joining
+/// the totals kept in user space).
+pub fn add_counters(into: &mut KeyCounters, c: &KeyCounters) {
+    into.matched += c.matched;
+    into.sampled_out += c.sampled_out;
+    into.dropped += c.dropped;
+}
+
+/// Records handed to the consumer, per key. Thread-safe.
+#[derive(Debug, Default)]
+pub struct Delivered(Mutex<HashMap<FilterKey, u64>>);
+
+impl Delivered {
+    /// Counts records `range` of `b` as delivered.
+    pub fn count(&self, b: &Batch, range: Range<usize>) {
+        let Ok(mut d) = self.0.lock() else { return };
+        if range.start == 0 && range.end == b.len() {
+            for (k, n) in &b.per_key {
+                *d.entry(*k).or_default() += n;
+            }
+        } else {
+            for i in range {
+                *d.entry(b.header(i).filter_key()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Delivered counts so far.
+    #[must_use]
+    pub fn snapshot(&self) -> HashMap<FilterKey, u64> {
+        self.0.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(pid_ns: u32, nr: u32) -> FilterKey {
+        FilterKey { pid_ns, nr }
+    }
+
+    fn counters(matched: u64, sampled_out: u64, dropped: u64) -> KeyCounters {
+        KeyCounters {
+            matched,
+            sampled_out,
+            dropped,
+            ..KeyCounters::default()
+        }
+    }
+
+    #[test]
+    fn pending_closes_the_balance() {
+        let s = KeyStats::new(key(1, 2), &counters(100, 30, 5), 60, 50);
+        assert_eq!(s.pending, 15);
+        assert_eq!(
+            s.matched,
+            s.delivered + s.dropped + s.sampled_out + s.pending
+        );
+        // Never negative, even when counters are read at different moments.
+        assert_eq!(
+            KeyStats::new(key(1, 2), &counters(10, 5, 5), 3, 3).pending,
+            0
+        );
+        assert_eq!(
+            KeyStats::new(key(1, 2), &counters(1, u64::MAX, 1), 0, 0).pending,
+            0
+        );
+    }
+
+    #[test]
+    fn joins_maps_and_sums() {
+        let (a, b) = (key(1, 0), key(2, 39));
+        let emitted = HashMap::from([(a, 7), (key(9, 9), 1)]);
+        let delivered = HashMap::from([(a, 6)]);
+        let s = ProbeStats::from_parts(
+            &[(a, counters(10, 2, 1)), (b, counters(4, 0, 4))],
+            &emitted,
+            &delivered,
+            GlobalCounters::default(),
+            ReaderStats::default(),
+        );
+        assert_eq!(s.keys.len(), 2);
+        assert_eq!(
+            (s.keys[0].emitted, s.keys[0].delivered, s.keys[0].pending),
+            (7, 6, 1)
+        );
+        assert_eq!(
+            (s.keys[1].emitted, s.keys[1].delivered, s.keys[1].pending),
+            (0, 0, 0)
+        );
+        let want = Totals {
+            matched: 14,
+            sampled_out: 2,
+            dropped: 5,
+            delivered: 6,
+        };
+        assert_eq!(s.total, want);
+    }
+
+    fn header_only(pid_ns: u32, nr: u32) -> Vec<u8> {
+        let h = crate::abi::SyscallEvent {
+            kind: crate::abi::REC_SYSCALL,
+            size: u32::try_from(crate::abi::EVENT_SIZE).unwrap(),
+            nr,
+            pid_ns,
+            ..Default::default()
+        };
+        // SAFETY: SyscallEvent is POD.
+        unsafe { std::slice::from_raw_parts((&raw const h).cast::<u8>(), size_of_val(&h)) }.to_vec()
+    }
+
+    #[test]
+    fn counts_whole_and_partial_batches() {
+        let mut b = Batch::default();
+        let mut per_key = HashMap::new();
+        for (ns, nr) in [(1, 0), (1, 0), (2, 39)] {
+            assert!(b.push(&header_only(ns, nr), &mut per_key));
+        }
+        b.per_key = per_key.into_iter().collect();
+        let d = Delivered::default();
+        d.count(&b, 0..3);
+        d.count(&b, 1..2);
+        let got = d.snapshot();
+        assert_eq!(got.get(&key(1, 0)), Some(&3));
+        assert_eq!(got.get(&key(2, 39)), Some(&1));
+    }
+
+    #[test]
+    fn adds_retired_counters() {
+        let mut r = counters(1, 2, 3);
+        add_counters(&mut r, &counters(10, 20, 30));
+        assert_eq!(r, counters(11, 22, 33));
+    }
+}
