@@ -1,0 +1,340 @@
+"""The parts of a ``Trace`` (v1alpha1) as pydantic models: :class:`ObjectMeta`,
+:class:`TraceSpec` and :class:`TraceStatus` (with :class:`TraceState`).
+
+Manifest keys are camelCase (``labelSelector``, ``sampleRate``, ``jobID``, ``startTime``);
+the Python names are snake_case and accepted on input too. All three are immutable values.
+``spec`` forbids unknown keys; ``metadata`` and ``status`` ignore them, because the API server
+and controllers add their own (``managedFields``, ``conditions``). swoll's status keys (``job``,
+``completeTime``) are read as well; ours win when both are present.
+
+Syscall names are checked by an injectable resolver, passed as ``resolve=`` or in the
+validation context ``{"resolve": fn}`` (by default ``syshub.syscalls.canonical_name``, imported
+on first use). Pure Python; no privileges needed.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
+
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+
+from syshub.errors import TraceSpecError
+from syshub.spec.base import FrozenSpecModel, validating_init
+from syshub.spec.common import (
+    FrozenMap,
+    dns_name_problem,
+    expect_list,
+    expect_str,
+    validate_label_key,
+    validate_label_value,
+)
+from syshub.spec.duration import Duration
+from syshub.spec.limits import SAMPLE_RATE_MAX, validate_sample_rate
+from syshub.spec.selectors import FieldSelector, LabelSelector
+from syshub.spec.timestamp import Timestamp
+
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "KIND",
+    "LIST_KINDS",
+    "SUPPORTED_API_VERSIONS",
+    "SWOLL_API_GROUP",
+    "SWOLL_API_VERSION",
+    "ObjectMeta",
+    "Resolver",
+    "TraceMetadata",
+    "TraceSpec",
+    "TraceState",
+    "TraceStatus",
+    "default_resolver",
+]
+
+API_GROUP: Final = "syshub.io"
+API_VERSION: Final = "syshub.io/v1alpha1"
+SWOLL_API_GROUP: Final = "tools.swoll.criticalstack.com"
+SWOLL_API_VERSION: Final = "tools.swoll.criticalstack.com/v1alpha1"
+SUPPORTED_API_VERSIONS: Final[tuple[str, ...]] = (API_VERSION, SWOLL_API_VERSION)
+KIND: Final = "Trace"
+LIST_KINDS: Final[tuple[str, ...]] = ("TraceList", "List")
+
+#: ``resolve(name) -> canonical name`` (no ``sys_`` prefix); raises ``ValueError`` whose
+#: message explains (``unknown syscall 'opneat' (did you mean 'openat'?)``). It must accept
+#: names with and without the ``sys_`` prefix.
+Resolver = Callable[[str], str]
+
+
+def default_resolver(name: str) -> str:
+    """Resolve with ``syshub.syscalls.canonical_name`` (imported lazily: native table)."""
+    module = importlib.import_module("syshub.syscalls")
+    result = module.canonical_name(name)
+    if not isinstance(result, str):
+        raise TypeError(f"syshub.syscalls.canonical_name returned {type(result).__name__}")
+    return result
+
+
+def _name_list(what: str) -> BeforeValidator:
+    """A list of non-empty strings (``what`` names them: ``"syscall names"``), de-duplicated
+    with the first occurrence kept."""
+    singular = what.removesuffix("s")
+
+    def check(value: object) -> tuple[str, ...]:
+        names: list[str] = []
+        for i, item in enumerate(expect_list(value, "", TraceSpecError, what)):
+            name = expect_str(item, f"[{i}]")
+            if not name:
+                raise TraceSpecError(f"[{i}]", f"{singular} must not be empty")
+            if name not in names:
+                names.append(name)
+        return tuple(names)
+
+    return BeforeValidator(check)
+
+
+# --------------------------------------------------------------------------- metadata
+
+_Labels = Annotated[FrozenMap, Field(default_factory=FrozenMap)]
+
+
+class ObjectMeta(FrozenSpecModel):
+    """The parts of ``metadata`` syshub reads and writes back; others are dropped on load.
+
+    ``name`` must be a DNS subdomain (as for every custom resource) and ``namespace`` a DNS
+    label (missing or empty: ``default``); labels and annotation keys are validated like the
+    API server does.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    field_path: ClassVar[str] = "metadata"
+    always_written: ClassVar[frozenset[str]] = frozenset({"name", "namespace"})
+
+    name: StrictStr
+    namespace: StrictStr = "default"
+    labels: _Labels
+    annotations: _Labels
+    uid: StrictStr = ""
+    resource_version: StrictStr = Field("", alias="resourceVersion")
+    generation: StrictInt | None = None
+    creation_timestamp: Timestamp = Field(None, alias="creationTimestamp")
+    finalizers: tuple[StrictStr, ...] = ()
+
+    if TYPE_CHECKING:  # the Python names; manifests use from_manifest() (camelCase)
+
+        def __init__(
+            self,
+            *,
+            name: str,
+            namespace: str = "default",
+            labels: Mapping[str, str] = ...,
+            annotations: Mapping[str, str] = ...,
+            uid: str = "",
+            resource_version: str = "",
+            generation: int | None = None,
+            creation_timestamp: datetime | str | None = None,
+            finalizers: Iterable[str] = (),
+        ) -> None: ...
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not name:
+            raise TraceSpecError("", "required (a non-empty string)")
+        problem = dns_name_problem(name, label=False)
+        if problem is not None:
+            raise TraceSpecError("", f"invalid name {name!r}: {problem}")
+        return name
+
+    @field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, namespace: str) -> str:
+        if not namespace:
+            return "default"
+        problem = dns_name_problem(namespace, label=True)
+        if problem is not None:
+            raise TraceSpecError("", f"invalid namespace {namespace!r}: {problem}")
+        return namespace
+
+    @field_validator("labels")
+    @classmethod
+    def _check_labels(cls, labels: FrozenMap) -> FrozenMap:
+        for key, value in labels.items():
+            validate_label_key(key, "", TraceSpecError)
+            validate_label_value(value, f".{key}", TraceSpecError)
+        return labels
+
+    @field_validator("annotations")
+    @classmethod
+    def _check_annotations(cls, annotations: FrozenMap) -> FrozenMap:
+        for key in annotations:
+            validate_label_key(key, "", TraceSpecError)
+        return annotations
+
+
+#: The name this type had before it became a pydantic model.
+TraceMetadata = ObjectMeta
+
+
+# --------------------------------------------------------------------------- spec
+
+
+def _sample_rate(value: object) -> int:
+    return validate_sample_rate(value, "")
+
+
+class TraceSpec(FrozenSpecModel):
+    """What to trace. Validation normalizes:
+
+    * ``syscalls``: non-empty; each resolved (see the module doc) to its canonical name without
+      ``sys_``; duplicates removed, first occurrence kept.
+    * ``label_selector`` / ``field_selector``: selector values (the manifest shapes, and for the
+      field selector also ``kubectl --field-selector`` text, are read).
+    * ``host_selector``: container names (non-empty strings), duplicates removed.
+    * ``sample_rate``: 1-in-N delivery in ``0..SAMPLE_RATE_MAX``; ``0`` is stored as ``1``.
+    * ``duration``: seconds (> 0) after which the trace completes, or ``None`` for no limit;
+      Go duration text (``"1h30m"``) or seconds in, Go text out.
+    """
+
+    field_path: ClassVar[str] = "spec"
+    always_written: ClassVar[frozenset[str]] = frozenset({"syscalls", "sampleRate"})
+
+    syscalls: Annotated[tuple[str, ...], _name_list("syscall names")] = Field(
+        description="syscall names, with or without the sys_ prefix"
+    )
+    label_selector: LabelSelector = Field(default_factory=LabelSelector, alias="labelSelector")
+    field_selector: FieldSelector = Field(default_factory=FieldSelector, alias="fieldSelector")
+    host_selector: Annotated[tuple[str, ...], _name_list("container names")] = Field(
+        (), alias="hostSelector", description="container names to restrict the trace to"
+    )
+    sample_rate: Annotated[int, BeforeValidator(_sample_rate)] = Field(
+        1,
+        alias="sampleRate",
+        description="deliver 1 in N events (0 and 1: every event)",
+        json_schema_extra={"minimum": 0, "maximum": SAMPLE_RATE_MAX},
+    )
+    duration: Duration | None = Field(None, description="complete the trace after this long")
+
+    @validating_init
+    def __init__(self, /, resolve: Resolver | None = None, **data: Any) -> None:
+        self._validate_into(data, {"resolve": resolve})
+
+    @field_validator("syscalls")
+    @classmethod
+    def _resolve_syscalls(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        context = info.context if isinstance(info.context, dict) else {}
+        resolver: Resolver = context.get("resolve") or default_resolver
+        canonical: list[str] = []
+        for i, name in enumerate(names):
+            try:
+                resolved = resolver(name)
+            except ValueError as exc:
+                raise TraceSpecError(f"[{i}]", str(exc)) from None
+            if resolved not in canonical:
+                canonical.append(resolved)
+        if not canonical:
+            raise TraceSpecError("", "must list at least one syscall")
+        return tuple(canonical)
+
+
+# --------------------------------------------------------------------------- status
+
+
+class TraceState(enum.Enum):
+    """``status.state``; swoll's empty string reads as :attr:`PENDING`."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+
+    @classmethod
+    def parse(cls, value: object, field: str = "status.state") -> TraceState:
+        if value is None or value == "":
+            return cls.PENDING
+        if isinstance(value, TraceState):
+            return value
+        text = expect_str(value, field)
+        for state in cls:
+            if state.value == text:
+                return state
+        expected = ", ".join(s.value for s in cls)
+        raise TraceSpecError(field, f"unknown state {text!r} (expected {expected} or empty)")
+
+    @property
+    def finished(self) -> bool:
+        return self in (TraceState.COMPLETE, TraceState.FAILED)
+
+
+def _state(value: object) -> TraceState:
+    return TraceState.parse(value, "")
+
+
+_State = Annotated[
+    TraceState,
+    BeforeValidator(_state),
+    WithJsonSchema({"type": "string", "enum": ["", *(s.value for s in TraceState)]}),
+]
+
+
+class TraceStatus(FrozenSpecModel):
+    """An immutable snapshot of ``status``. Times are aware UTC (naive input is taken as UTC).
+
+    Reads ours (``jobID``, ``completionTime``) and swoll's (``job``, ``completeTime``) keys;
+    unknown keys are ignored (controllers own status). :meth:`to_dict` writes the keys of the
+    trace's API group.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+    field_path: ClassVar[str] = "status"
+    always_written: ClassVar[frozenset[str]] = frozenset({"state"})
+
+    job_id: StrictStr = Field(
+        "", validation_alias=AliasChoices("jobID", "job"), serialization_alias="jobID"
+    )
+    state: _State = TraceState.PENDING
+    start_time: Timestamp = Field(
+        None, validation_alias=AliasChoices("startTime"), serialization_alias="startTime"
+    )
+    completion_time: Timestamp = Field(
+        None,
+        validation_alias=AliasChoices("completionTime", "completeTime"),
+        serialization_alias="completionTime",
+    )
+
+    if TYPE_CHECKING:  # the Python names; manifests use from_dict() (either group's keys)
+
+        def __init__(
+            self,
+            *,
+            job_id: str = "",
+            state: TraceState | str = TraceState.PENDING,
+            start_time: datetime | str | None = None,
+            completion_time: datetime | str | None = None,
+        ) -> None: ...
+
+    @classmethod
+    def from_dict(cls, d: object, field: str = "status") -> TraceStatus:
+        """Build from a manifest's ``status`` (``None``: the default pending status)."""
+        return cls() if d is None else cls.from_manifest(d, field=field)
+
+    def to_dict(self, api_version: str = API_VERSION) -> dict[str, Any]:
+        """The ``status`` with the key names of ``api_version``'s group (swoll: ``job`` and
+        ``completeTime``; ours: ``jobID`` and ``completionTime``); unset values are omitted."""
+        out = super().to_dict()
+        if api_version == SWOLL_API_VERSION:
+            renames = {"jobID": "job", "completionTime": "completeTime"}
+            out = {renames.get(k, k): v for k, v in out.items()}
+        return out
