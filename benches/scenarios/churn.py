@@ -8,11 +8,13 @@ the first event (kernel entry time) and to its delivery to Python."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import syshub
 from benches.common import (
     Chart,
     Context,
@@ -24,7 +26,7 @@ from benches.common import (
     percentile,
 )
 from benches.workload import Loop
-from syshub import _native
+from syshub import syscalls as syshub_syscalls
 
 TICK_US = 1000
 NR_GETPPID = 110
@@ -208,7 +210,7 @@ def key_growth(ctx: Context, max_keys: int, marks: list[int]) -> dict[str, Any]:
     filter for ``max_keys`` distinct (pid_ns, getppid) keys, timing stats() at
     the ``marks``, until add_filter fails (the kernel keeps per-key counters
     for every key ever traced)."""
-    probe = _native.Probe(1 << 20)
+    probe = syshub.Probe(1 << 20)
     stats_ms: dict[str, float] = {}
     failed_at: int | None = None
     error = ""
@@ -240,6 +242,35 @@ def key_growth(ctx: Context, max_keys: int, marks: list[int]) -> dict[str, Any]:
     }
 
 
+def close_all(ctx: Context, settle_s: float) -> dict[str, Any]:
+    """Time ``close()`` of a probe tracing every syscall (one filter each, in
+    a namespace nobody is in), ``settle_s`` after the last add_filter."""
+    probe = syshub.Probe(1 << 20)
+    traced = 0
+    try:
+        for sc in syshub_syscalls.table():
+            try:
+                probe.add_filter(FAKE_NS_BASE - 2, sc.nr)
+                traced += 1
+            except (ValueError, syshub.ProbeError) as e:
+                ctx.say(f"churn: close-all: {sc.name} not traced: {e}")
+        hooked = probe.hooked()
+        time.sleep(settle_s)
+    finally:
+        t0 = time.perf_counter()
+        probe.close()
+        close_s = time.perf_counter() - t0
+    ctx.say(
+        f"churn: close with {traced} syscalls traced ({settle_s:g} s after adding): {close_s:.3f} s"
+    )
+    return {
+        "traced": traced,
+        "raw_hooked": sum(1 for _, raw in hooked if raw),
+        "settle_s": settle_s,
+        "close_s": close_s,
+    }
+
+
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.settings
     rates: list[float] = s.pick([10.0], [5.0, 10.0, 20.0, 40.0])
@@ -260,7 +291,7 @@ def run(ctx: Context) -> ScenarioResult:
         ),
         params={"rates": rates, "window_s": window, "lifetime_s": lifetime, "tick_us": TICK_US},
     )
-    probe = _native.Probe(4 << 20)
+    probe = syshub.Probe(4 << 20)
     per_rate: list[dict[str, Any]] = []
     all_ns: set[int] = set()
     try:
@@ -276,7 +307,11 @@ def run(ctx: Context) -> ScenarioResult:
         drain(probe, lambda b: None, idle_ms=50)
         stats = probe.stats()
         res.checks = key_checks(stats, all_ns, "churn")
-        res.metrics = {"rates": per_rate, "kernel": stats["kernel"], "keys": len(res.checks)}
+        res.metrics = {
+            "rates": per_rate,
+            "kernel": dataclasses.asdict(stats.kernel),
+            "keys": len(res.checks),
+        }
     finally:
         probe.close()
 
@@ -305,6 +340,23 @@ def run(ctx: Context) -> ScenarioResult:
                     if growth["key_capacity"]
                     else f"not within {growth_keys:,}",
                 ]
+            ],
+        )
+    )
+
+    closes = [close_all(ctx, settle) for settle in (0.0, 1.0)]
+    res.metrics["close_all"] = closes
+    res.tables.append(
+        Table(
+            title=(
+                "Leaving a trace of every syscall: close() of a probe with one filter per "
+                "syscall (tracepoint detaches serialize in the kernel; past a few syscalls "
+                "all go through the raw hooks)"
+            ),
+            columns=["syscalls traced", "on raw hooks", "close after adding (s)", "close() s"],
+            rows=[
+                [c["traced"], c["raw_hooked"], f"{c['settle_s']:g}", f"{c['close_s']:.3f}"]
+                for c in closes
             ],
         )
     )
