@@ -23,7 +23,7 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 from syshub.errors import TraceSpecError
 from syshub.spec.common import short_repr, type_name
 
-__all__ = ["MAX_DURATION", "Duration", "format_duration", "parse_duration"]
+__all__ = ["MAX_DURATION", "Duration", "OptionalDuration", "format_duration", "parse_duration"]
 
 #: Largest accepted duration: what Go's ``time.Duration`` (int64 nanoseconds) can hold.
 MAX_DURATION: Final = timedelta(microseconds=(2**63 - 1) // 1000)
@@ -115,10 +115,14 @@ def _relative(value: object) -> float:
     return parse_duration(value, "")
 
 
+_SCHEMA: Final = WithJsonSchema({"type": "string", "description": "Go duration, e.g. '1h30m'"})
+
 #: A pydantic field type: seconds (float) in Python, a Go duration string in manifests.
 Duration = Annotated[
     float,
     BeforeValidator(_relative),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "description": "Go duration, e.g. '90s', '1h30m'"}),
+    _SCHEMA,
 ]
+#: :data:`Duration` or ``None`` (no limit), described as a plain string.
+OptionalDuration = Annotated[Duration | None, _SCHEMA]

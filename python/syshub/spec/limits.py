@@ -82,7 +82,9 @@ class Capture(FrozenSpecModel):
     manifest spelling is camelCase (``strMax``, ``argvMax``, ``bufMax``). Out-of-range values
     raise ``TraceSpecError`` such as ``capture.strMax: must be 1..4096, got 0``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        json_schema_extra={"description": "how much of each argument a filter captures"}
+    )
     field_path: ClassVar[str] = "capture"
 
     str_max: Annotated[int, _ranged(1, STR_MAX_LIMIT)] = Field(

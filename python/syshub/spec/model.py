@@ -42,7 +42,7 @@ from syshub.spec.common import (
     validate_label_key,
     validate_label_value,
 )
-from syshub.spec.duration import Duration
+from syshub.spec.duration import OptionalDuration
 from syshub.spec.limits import SAMPLE_RATE_MAX, validate_sample_rate
 from syshub.spec.selectors import FieldSelector, LabelSelector
 from syshub.spec.timestamp import Timestamp
@@ -64,12 +64,15 @@ __all__ = [
     "default_resolver",
 ]
 
+#: The one version of both groups; ours and swoll's resources have the same shape.
+VERSION: Final = "v1alpha1"
 API_GROUP: Final = "syshub.io"
-API_VERSION: Final = "syshub.io/v1alpha1"
 SWOLL_API_GROUP: Final = "tools.swoll.criticalstack.com"
-SWOLL_API_VERSION: Final = "tools.swoll.criticalstack.com/v1alpha1"
+API_VERSION: Final = f"{API_GROUP}/{VERSION}"
+SWOLL_API_VERSION: Final = f"{SWOLL_API_GROUP}/{VERSION}"
 SUPPORTED_API_VERSIONS: Final[tuple[str, ...]] = (API_VERSION, SWOLL_API_VERSION)
 KIND: Final = "Trace"
+#: Kinds of documents that hold several Traces under ``items``.
 LIST_KINDS: Final[tuple[str, ...]] = ("TraceList", "List")
 
 #: ``resolve(name) -> canonical name`` (no ``sys_`` prefix); raises ``ValueError`` whose
@@ -118,7 +121,9 @@ class ObjectMeta(FrozenSpecModel):
     API server does.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"description": "standard object metadata"}
+    )
     field_path: ClassVar[str] = "metadata"
     always_written: ClassVar[frozenset[str]] = frozenset({"name", "namespace"})
 
@@ -128,7 +133,7 @@ class ObjectMeta(FrozenSpecModel):
     annotations: _Labels
     uid: StrictStr = ""
     resource_version: StrictStr = Field("", alias="resourceVersion")
-    generation: StrictInt | None = None
+    generation: Annotated[StrictInt | None, WithJsonSchema({"type": "integer"})] = None
     creation_timestamp: Timestamp = Field(None, alias="creationTimestamp")
     finalizers: tuple[StrictStr, ...] = ()
 
@@ -148,40 +153,29 @@ class ObjectMeta(FrozenSpecModel):
             finalizers: Iterable[str] = (),
         ) -> None: ...
 
-    @field_validator("name")
+    @field_validator("name", "namespace")
     @classmethod
-    def _check_name(cls, name: str) -> str:
-        if not name:
+    def _check_dns_name(cls, value: str, info: ValidationInfo) -> str:
+        """``name``: a DNS subdomain; ``namespace``: a DNS label (empty: ``default``)."""
+        is_namespace = info.field_name == "namespace"
+        if not value:
+            if is_namespace:
+                return "default"
             raise TraceSpecError("", "required (a non-empty string)")
-        problem = dns_name_problem(name, label=False)
+        problem = dns_name_problem(value, label=is_namespace)
         if problem is not None:
-            raise TraceSpecError("", f"invalid name {name!r}: {problem}")
-        return name
+            raise TraceSpecError("", f"invalid {info.field_name} {value!r}: {problem}")
+        return value
 
-    @field_validator("namespace")
+    @field_validator("labels", "annotations")
     @classmethod
-    def _check_namespace(cls, namespace: str) -> str:
-        if not namespace:
-            return "default"
-        problem = dns_name_problem(namespace, label=True)
-        if problem is not None:
-            raise TraceSpecError("", f"invalid namespace {namespace!r}: {problem}")
-        return namespace
-
-    @field_validator("labels")
-    @classmethod
-    def _check_labels(cls, labels: FrozenMap) -> FrozenMap:
+    def _check_label_keys(cls, labels: FrozenMap, info: ValidationInfo) -> FrozenMap:
+        """Keys of both as label keys; label values as label values (annotations: any text)."""
         for key, value in labels.items():
             validate_label_key(key, "", TraceSpecError)
-            validate_label_value(value, f".{key}", TraceSpecError)
+            if info.field_name == "labels":
+                validate_label_value(value, f".{key}", TraceSpecError)
         return labels
-
-    @field_validator("annotations")
-    @classmethod
-    def _check_annotations(cls, annotations: FrozenMap) -> FrozenMap:
-        for key in annotations:
-            validate_label_key(key, "", TraceSpecError)
-        return annotations
 
 
 #: The name this type had before it became a pydantic model.
@@ -208,6 +202,9 @@ class TraceSpec(FrozenSpecModel):
       Go duration text (``"1h30m"``) or seconds in, Go text out.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={"description": "what to trace: syscalls, pods, containers, rate"}
+    )
     field_path: ClassVar[str] = "spec"
     always_written: ClassVar[frozenset[str]] = frozenset({"syscalls", "sampleRate"})
 
@@ -225,7 +222,7 @@ class TraceSpec(FrozenSpecModel):
         description="deliver 1 in N events (0 and 1: every event)",
         json_schema_extra={"minimum": 0, "maximum": SAMPLE_RATE_MAX},
     )
-    duration: Duration | None = Field(None, description="complete the trace after this long")
+    duration: OptionalDuration = Field(None, description="complete the trace after this long")
 
     @validating_init
     def __init__(self, /, resolve: Resolver | None = None, **data: Any) -> None:
@@ -297,7 +294,9 @@ class TraceStatus(FrozenSpecModel):
     trace's API group.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"description": "written by the agents: job and state"}
+    )
     field_path: ClassVar[str] = "status"
     always_written: ClassVar[frozenset[str]] = frozenset({"state"})
 

@@ -19,7 +19,8 @@ _REF_PREFIX = "#/$defs/"
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with every ``{"$ref": "#/$defs/X"}`` replaced by a copy of ``X`` and the
-    ``$defs`` dropped (the models here are not recursive)."""
+    ``$defs`` dropped (the models here are not recursive); also without pydantic's generated
+    ``title`` s and ``null`` defaults, which a CRD does not want."""
     defs: dict[str, Any] = schema.get("$defs", {})
 
     def walk(node: Any) -> Any:
@@ -29,7 +30,11 @@ def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
                 target = walk(defs[ref.removeprefix(_REF_PREFIX)])
                 extra = {k: walk(v) for k, v in node.items() if k != "$ref"}
                 return {**target, **extra}
-            return {k: walk(v) for k, v in node.items() if k != "$defs"}
+            return {
+                k: walk(v)
+                for k, v in node.items()
+                if k not in ("$defs", "title") and not (k == "default" and v is None)
+            }
         if isinstance(node, list):
             return [walk(item) for item in node]
         return node

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from syshub.errors import TraceSpecError
 from syshub.spec.base import SpecModel, validating_init
@@ -34,10 +34,8 @@ from syshub.spec.model import (
     KIND,
     LIST_KINDS,
     SUPPORTED_API_VERSIONS,
-    SWOLL_API_VERSION,
     ObjectMeta,
     Resolver,
-    TraceMetadata,
     TraceSpec,
     TraceState,
     TraceStatus,
@@ -46,10 +44,7 @@ from syshub.spec.selectors import FieldSelector, LabelSelector
 from syshub.spec.timestamp import as_utc
 
 __all__ = [
-    "API_VERSION",
-    "SWOLL_API_VERSION",
     "Trace",
-    "TraceMetadata",
     "TraceSpec",
     "TraceState",
     "TraceStatus",
@@ -89,6 +84,9 @@ class Trace(SpecModel):
     Trace can key a dict while its status changes.
     """
 
+    model_config = ConfigDict(
+        json_schema_extra={"description": "syscalls to trace in the selected pods' containers"}
+    )
     always_written: ClassVar[frozenset[str]] = frozenset({"apiVersion", "kind", "metadata"})
 
     api_version: str = Field(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, ClassVar, Final, Self
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -73,13 +73,42 @@ def selector_json_schema(description: str, operators: tuple[str, ...]) -> JsonSc
     }
 
 
-def _pydantic_schema(validate: Any) -> core_schema.CoreSchema:
-    return core_schema.no_info_plain_validator_function(
-        validate,
-        serialization=core_schema.plain_serializer_function_ser_schema(
-            lambda value: value.to_dict()
-        ),
-    )
+class _PydanticSelector:
+    """pydantic support shared by the selectors: a field reads the selector itself or what
+    ``from_dict`` reads (errors relative to the field), writes ``to_dict()``, and describes
+    itself as ``metav1.LabelSelector`` with the class's own operators."""
+
+    __slots__ = ()
+    _schema_description: ClassVar[str]
+    _schema_operators: ClassVar[tuple[str, ...]]
+
+    @classmethod
+    def from_dict(cls, d: object, field: str) -> Self:
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, object]:
+        raise NotImplementedError
+
+    @classmethod
+    def _validate(cls, value: object) -> Self:
+        return value if isinstance(value, cls) else cls.from_dict(value, "")
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value: value.to_dict()
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return selector_json_schema(cls._schema_description, cls._schema_operators)
 
 
 # --------------------------------------------------------------------------- label selectors
@@ -129,12 +158,15 @@ class Requirement:
 
 
 @dataclass(frozen=True, slots=True)
-class LabelSelector:
+class LabelSelector(_PydanticSelector):
     """A ``metav1.LabelSelector``: ``match_labels`` AND every ``match_expressions`` entry.
 
     Stored canonically: labels in an immutable sorted map, expressions sorted and de-duplicated
     (order and repetition do not change an AND). The empty selector matches everything.
     """
+
+    _schema_description: ClassVar[str] = "pod label selector (metav1.LabelSelector)"
+    _schema_operators: ClassVar[tuple[str, ...]] = OPERATORS
 
     match_labels: Mapping[str, str] = field(default_factory=FrozenMap)
     match_expressions: tuple[Requirement, ...] = ()
@@ -196,25 +228,6 @@ class LabelSelector:
         parts.extend(str(expr) for expr in self.match_expressions)
         return ",".join(parts)
 
-    @classmethod
-    def _validate(cls, value: object) -> LabelSelector:
-        """pydantic: a selector, its manifest shape, or ``None`` (paths relative to the field)."""
-        if isinstance(value, LabelSelector):
-            return value
-        return cls.from_dict(value, "")
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return _pydantic_schema(cls._validate)
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return selector_json_schema("pod label selector (metav1.LabelSelector)", OPERATORS)
-
 
 def _from_terms(terms: LabelTerms) -> LabelSelector:
     labels, exprs = terms
@@ -225,13 +238,19 @@ def _from_terms(terms: LabelTerms) -> LabelSelector:
 
 
 @dataclass(frozen=True, slots=True)
-class FieldSelector:
+class FieldSelector(_PydanticSelector):
     """A pod field selector: every ``(field, op, value)`` term must hold.
 
     ``op`` is ``"="`` or ``"!="`` (``"=="`` is accepted and stored as ``"="``); terms are
     stored sorted and de-duplicated. A field that is missing from the tested mapping reads as
     ``""``, as in Kubernetes. The empty selector matches everything.
     """
+
+    _schema_description: ClassVar[str] = (
+        "pod field selector in swoll's shape: matchLabels map field paths "
+        f"({', '.join(FIELD_SELECTOR_FIELDS)}) to values; a selector string also loads"
+    )
+    _schema_operators: ClassVar[tuple[str, ...]] = (IN, NOT_IN)
 
     requirements: tuple[FieldTerm, ...] = ()
 
@@ -312,27 +331,4 @@ class FieldSelector:
     def __str__(self) -> str:
         return ",".join(
             f"{name}{op}{escape_field_value(value)}" for name, op, value in self.requirements
-        )
-
-    @classmethod
-    def _validate(cls, value: object) -> FieldSelector:
-        """pydantic: a selector, swoll's shape, selector text or ``None`` (relative paths)."""
-        if isinstance(value, FieldSelector):
-            return value
-        return cls.from_dict(value, "")
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return _pydantic_schema(cls._validate)
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return selector_json_schema(
-            "pod field selector in swoll's shape: matchLabels map field paths "
-            f"({', '.join(FIELD_SELECTOR_FIELDS)}) to values; a selector string also loads",
-            (IN, NOT_IN),
         )
