@@ -10,7 +10,8 @@ APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool clang-format-19 gcc libc6-de
 	containerd runc busybox-static strace bpftrace linux-perf python3-venv
 STAMP := .make
 
-.PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel wheel-check clean
+.PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel wheel-check clean \
+	proto proto-check
 
 setup: $(STAMP)/apt $(STAMP)/venv build
 
@@ -51,6 +52,7 @@ lint: setup
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory proto-check
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 	clang-format-19 --dry-run -Werror bpf-rs/bpf/*.c bpf-rs/bpf/*.h benches/ceiling/*.c benches/ceiling/*.h
@@ -82,3 +84,27 @@ wheel-check: wheel
 	cd / && env PATH=$(CURDIR)/.wheel-venv/nobin $(CURDIR)/.wheel-venv/bin/syshub trace \
 		-s openat -- cat /etc/hostname | grep -q 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3'
 	@echo "wheel-check: the installed wheel traced with no clang on PATH"
+
+# The CRI subset (proto/cri) -> checked-in Python code under the package (the wheel
+# ships it). `proto-check` regenerates into a scratch directory and fails on any
+# difference from what is checked in.
+CRI_PROTOS := runtime/v1/api.proto
+CRI_GEN := python/syshub/topology/cri
+CRI_GENERATED := $(foreach p,$(CRI_PROTOS),$(patsubst %.proto,%_pb2.py,$(p)) $(patsubst %.proto,%_pb2.pyi,$(p)))
+
+define gen_cri
+	$(PY) -m grpc_tools.protoc -I proto/cri --python_out=$(1) --mypy_out=$(1) \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy $(addprefix proto/cri/,$(CRI_PROTOS))
+endef
+
+proto:
+	$(call gen_cri,$(CRI_GEN))
+
+proto-check:
+	@rm -rf $(STAMP)/proto-check && mkdir -p $(STAMP)/proto-check
+	$(call gen_cri,$(STAMP)/proto-check)
+	@for f in $(CRI_GENERATED); do \
+		diff -q $(STAMP)/proto-check/$$f $(CRI_GEN)/$$f >/dev/null || \
+		{ echo "proto-check: $(CRI_GEN)/$$f differs from proto/cri (run make proto)"; exit 1; }; \
+	done
+	@echo "proto-check: generated CRI code is up to date"

@@ -9,239 +9,44 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import grpc
 import pytest
-from containerd_env import ContainerdEnv
 
+from support.containerd import ContainerdEnv
+from support.fake_cri import FakeCri, FakeGrpcRuntime
+from support.observers import START, STOP, Running, event_for
 from syshub.errors import CriError
-from syshub.topology import Container, ContainerEvent, ContainerEventKind, Observer
+from syshub.topology import Container, ContainerEvent, Observer
 from syshub.topology.cri import (
     ContainerState,
     CriCallError,
-    CriClient,
-    CriContainer,
     CriContainerStatus,
     CriObserver,
-    CriPodSandbox,
+    NamespaceMode,
     PodSandboxState,
     ProcessGoneError,
     parse_endpoint,
     pid_namespace_inode,
 )
-from syshub.topology.protowire import Message, Writer
+from syshub.topology.cri.client import CriClient
 
-START, STOP = ContainerEventKind.START, ContainerEventKind.STOP
 OWN_PID_NS = os.stat("/proc/self/ns/pid").st_ino
 
 
-# ============================================================================ helpers
-
-
-class Recorder:
-    """Runs ``observer.run`` in a thread and collects its events."""
-
-    def __init__(self, observer: Observer) -> None:
-        self.observer = observer
-        self.events: list[ContainerEvent] = []
-        self._queue: queue.Queue[ContainerEvent] = queue.Queue()
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="cri-observer", daemon=True)
-
-    def _run(self) -> None:
-        try:
-            self.observer.run(self._queue.put, self.stop)
-        except BaseException as exc:  # recorded; the test asserts there is none
-            self.error = exc
-
-    def __enter__(self) -> Recorder:
-        self.thread.start()
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        if exc_type is None:  # do not mask the test's own failure
-            assert not self.thread.is_alive(), "observer.run did not return after stop"
-            assert self.error is None, f"observer.run raised {self.error!r}"
-
-    def wait_for(
-        self, predicate: Callable[[ContainerEvent], bool], timeout: float = 10.0
-    ) -> ContainerEvent:
-        deadline = time.monotonic() + timeout
-        for ev in self.events:
-            if predicate(ev):
-                return ev
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no matching event within {timeout}s; got {self.events}")
-            try:
-                ev = self._queue.get(timeout=left)
-            except queue.Empty:
-                continue
-            self.events.append(ev)
-            if predicate(ev):
-                return ev
-
-    def drain(self, seconds: float) -> list[ContainerEvent]:
-        """Collect whatever arrives during ``seconds``; returns all events so far."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                self.events.append(self._queue.get(timeout=left))
-            except queue.Empty:
-                break
-        return self.events
-
-
-def event_for(kind: ContainerEventKind, cid: str) -> Callable[[ContainerEvent], bool]:
-    return lambda ev: ev.kind is kind and ev.container.id == cid
-
-
-# ============================================================================ fake runtime
-
-
-class FakeRuntime:
-    """An in-memory CRI runtime for observer unit tests.
-
-    Each container's pid gets a fake ``<alt_root>/proc/<pid>/ns/pid`` file, whose
-    inode stands in for the pid namespace inode.
-    """
-
-    def __init__(self, alt_root: Path) -> None:
-        self.alt_root = alt_root
-        self.containers: dict[str, CriContainer] = {}
-        self.pids: dict[str, int] = {}
-        self.sandboxes: dict[str, CriPodSandbox] = {}
-        self.list_calls = 0
-        self.fail_next = 0
-        self.closed = False
-        self._next_pid = 1000
-
-    def add_pod(
-        self, pod_id: str, name: str, namespace: str, labels: Mapping[str, str] | None = None
-    ) -> None:
-        uid = f"uid-{pod_id}"
-        self.sandboxes[pod_id] = CriPodSandbox(
-            id=pod_id,
-            name=name,
-            uid=uid,
-            namespace=namespace,
-            attempt=0,
-            state=PodSandboxState.READY,
-            created_at=1,
-            labels={
-                **(labels or {}),
-                "io.kubernetes.pod.name": name,
-                "io.kubernetes.pod.namespace": namespace,
-                "io.kubernetes.pod.uid": uid,
-            },
-        )
-
-    def add_container(
-        self,
-        cid: str,
-        pod_id: str,
-        name: str,
-        labels: Mapping[str, str] | None = None,
-        process_alive: bool = True,
-    ) -> int:
-        pod = self.sandboxes[pod_id]
-        self._next_pid += 1
-        pid = self._next_pid
-        if process_alive:
-            ns = self.alt_root / "proc" / str(pid) / "ns"
-            ns.mkdir(parents=True)
-            (ns / "pid").write_text(cid)
-        self.pids[cid] = pid
-        self.containers[cid] = CriContainer(
-            id=cid,
-            pod_sandbox_id=pod_id,
-            name=name,
-            attempt=0,
-            image="busybox",
-            image_ref="sha256:0",
-            state=ContainerState.RUNNING,
-            created_at=2,
-            labels={
-                **(labels or {}),
-                "io.kubernetes.container.name": name,
-                "io.kubernetes.pod.name": pod.name,
-                "io.kubernetes.pod.namespace": pod.namespace,
-                "io.kubernetes.pod.uid": pod.uid,
-            },
-        )
-        return pid
-
-    def remove(self, cid: str) -> None:
-        del self.containers[cid]
-
-    # CriRuntime protocol
-    def connect(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def list_containers(
-        self,
-        state_running_only: bool = True,
-        label_selector: Mapping[str, str] | None = None,
-        pod_sandbox_id: str = "",
-        container_id: str = "",
-    ) -> list[CriContainer]:
-        self.list_calls += 1
-        if self.fail_next:
-            self.fail_next -= 1
-            raise CriCallError("fake: ListContainers failed: UNAVAILABLE", code="UNAVAILABLE")
-        return list(self.containers.values())
-
-    def container_status(self, container_id: str) -> CriContainerStatus:
-        c = self.containers.get(container_id)
-        if c is None:
-            raise CriCallError("not found", code="NOT_FOUND")
-        return CriContainerStatus(
-            id=c.id,
-            name=c.name,
-            attempt=0,
-            state=c.state,
-            created_at=c.created_at,
-            started_at=3,
-            finished_at=0,
-            exit_code=0,
-            image="docker.io/library/busybox:latest",
-            image_ref=c.image_ref,
-            reason="",
-            message="",
-            log_path="",
-            pid=self.pids[container_id],
-            labels=c.labels,
-        )
-
-    def list_pod_sandboxes(
-        self,
-        ready_only: bool = False,
-        label_selector: Mapping[str, str] | None = None,
-        pod_sandbox_id: str = "",
-    ) -> list[CriPodSandbox]:
-        return list(self.sandboxes.values())
+# ============================================================================ unit: observer
 
 
 @pytest.fixture
-def fake(tmp_path: Path) -> FakeRuntime:
-    rt = FakeRuntime(tmp_path)
+def fake(tmp_path: Path) -> FakeCri:
+    rt = FakeCri(tmp_path)
     rt.add_pod("p1", "web-0", "shop", labels={"app": "web", "tier": "front"})
     rt.add_pod("p2", "db-0", "shop", labels={"app": "db", "tier": "back"})
     rt.add_pod("p3", "web-0", "other", labels={"app": "web"})
@@ -252,7 +57,7 @@ def fake(tmp_path: Path) -> FakeRuntime:
     return rt
 
 
-def observer_for(fake: FakeRuntime, **kwargs: object) -> CriObserver:
+def observer_for(fake: FakeCri, **kwargs: object) -> CriObserver:
     return CriObserver("unix:///fake.sock", alt_root=str(fake.alt_root), client=fake, **kwargs)  # type: ignore[arg-type]
 
 
@@ -270,14 +75,11 @@ class MatchAll:
         return labels.get(self.key) in self.values
 
 
-# ============================================================================ unit: observer
-
-
-def test_observer_implements_protocol(fake: FakeRuntime) -> None:
+def test_observer_implements_protocol(fake: FakeCri) -> None:
     assert isinstance(observer_for(fake), Observer)
 
 
-def test_containers_carry_pod_identity(fake: FakeRuntime) -> None:
+def test_containers_carry_pod_identity(fake: FakeCri) -> None:
     obs = observer_for(fake)
     obs.connect()
     by_id = {c.id: c for c in obs.containers()}
@@ -298,13 +100,13 @@ def test_containers_carry_pod_identity(fake: FakeRuntime) -> None:
     assert c1.host == "nginx.web-0"
 
 
-def test_namespace_filter(fake: FakeRuntime) -> None:
+def test_namespace_filter(fake: FakeCri) -> None:
     assert ids(observer_for(fake, namespace="shop").containers()) == {"c1", "c2", "c3"}
     assert ids(observer_for(fake, namespace="other").containers()) == {"c4"}
     assert observer_for(fake, namespace="nope").containers() == []
 
 
-def test_dict_label_selector_uses_pod_and_container_labels(fake: FakeRuntime) -> None:
+def test_dict_label_selector_uses_pod_and_container_labels(fake: FakeCri) -> None:
     obs = observer_for(fake)
     assert ids(obs.copy(label_selector={"app": "web"}).containers()) == {"c1", "c2", "c4"}
     assert ids(obs.copy(label_selector={"tier": "back"}).containers()) == {"c3"}
@@ -316,18 +118,18 @@ def test_dict_label_selector_uses_pod_and_container_labels(fake: FakeRuntime) ->
     assert ids(obs.copy(label_selector=sel).containers()) == {"c1", "c4"}
 
 
-def test_object_label_selector(fake: FakeRuntime) -> None:
+def test_object_label_selector(fake: FakeCri) -> None:
     obs = observer_for(fake, label_selector=MatchAll("app", {"db", "cache"}))
     assert ids(obs.containers()) == {"c3"}
 
 
-def test_project_label_selector_if_available(fake: FakeRuntime) -> None:
+def test_project_label_selector_if_available(fake: FakeCri) -> None:
     selectors = pytest.importorskip("syshub.spec.selectors")
     sel = selectors.LabelSelector.parse("app in (web),tier!=back")
     assert ids(observer_for(fake, label_selector=sel).containers()) == {"c1", "c2", "c4"}
 
 
-def test_copies_narrow_and_share_the_client(fake: FakeRuntime) -> None:
+def test_copies_narrow_and_share_the_client(fake: FakeCri) -> None:
     obs = observer_for(fake, namespace="shop")
     web = obs.copy(label_selector={"app": "web"})
     assert web.client is obs.client
@@ -338,7 +140,7 @@ def test_copies_narrow_and_share_the_client(fake: FakeRuntime) -> None:
     assert obs.copy(namespace="other").containers() == []
 
 
-def test_field_selector(fake: FakeRuntime) -> None:
+def test_field_selector(fake: FakeCri) -> None:
     obs = observer_for(fake)
     assert ids(obs.copy(field_selector={"metadata.name": "web-0"}).containers()) == {
         "c1",
@@ -349,19 +151,21 @@ def test_field_selector(fake: FakeRuntime) -> None:
     assert ids(both.containers()) == {"c4"}
 
 
-def test_bad_selector_type_rejected(fake: FakeRuntime) -> None:
+def test_bad_selector_type_rejected(fake: FakeCri) -> None:
     with pytest.raises(TypeError, match="label_selector"):
         observer_for(fake, label_selector=42)
     with pytest.raises(TypeError, match="field_selector"):
-        observer_for(fake).copy(field_selector="metadata.name=x")
+        observer_for(fake).copy(field_selector=object())
+    # selector strings are parsed
+    assert ids(observer_for(fake).copy(field_selector="metadata.name=db-0").containers()) == {"c3"}
 
 
-def test_exited_process_is_skipped(fake: FakeRuntime) -> None:
+def test_exited_process_is_skipped(fake: FakeCri) -> None:
     fake.add_container("dead", "p1", "oneshot", process_alive=False)
     assert "dead" not in ids(observer_for(fake).containers())
 
 
-def test_container_gone_between_list_and_status(fake: FakeRuntime) -> None:
+def test_container_gone_between_list_and_status(fake: FakeCri) -> None:
     real_status = fake.container_status
 
     def vanishing(cid: str) -> CriContainerStatus:
@@ -373,14 +177,14 @@ def test_container_gone_between_list_and_status(fake: FakeRuntime) -> None:
     assert ids(observer_for(fake).containers()) == {"c1", "c3", "c4"}
 
 
-def test_close_closes_only_an_owned_client(fake: FakeRuntime) -> None:
+def test_close_closes_only_an_owned_client(fake: FakeCri) -> None:
     obs = observer_for(fake)
     obs.copy(namespace="shop").close()
     obs.close()
     assert not fake.closed  # the caller passed the client in: the caller closes it
 
 
-def test_closing_the_original_stops_copies(fake: FakeRuntime) -> None:
+def test_closing_the_original_stops_copies(fake: FakeCri) -> None:
     obs = observer_for(fake, poll_interval=0.05)
     copy = obs.copy(namespace="shop")
     stop = threading.Event()  # never set: close() alone must end run()
@@ -392,19 +196,19 @@ def test_closing_the_original_stops_copies(fake: FakeRuntime) -> None:
     assert not t.is_alive()
 
 
-def test_run_emits_start_stop_and_restart(fake: FakeRuntime) -> None:
+def test_run_emits_start_stop_and_restart(fake: FakeCri) -> None:
     obs = observer_for(fake, namespace="shop", poll_interval=0.02)
-    with Recorder(obs) as rec:
+    with Running(obs) as rec:
         for cid in ("c1", "c2", "c3"):
-            rec.wait_for(event_for(START, cid))
+            rec.wait_event(event_for(START, cid))
         # the runtime forgets c3 entirely: STOP still carries the remembered value
         fake.remove("c3")
-        stopped = rec.wait_for(event_for(STOP, "c3"))
+        stopped = rec.wait_event(event_for(STOP, "c3"))
         assert (stopped.container.pod, stopped.container.name) == ("db-0", "postgres")
         # restart of c1 = new id in the same pod, in one poll
         fake.remove("c1")
         fake.add_container("c1b", "p1", "nginx")
-        rec.wait_for(event_for(START, "c1b"))
+        rec.wait_event(event_for(START, "c1b"))
         kinds = [(e.kind, e.container.id) for e in rec.events]
         assert kinds.index((STOP, "c1")) < kinds.index((START, "c1b"))
         # other namespace never shows up
@@ -415,19 +219,19 @@ def test_run_emits_start_stop_and_restart(fake: FakeRuntime) -> None:
     assert len(starts) == len(set(starts)), "a container was started twice"
 
 
-def test_run_survives_transient_errors(fake: FakeRuntime, caplog: pytest.LogCaptureFixture) -> None:
+def test_run_survives_transient_errors(fake: FakeCri, caplog: pytest.LogCaptureFixture) -> None:
     fake.fail_next = 2
     obs = observer_for(fake, poll_interval=0.01)
-    with caplog.at_level(logging.WARNING, logger="syshub.topology.cri"), Recorder(obs) as rec:
-        rec.wait_for(event_for(START, "c4"), timeout=10)
+    with caplog.at_level(logging.WARNING, logger="syshub.topology.cri"), Running(obs) as rec:
+        rec.wait_event(event_for(START, "c4"), timeout=10)
         fake.fail_next = 1
         fake.remove("c4")
-        rec.wait_for(event_for(STOP, "c4"), timeout=10)
+        rec.wait_event(event_for(STOP, "c4"), timeout=10)
     assert "UNAVAILABLE" in caplog.text
     assert [e.kind for e in rec.events].count(STOP) == 1
 
 
-def test_run_survives_a_failing_emit(fake: FakeRuntime) -> None:
+def test_run_survives_a_failing_emit(fake: FakeCri) -> None:
     seen: list[str] = []
 
     def emit(ev: ContainerEvent) -> None:
@@ -447,17 +251,33 @@ def test_run_survives_a_failing_emit(fake: FakeRuntime) -> None:
     assert sorted(seen) == ["c1", "c2", "c3", "c4"]
 
 
-def test_copies_share_one_poll(fake: FakeRuntime) -> None:
+def test_on_synced_follows_the_initial_starts_once(fake: FakeCri) -> None:
+    fake.fail_next = 2  # the first polls fail: on_synced waits for the first good one
+    obs = observer_for(fake, namespace="shop", poll_interval=0.02)
+    with Running(obs.copy(label_selector={"app": "web"})) as web, Running(obs) as rec:
+        assert rec.wait_synced() == 3
+        assert {(e.kind, e.container.id) for e in rec.events[:3]} == {
+            (START, "c1"),
+            (START, "c2"),
+            (START, "c3"),
+        }
+        assert web.wait_synced() == 2
+        fake.add_container("c9", "p1", "late")
+        rec.wait_event(event_for(START, "c9"))
+        web.wait_event(event_for(START, "c9"))
+        rec.drain(0.1)
+        assert (rec.synced_calls, web.synced_calls) == (1, 1)
+
+
+def test_copies_share_one_poll(fake: FakeCri) -> None:
     obs = observer_for(fake, poll_interval=0.2)
     copies = [obs.copy(namespace="shop"), obs.copy(namespace="other"), obs]
-    recorders = [Recorder(c) for c in copies]
-    for r in recorders:
-        r.__enter__()
+    runs = [Running(c) for c in copies]
     time.sleep(1.0)
-    for r in recorders:
-        r.__exit__(None)
+    for r in runs:
+        r.halt()
     # three loops polling every 0.2 s for 1 s without sharing would list ~15 times
-    assert fake.list_calls <= 10, fake.list_calls
+    assert len(fake.list_calls) <= 10, fake.list_calls
 
 
 # ============================================================================ unit: client
@@ -513,55 +333,6 @@ def test_socket_that_does_not_speak_grpc(tmp_path: Path) -> None:
         server.close()
 
 
-class FakeGrpcRuntime:
-    """A real gRPC server on a unix socket serving only ``runtime.v1alpha2`` (hand-encoded)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.server = grpc.server(ThreadPoolExecutor(max_workers=2))
-        handlers: dict[str, grpc.RpcMethodHandler[bytes, bytes]] = {
-            "Version": grpc.unary_unary_rpc_method_handler(self._version),
-            "ListContainers": grpc.unary_unary_rpc_method_handler(self._list),
-            "ContainerStatus": grpc.unary_unary_rpc_method_handler(self._status),
-        }
-        generic = grpc.method_handlers_generic_handler("runtime.v1alpha2.RuntimeService", handlers)
-        self.server.add_generic_rpc_handlers((generic,))
-        self.server.add_insecure_port(f"unix://{path}")
-        self.requests: list[tuple[str, bytes]] = []
-
-    def _version(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self.requests.append(("Version", request))
-        return (
-            Writer().string(1, "0.1.0").string(2, "fake").string(3, "9.9").string(4, "v1alpha2")
-        ).finish()
-
-    def _list(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self.requests.append(("ListContainers", request))
-        container = (
-            Writer()
-            .string(1, "abc")
-            .string(2, "pod1")
-            .message(3, Writer().string(1, "app").varint(2, 2))
-            .message(4, Writer().string(1, "img:1"))
-            .varint(6, ContainerState.RUNNING)
-            .varint(7, 123)
-            .map_str(8, {"k": "v"})
-            .fixed32(99, 7)  # a field from the future: ignored
-        )
-        return Writer().message(1, container).finish()
-
-    def _status(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        context.abort(grpc.StatusCode.NOT_FOUND, 'container "x" not found\nin store')
-        raise AssertionError("unreachable")
-
-    def __enter__(self) -> FakeGrpcRuntime:
-        self.server.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.stop(None)
-
-
 def test_falls_back_to_v1alpha2(tmp_path: Path) -> None:
     with FakeGrpcRuntime(tmp_path / "alpha.sock") as fake_rt:
         client = CriClient(f"unix://{fake_rt.path}", timeout=5)
@@ -580,9 +351,9 @@ def test_falls_back_to_v1alpha2(tmp_path: Path) -> None:
             assert (c.state, c.created_at) == (ContainerState.RUNNING, 123)
             assert dict(c.labels) == {"k": "v"}
             # the request carried the running-state filter and the label selector
-            sent = Message(fake_rt.requests[-1][1]).message_or_empty(1)
-            assert sent.message_or_empty(2).uint(1) == ContainerState.RUNNING
-            assert sent.map_str(4) == {"k": "v"}
+            sent = fake_rt.requests[-1][1].filter
+            assert sent.HasField("state") and sent.state.state == ContainerState.RUNNING
+            assert dict(sent.label_selector) == {"k": "v"}
             with pytest.raises(CriCallError, match="ContainerStatus failed: NOT_FOUND") as info:
                 client.container_status("x")
             assert info.value.code == "NOT_FOUND"
@@ -687,10 +458,13 @@ def test_sleep_container_status_and_pid_namespace(
         assert ns != OWN_PID_NS
         assert pid_namespace_inode(status.pid) == ns
 
-        sandbox = client.pod_sandbox_status(pod_id)
+        sandbox_status = client.pod_sandbox_status(pod_id)
+        sandbox = sandbox_status.sandbox
         assert (sandbox.name, sandbox.namespace) == ("web-0", k8s_namespace)
         assert sandbox.state is PodSandboxState.READY
         assert sandbox.labels["app"] == "web"
+        assert sandbox_status.pid_mode is NamespaceMode.CONTAINER
+        assert sandbox_status.network is NamespaceMode.NODE
         assert any(p.id == pod_id for p in client.list_pod_sandboxes(ready_only=True))
     assert cid not in {c.id for c in client.list_containers(state_running_only=False)}
 
@@ -700,11 +474,11 @@ def test_observer_start_and_stop(containerd: ContainerdEnv, k8s_namespace: str) 
     obs = CriObserver(containerd.endpoint, namespace=k8s_namespace, poll_interval=0.1)
     obs.connect()
     try:
-        with Recorder(obs) as rec:
+        with Running(obs) as rec:
             pod_id = containerd.run_pod("api-0", k8s_namespace, labels={"app": "api"})
             pod_uid = containerd.pod_config(pod_id).uid
             cid = containerd.run_container(pod_id, "server", ["sleep", "3600"])
-            started = rec.wait_for(event_for(START, cid)).container
+            started = rec.wait_event(event_for(START, cid)).container
             assert (started.pod, started.namespace, started.pod_uid) == (
                 "api-0",
                 k8s_namespace,
@@ -716,8 +490,31 @@ def test_observer_start_and_stop(containerd: ContainerdEnv, k8s_namespace: str) 
             assert started.pid_ns == pid_namespace_inode(started.pid) != OWN_PID_NS
             assert [c.id for c in obs.containers()] == [cid]
             containerd.remove_pod(pod_id)
-            stopped = rec.wait_for(event_for(STOP, cid)).container
+            stopped = rec.wait_event(event_for(STOP, cid)).container
             assert stopped == started
+    finally:
+        obs.close()
+
+
+@pytest.mark.containerd
+def test_observer_on_synced_after_existing_containers(
+    containerd: ContainerdEnv, k8s_namespace: str
+) -> None:
+    obs = CriObserver(containerd.endpoint, namespace=k8s_namespace, poll_interval=0.1)
+    try:
+        with pod(containerd, "pre-0", k8s_namespace, labels={"app": "pre"}) as pod_id:
+            first = containerd.run_container(pod_id, "one", ["sleep", "3600"])
+            second = containerd.run_container(pod_id, "two", ["sleep", "3600"])
+            view = obs.copy(label_selector={"io.kubernetes.container.name": "two"})
+            with Running(obs) as rec, Running(view) as two:
+                assert rec.wait_synced() == 2
+                assert {e.container.id for e in rec.events[:2]} == {first, second}
+                assert all(e.kind is START for e in rec.events[:2])
+                assert two.wait_synced() == 1
+                assert two.events[0].container.id == second
+                later = containerd.run_container(pod_id, "three", ["sleep", "3600"])
+                rec.wait_event(event_for(START, later))
+                assert rec.synced_calls == 1
     finally:
         obs.close()
 
@@ -731,7 +528,7 @@ def test_container_that_exits_at_once(
         with (
             caplog.at_level(logging.WARNING, logger="syshub.topology.cri"),
             pod(containerd, "job-0", k8s_namespace) as pod_id,
-            Recorder(obs) as rec,
+            Running(obs) as rec,
         ):
             cid = containerd.run_container(pod_id, "oneshot", ["true"])
             deadline = time.monotonic() + 10
@@ -767,8 +564,8 @@ def test_label_selector_copy_sees_only_matching(
         ):
             db = containerd.run_container(db_pod, "db", ["sleep", "3600"])
             web = containerd.run_container(web_pod, "web", ["sleep", "3600"])
-            with Recorder(db_only) as rec:
-                rec.wait_for(event_for(START, db))
+            with Running(db_only) as rec:
+                rec.wait_event(event_for(START, db))
                 rec.drain(0.3)
             assert ids(obs.containers()) == {db, web}
             assert ids(db_only.containers()) == {db}
@@ -785,12 +582,12 @@ def test_restarted_container_is_stop_then_start(
 ) -> None:
     obs = CriObserver(containerd.endpoint, namespace=k8s_namespace, poll_interval=0.1)
     try:
-        with pod(containerd, "app-0", k8s_namespace) as pod_id, Recorder(obs) as rec:
+        with pod(containerd, "app-0", k8s_namespace) as pod_id, Running(obs) as rec:
             old = containerd.run_container(pod_id, "app", ["sleep", "3600"])
-            first = rec.wait_for(event_for(START, old)).container
+            first = rec.wait_event(event_for(START, old)).container
             containerd.remove_container(old)
             new = containerd.run_container(pod_id, "app", ["sleep", "3600"], attempt=1)
-            second = rec.wait_for(event_for(START, new)).container
+            second = rec.wait_event(event_for(START, new)).container
             order = [(e.kind, e.container.id) for e in rec.events]
             assert order.index((STOP, old)) < order.index((START, new))
             assert (first.name, first.pod) == (second.name, second.pod) == ("app", "app-0")

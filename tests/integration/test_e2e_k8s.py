@@ -19,27 +19,23 @@ One test, in stages (it shares the expensive setup):
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 pytest.importorskip("kubernetes")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from k8s_apiserver import FakeApiServer, make_pod
+from support.k8s_apiserver import FakeApiServer
+from support.k8s_objects import make_pod
 from syshub.hub.service import Hub, HubConfig
-from syshub.topology.kubernetes import KubernetesObserver
 from syshub.spec.trace import Trace
+from syshub.topology.kubernetes import KubernetesObserver
 
 if TYPE_CHECKING:
-    from containerd_env import ContainerdEnv
-
+    from support.containerd import ContainerdEnv
     from syshub.hub.service import TraceEvent
     from syshub.hub.subscriptions import Subscription
 
@@ -101,7 +97,7 @@ def is_cat(ev: TraceEvent) -> bool:
 
 
 def filter_namespaces(hub: Hub) -> set[int]:
-    return {f["pid_ns"] for f in hub.probe.filters()}
+    return {f.pid_ns for f in hub.probe.filters()}
 
 
 def describe(events: list[TraceEvent], limit: int = 10) -> str:

@@ -1,293 +1,38 @@
-"""KubernetesObserver against a local API server (tests/k8s_apiserver.py) and a fake CRI.
+"""KubernetesObserver against a local API server (tests/support/k8s_apiserver.py) and a
+fake CRI: pods, views (namespace, label and field selectors), restarts, ``on_synced``.
 
 The real ``kubernetes`` client talks HTTP to the local server; the CRI is a fake whose
 container pids are real processes (this test process), so pid namespace inodes are read
-from /proc for real.
+from /proc for real. The watch protocol itself is in ``test_kubernetes_watch.py``.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 pytest.importorskip("kubernetes")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from k8s_apiserver import FakeApiServer, make_pod
-from syshub.errors import CriError, KubernetesError
+from support.fake_cri import FakeCri
+from support.k8s_apiserver import FakeApiServer
+from support.k8s_env import _no_node_env, api, cri, make_observer, running_pod, shows, wait_until
+from support.k8s_objects import make_pod
+from support.observers import START, STOP, Running
+from syshub.errors import KubernetesError
 from syshub.spec.selectors import FieldSelector, LabelSelector
-from syshub.topology.base import (
-    Container,
-    ContainerEvent,
-    ContainerEventKind,
-    Observer,
-)
+from syshub.topology import ContainerEvent, Observer
 from syshub.topology.kubernetes import KubernetesObserver
 
-START = ContainerEventKind.START
-STOP = ContainerEventKind.STOP
+__all__ = ["_no_node_env", "api", "cri", "make_observer"]  # fixtures
+
 MY_PID = os.getpid()
 MY_PID_NS = os.stat(f"/proc/{MY_PID}/ns/pid").st_ino
-
-
-# --------------------------------------------------------------------------- fake CRI
-
-
-@dataclass(frozen=True)
-class FakeCriContainer:
-    id: str
-    pod_sandbox_id: str
-    name: str
-    image: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    state: int = 1
-
-
-@dataclass(frozen=True)
-class FakeCriStatus:
-    id: str
-    pid: int
-
-
-class FakeCri:
-    """Same method names as CriClient; containers are registered per pod uid."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._containers: dict[str, tuple[FakeCriContainer, int]] = {}
-        self.connects = 0
-        self.closed = 0
-        self.list_calls: list[Mapping[str, str] | None] = []
-        self.status_calls: list[str] = []
-
-    def add(
-        self,
-        pod: Mapping[str, Any] | None,
-        name: str = "main",
-        *,
-        pid: int = MY_PID,
-        cid: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        kubelet_labels: bool = True,
-    ) -> str:
-        cid = cid or uuid.uuid4().hex * 2
-        all_labels: dict[str, str] = {}
-        if kubelet_labels and pod is not None:
-            meta = pod["metadata"]
-            all_labels.update(
-                {
-                    "io.kubernetes.pod.name": meta["name"],
-                    "io.kubernetes.pod.namespace": meta["namespace"],
-                    "io.kubernetes.pod.uid": meta["uid"],
-                    "io.kubernetes.container.name": name,
-                }
-            )
-        all_labels.update(labels or {})
-        sandbox = "sb-" + (pod["metadata"]["uid"] if pod is not None else "none")
-        with self._lock:
-            self._containers[cid] = (
-                FakeCriContainer(cid, sandbox, name, "docker.io/library/busybox:1", all_labels),
-                pid,
-            )
-        return cid
-
-    def remove(self, cid: str) -> None:
-        with self._lock:
-            del self._containers[cid]
-
-    def forget_pod(self, uid: str) -> None:
-        with self._lock:
-            for cid in [
-                c
-                for c, (ctr, _) in self._containers.items()
-                if ctr.labels.get("io.kubernetes.pod.uid") == uid
-            ]:
-                del self._containers[cid]
-
-    def connect(self) -> None:
-        self.connects += 1
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def list_containers(
-        self,
-        state_running_only: bool = True,
-        label_selector: Mapping[str, str] | None = None,
-    ) -> list[FakeCriContainer]:
-        with self._lock:
-            self.list_calls.append(dict(label_selector) if label_selector else None)
-            return [
-                c
-                for c, _ in self._containers.values()
-                if all(c.labels.get(k) == v for k, v in (label_selector or {}).items())
-            ]
-
-    def container_status(self, container_id: str) -> FakeCriStatus:
-        with self._lock:
-            self.status_calls.append(container_id)
-            if container_id not in self._containers:
-                raise CriError(f"container {container_id} not found")
-            return FakeCriStatus(container_id, self._containers[container_id][1])
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[ContainerEvent] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, event: ContainerEvent) -> None:
-        with self._cond:
-            self.events.append(event)
-            self._cond.notify_all()
-
-    def wait_for(self, pred: Callable[[Recorder], bool], timeout: float = 5.0) -> bool:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not pred(self):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-            return True
-
-    def of(self, kind: ContainerEventKind) -> list[Container]:
-        with self._cond:
-            return [e.container for e in self.events if e.kind is kind]
-
-    def names(self, kind: ContainerEventKind) -> list[str]:
-        return [f"{c.pod}/{c.name}" for c in self.of(kind)]
-
-    def active(self) -> set[str]:
-        """pod/container of containers started and not stopped since."""
-        live: dict[str, str] = {}
-        with self._cond:
-            for e in self.events:
-                if e.kind is START:
-                    live[e.container.id] = f"{e.container.pod}/{e.container.name}"
-                else:
-                    live.pop(e.container.id, None)
-        return set(live.values())
-
-    def count(self) -> int:
-        with self._cond:
-            return len(self.events)
-
-
-class Running:
-    """``observer.run`` in a thread."""
-
-    def __init__(self, observer: Observer) -> None:
-        self.rec = Recorder()
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(observer,), daemon=True)
-        self.thread.start()
-
-    def _run(self, observer: Observer) -> None:
-        try:
-            observer.run(self.rec, self.stop)
-        except BaseException as exc:  # pragma: no cover - reported by the tests
-            self.error = exc
-
-    def halt(self, timeout: float = 3.0) -> float:
-        t0 = time.monotonic()
-        self.stop.set()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "run() did not return after stop"
-        assert self.error is None, self.error
-        return time.monotonic() - t0
-
-
-def shows(want: set[str]) -> Callable[[Recorder], bool]:
-    """Predicate: the recorder's active containers are exactly ``want``."""
-    return lambda r: r.active() == want
-
-
-def wait_until(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
-
-
-def running_pod(api: FakeApiServer, cri: FakeCri, name: str, **kw: Any) -> dict[str, Any]:
-    """Create a Running pod with one container ("main") known to the CRI."""
-    containers = kw.pop("containers", ["main"])
-    pod = make_pod(name, **kw, containers={c: "" for c in containers})
-    ids = {c: cri.add(pod, c) for c in containers}
-    for status in pod["status"]["containerStatuses"]:
-        status["containerID"] = f"containerd://{ids[status['name']]}"
-    return api.create_pod(pod)
-
-
-# --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(autouse=True)
-def _no_node_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NODE_NAME", raising=False)
-    monkeypatch.delenv("SYSHUB_NODE_NAME", raising=False)
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def cri() -> FakeCri:
-    return FakeCri()
-
-
-@pytest.fixture
-def make_observer(api: FakeApiServer, cri: FakeCri) -> Iterator[Callable[..., KubernetesObserver]]:
-    made: list[KubernetesObserver] = []
-
-    def make(**kw: Any) -> KubernetesObserver:
-        endpoint = kw.pop("k8s_endpoint", api.url)
-        opts: dict[str, Any] = {
-            "cri": cri,
-            "resync_interval": 0.2,
-            "backoff_initial": 0.05,
-            "backoff_max": 0.3,
-            "poll_interval": 0.02,
-            "request_timeout": 3.0,
-        }
-        opts.update(kw)
-        obs = KubernetesObserver(endpoint, **opts)
-        made.append(obs)
-        return obs
-
-    yield make
-    for obs in made:
-        obs.close()
-    # no watch or resync thread outlives its observer
-    assert wait_until(
-        lambda: not [t for t in threading.enumerate() if t.name.startswith("syshub-k8s")]
-    )
-
-
-# --------------------------------------------------------------------------- tests
 
 
 def test_list_then_watch_reports_start_and_stop(
@@ -520,143 +265,6 @@ def test_views_share_one_watch_and_one_cri_client(
     assert api.wait_for_watches(0)
 
 
-def test_bookmark_advances_resource_version(
-    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
-) -> None:
-    running_pod(api, cri, "mine", namespace="team-a")
-    obs = make_observer(namespace="team-a")
-    run = Running(obs)
-    assert run.rec.wait_for(lambda r: r.active() == {"mine/main"})
-    assert api.wait_for_watches(1)
-    listed_rv = obs.resource_version
-    assert listed_rv == str(api.resource_version)
-    # changes elsewhere move the global resourceVersion; this watch hears nothing of them
-    for i in range(3):
-        running_pod(api, cri, f"noise-{i}", namespace="team-b")
-    time.sleep(0.1)
-    assert obs.resource_version == listed_rv
-    api.send_bookmark()
-    assert wait_until(lambda: obs.resource_version == str(api.resource_version))
-    assert obs.stats()["bookmarks"] == 1
-    assert run.rec.count() == 1  # a bookmark is not a change
-    # the next watch resumes from the bookmark, not from the LIST
-    api.drop_watches()
-    assert wait_until(lambda: len(api.watch_requests) == 2)
-    assert api.watch_requests[0].params["resourceVersion"] == listed_rv
-    assert api.watch_requests[1].params["resourceVersion"] == str(api.resource_version)
-    assert api.watch_requests[0].params["allowWatchBookmarks"] == "true"
-    assert api.watch_requests[0].path == "/api/v1/namespaces/team-a/pods"
-    assert len(api.list_requests) == 1
-    run.halt()
-
-
-@pytest.mark.parametrize("gone_mode", ["event", "status"])
-def test_gone_relists_and_diffs(
-    api: FakeApiServer,
-    cri: FakeCri,
-    make_observer: Callable[..., KubernetesObserver],
-    gone_mode: str,
-) -> None:
-    api.gone_mode = gone_mode  # type: ignore[assignment]
-    running_pod(api, cri, "stays")
-    running_pod(api, cri, "goes")
-    obs = make_observer()
-    run = Running(obs)
-    assert run.rec.wait_for(lambda r: r.active() == {"stays/main", "goes/main"})
-    # while the client is cut off, the world changes and the history is compacted
-    api.stop()
-    api.delete_pod("default", "goes")
-    running_pod(api, cri, "new")
-    api.expire_history()
-    api.start()
-    assert run.rec.wait_for(lambda r: r.active() == {"stays/main", "new/main"})
-    assert run.rec.names(STOP) == ["goes/main"]
-    assert sorted(run.rec.names(START)) == ["goes/main", "new/main", "stays/main"]  # no dupes
-    assert obs.stats()["relists_gone"] >= 1
-    assert len(api.list_requests) == 2
-    assert obs.resource_version == str(api.resource_version)
-    # and the watch goes on from the relisted version
-    running_pod(api, cri, "after")
-    assert run.rec.wait_for(lambda r: r.active() == {"stays/main", "new/main", "after/main"})
-    run.halt()
-
-
-def test_server_down_then_up_reconnects_with_backoff(
-    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
-) -> None:
-    running_pod(api, cri, "before")
-    obs = make_observer(backoff_initial=0.05, backoff_max=0.2)
-    obs.connect()
-    run = Running(obs)
-    assert run.rec.wait_for(lambda r: r.active() == {"before/main"})
-    api.stop()
-    t0 = time.monotonic()
-    assert wait_until(lambda: obs.stats().get("errors", 0) >= 3, timeout=5)
-    time.sleep(0.6)
-    errors = obs.stats()["errors"]
-    elapsed = time.monotonic() - t0
-    # backoff: bounded retry rate (at least ~0.1 s apart once capped), but still retrying
-    assert errors <= elapsed / 0.1 + 4, (errors, elapsed)
-    assert run.thread.is_alive() and run.error is None
-    running_pod(api, cri, "during")  # happens while the client cannot see it
-    api.start()
-    assert run.rec.wait_for(lambda r: r.active() == {"before/main", "during/main"})
-    # resumed from the last resourceVersion: no relist needed, no duplicate START
-    assert len(api.list_requests) == 1
-    assert run.rec.names(START) == ["before/main", "during/main"]
-    assert run.halt() < 1.0
-
-
-def test_connect_fails_when_api_unreachable(
-    api: FakeApiServer, make_observer: Callable[..., KubernetesObserver]
-) -> None:
-    obs = make_observer()
-    api.stop()
-    with pytest.raises(KubernetesError, match="cannot reach the Kubernetes API at http://127"):
-        obs.connect()
-
-
-def test_watch_dropped_mid_stream_resumes_without_duplicate_starts(
-    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
-) -> None:
-    running_pod(api, cri, "a")
-    obs = make_observer()
-    run = Running(obs)
-    assert run.rec.wait_for(lambda r: r.active() == {"a/main"})
-    running_pod(api, cri, "b")
-    assert run.rec.wait_for(lambda r: r.active() == {"a/main", "b/main"})
-    rv_seen = obs.resource_version
-    assert api.drop_watches() == 1
-    running_pod(api, cri, "c")
-    assert run.rec.wait_for(lambda r: r.active() == {"a/main", "b/main", "c/main"})
-    assert run.rec.names(START) == ["a/main", "b/main", "c/main"]
-    assert run.rec.of(STOP) == []
-    assert len(api.list_requests) == 1
-    assert len(api.watch_requests) == 2
-    assert api.watch_requests[1].params["resourceVersion"] == rv_seen
-    run.halt()
-
-
-def test_watch_error_events_are_retried_from_the_same_version(
-    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
-) -> None:
-    running_pod(api, cri, "a")
-    obs = make_observer()
-    run = Running(obs)
-    assert run.rec.wait_for(shows({"a/main"}))
-    assert api.wait_for_watches(1)
-    rv = obs.resource_version
-    api.fail_next_watches(2, code=500)
-    api.drop_watches()
-    assert wait_until(lambda: obs.stats().get("errors", 0) >= 2)
-    running_pod(api, cri, "b")
-    assert run.rec.wait_for(shows({"a/main", "b/main"}))
-    assert [r.params["resourceVersion"] for r in api.watch_requests[1:4]] == [rv, rv, rv]
-    assert len(api.list_requests) == 1  # a 500 is not a 410: no relist
-    assert run.rec.names(START) == ["a/main", "b/main"]
-    run.halt()
-
-
 def test_container_restart_in_running_pod_is_stop_then_start(
     api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
 ) -> None:
@@ -819,76 +427,33 @@ def test_close_ends_every_view(
     assert cri.closed == 0  # a CRI client passed in belongs to the caller
 
 
-# --------------------------------------------------------------------------- configuration
-
-
-def _kubeconfig(server: str) -> str:
-    return f"""apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: {server}
-contexts:
-- name: local
-  context:
-    cluster: local
-    user: nobody
-current-context: local
-users:
-- name: nobody
-  user: {{}}
-"""
-
-
-def test_kubeconfig_path_is_used(
-    api: FakeApiServer,
-    cri: FakeCri,
-    tmp_path: Path,
-    make_observer: Callable[..., KubernetesObserver],
+def test_on_synced_once_after_the_initial_state(
+    api: FakeApiServer, cri: FakeCri, make_observer: Callable[..., KubernetesObserver]
 ) -> None:
-    running_pod(api, cri, "viaconfig")
-    path = tmp_path / "config"
-    path.write_text(_kubeconfig(api.url))
-    obs = make_observer(k8s_endpoint=str(path))
-    obs.connect()
-    assert [c.pod for c in obs.containers()] == ["viaconfig"]
-
-
-@pytest.mark.parametrize(
-    ("content", "match"),
-    [
-        (None, "cannot read kubeconfig"),
-        ("dir", "cannot read kubeconfig"),
-        ("{{{ not yaml", "invalid kubeconfig"),
-        ("apiVersion: v1\nkind: Config\n", "invalid kubeconfig"),
-        ("- just\n- a list\n", "invalid kubeconfig"),
-    ],
-)
-def test_unusable_kubeconfig_raises_kubernetes_error(
-    tmp_path: Path, cri: FakeCri, content: str | None, match: str
-) -> None:
-    path = tmp_path / "kubeconfig"
-    if content == "dir":
-        path.mkdir()
-    elif content is not None:
-        path.write_text(content)
-    obs = KubernetesObserver(str(path), cri=cri)
-    with pytest.raises(KubernetesError, match=match) as info:
-        obs.connect()
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    stop = threading.Event()
-    stop.set()
-    with pytest.raises(KubernetesError):  # run() fails fast on configuration errors too
-        obs.run(lambda ev: None, stop)
-    assert cri.connects == 0
-
-
-def test_no_configuration_at_all(
-    tmp_path: Path, cri: FakeCri, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    with pytest.raises(KubernetesError, match="no Kubernetes configuration"):
-        KubernetesObserver(cri=cri).connect()
+    running_pod(api, cri, "a", labels={"app": "web"})
+    running_pod(api, cri, "b", labels={"app": "db"})
+    obs = make_observer()
+    first = Running(obs)
+    assert first.rec.wait_synced() == 2  # both STARTs, then on_synced
+    assert first.rec.active() == {"a/main", "b/main"}
+    # a view that starts while the watch is live gets its state from the cache
+    web = Running(obs.copy(label_selector="app=web"))
+    assert web.rec.wait_synced() == 1
+    assert web.rec.names(START) == ["a/main"]
+    # a view that selects nothing is synced too, with no events
+    nothing = Running(obs.copy(namespace="nowhere"))
+    assert nothing.rec.wait_synced() == 0
+    running_pod(api, cri, "c", labels={"app": "web"})
+    assert web.rec.wait_for(shows({"a/main", "c/main"}))
+    # a relist (410) is not a new initial state
+    api.stop()
+    api.delete_pod("default", "b")
+    api.expire_history()
+    api.start()
+    assert first.rec.wait_for(shows({"a/main", "c/main"}))
+    assert obs.stats()["relists_gone"] >= 1
+    time.sleep(0.2)
+    for run in (first, web, nothing):
+        assert run.rec.synced_calls == 1
+        run.halt()
+    assert len(api.list_requests) >= 2

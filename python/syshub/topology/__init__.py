@@ -1,58 +1,29 @@
 """Topology: which containers (and pods) own which kernel pid namespaces.
 
-:class:`Topology` caches containers by pid namespace inode. Containers that
-share a namespace (shareProcessNamespace) are all kept; the stop of one does
-not drop the others."""
+* :mod:`~syshub.topology.model`: :class:`Container`, start/stop events and the
+  :class:`Observer` protocol;
+* :mod:`~syshub.topology.cache`: :class:`Topology`, the pid namespace cache;
+* :mod:`~syshub.topology.filter`: the one container filter (namespace, label,
+  field and host selectors) every observer applies;
+* :mod:`~syshub.topology.resolve`: the one CRI container -> :class:`Container`
+  resolver (host pid and pid namespace inode);
+* :mod:`~syshub.topology.proc`: :class:`LocalObserver` and :class:`HostObserver`;
+* :mod:`syshub.topology.cri` and :mod:`syshub.topology.kubernetes`: the
+  container runtime and cluster observers (optional extras ``cri`` / ``k8s``).
+"""
 
 from __future__ import annotations
 
-import threading
-
-from syshub.topology.base import (
+from syshub.topology.cache import Topology
+from syshub.topology.model import (
     Container,
     ContainerEvent,
     ContainerEventKind,
     EmitFn,
     Observer,
+    SyncedFn,
 )
-from syshub.topology.local import HostObserver, LocalObserver
-
-
-class Topology:
-    """Thread-safe cache: pid namespace inode -> containers in it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_ns: dict[int, dict[str, Container]] = {}
-
-    def apply(self, ev: ContainerEvent) -> None:
-        c = ev.container
-        with self._lock:
-            if ev.kind is ContainerEventKind.START:
-                self._by_ns.setdefault(c.pid_ns, {})[c.id] = c
-            else:
-                group = self._by_ns.get(c.pid_ns)
-                if group is not None:
-                    group.pop(c.id, None)
-                    if not group:
-                        del self._by_ns[c.pid_ns]
-
-    def lookup_container(self, pid_ns: int) -> Container | None:
-        """The container owning ``pid_ns`` (the first started, when several share it)."""
-        with self._lock:
-            group = self._by_ns.get(pid_ns)
-            if not group:
-                return None
-            return next(iter(group.values()))
-
-    def containers_in(self, pid_ns: int) -> list[Container]:
-        with self._lock:
-            return list(self._by_ns.get(pid_ns, {}).values())
-
-    def all(self) -> list[Container]:
-        with self._lock:
-            return [c for g in self._by_ns.values() for c in g.values()]
-
+from syshub.topology.proc import HostObserver, LocalObserver
 
 __all__ = [
     "Container",
@@ -62,5 +33,6 @@ __all__ = [
     "HostObserver",
     "LocalObserver",
     "Observer",
+    "SyncedFn",
     "Topology",
 ]

@@ -1,112 +1,23 @@
 """Observers without a cluster: :class:`LocalObserver`, fed by hand (tests,
 ``syshub trace``), and :class:`HostObserver`, which finds the pid namespaces
-of local processes by scanning ``/proc``."""
+of local processes by scanning ``/proc`` (any kernel; reading other processes'
+``/proc/<pid>/ns/pid`` needs root)."""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
 from typing import Any
 
-from syshub.topology.base import Container, ContainerEvent, ContainerEventKind, EmitFn, Observer
-
-
-def _label_match(selector: object | None, labels: Mapping[str, str]) -> bool:
-    if selector is None:
-        return True
-    if isinstance(selector, Mapping):
-        return all(labels.get(k) == v for k, v in selector.items())
-    matches = getattr(selector, "matches", None)
-    if matches is None:
-        raise TypeError(f"label selector {selector!r} has no matches()")
-    return bool(matches(labels))
-
-
-def _field_match(selector: object | None, c: Container) -> bool:
-    if selector is None:
-        return True
-    fields = {
-        "metadata.name": c.pod,
-        "metadata.namespace": c.namespace,
-        "spec.nodeName": c.node,
-        "status.phase": "Running",
-    }
-    if isinstance(selector, Mapping):
-        return all(fields.get(k) == v for k, v in selector.items())
-    matches = getattr(selector, "matches", None)
-    if matches is None:
-        raise TypeError(f"field selector {selector!r} has no matches()")
-    return bool(matches(fields))
-
-
-class LocalObserver:
-    """Containers announced by hand with :meth:`start_container` /
-    :meth:`stop_container`. Copies share the parent's state and see the
-    containers that match their namespace and selectors (labels are the
-    container's labels merged over its pod labels)."""
-
-    def __init__(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-        _shared: _Shared | None = None,
-    ) -> None:
-        self._shared = _shared if _shared is not None else _Shared()
-        self.namespace = namespace
-        self.label_selector = label_selector
-        self.field_selector = field_selector
-        self._closed = threading.Event()
-
-    def matches(self, c: Container) -> bool:
-        # Plain local processes have no Kubernetes namespace: a Trace's
-        # namespace (always set, "default" at least) does not exclude them.
-        if self.namespace and c.namespace and c.namespace != self.namespace:
-            return False
-        labels = {**c.pod_labels, **c.labels}
-        return _label_match(self.label_selector, labels) and _field_match(self.field_selector, c)
-
-    def connect(self) -> None:
-        return None
-
-    def containers(self) -> list[Container]:
-        with self._shared.lock:
-            return [c for c in self._shared.live.values() if self.matches(c)]
-
-    def start_container(self, c: Container) -> None:
-        self._shared.publish(ContainerEvent(ContainerEventKind.START, c))
-
-    def stop_container(self, c: Container) -> None:
-        self._shared.publish(ContainerEvent(ContainerEventKind.STOP, c))
-
-    def run(self, emit: EmitFn, stop: threading.Event) -> None:
-        def filtered(ev: ContainerEvent) -> None:
-            if self.matches(ev.container):
-                emit(ev)
-
-        with self._shared.lock:
-            # Under the lock: a STOP published meanwhile cannot overtake these STARTs.
-            for c in [c for c in self._shared.live.values() if self.matches(c)]:
-                emit(ContainerEvent(ContainerEventKind.START, c))
-            self._shared.listeners.append(filtered)
-        try:
-            while not stop.is_set() and not self._closed.is_set():
-                stop.wait(0.05)
-        finally:
-            with self._shared.lock:
-                self._shared.listeners.remove(filtered)
-
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> LocalObserver:
-        return LocalObserver(namespace, label_selector, field_selector, _shared=self._shared)
-
-    def close(self) -> None:
-        self._closed.set()
+from syshub.topology.filter import ContainerFilter
+from syshub.topology.model import (
+    Container,
+    ContainerEvent,
+    ContainerEventKind,
+    EmitFn,
+    Observer,
+    SyncedFn,
+)
 
 
 class _Shared:
@@ -127,6 +38,81 @@ class _Shared:
             fn(ev)
 
 
+class LocalObserver:
+    """Containers announced by hand with :meth:`start_container` /
+    :meth:`stop_container`. Copies share the parent's state and see the
+    containers that match their namespace and selectors (see
+    :class:`~syshub.topology.filter.ContainerFilter`)."""
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        label_selector: object | None = None,
+        field_selector: object | None = None,
+        _shared: _Shared | None = None,
+        _filter: ContainerFilter | None = None,
+    ) -> None:
+        self._shared = _shared if _shared is not None else _Shared()
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.filter = (_filter or ContainerFilter()).narrow(
+            namespace, label_selector, field_selector
+        )
+        self._closed = threading.Event()
+
+    def matches(self, c: Container) -> bool:
+        return self.filter.matches(c)
+
+    def connect(self) -> None:
+        return None
+
+    def containers(self) -> list[Container]:
+        with self._shared.lock:
+            return self.filter.select(self._shared.live.values())
+
+    def start_container(self, c: Container) -> None:
+        self._shared.publish(ContainerEvent(ContainerEventKind.START, c))
+
+    def stop_container(self, c: Container) -> None:
+        self._shared.publish(ContainerEvent(ContainerEventKind.STOP, c))
+
+    def _done(self, stop: threading.Event) -> bool:
+        return stop.is_set() or self._closed.is_set()
+
+    def run(self, emit: EmitFn, stop: threading.Event, on_synced: SyncedFn | None = None) -> None:
+        def filtered(ev: ContainerEvent) -> None:
+            if self.matches(ev.container):
+                emit(ev)
+
+        with self._shared.lock:
+            # Under the lock: a STOP published meanwhile cannot overtake these STARTs.
+            for c in self.filter.select(self._shared.live.values()):
+                emit(ContainerEvent(ContainerEventKind.START, c))
+            self._shared.listeners.append(filtered)
+        if on_synced is not None:
+            on_synced()
+        try:
+            while not self._done(stop):
+                stop.wait(0.05)
+        finally:
+            with self._shared.lock:
+                self._shared.listeners.remove(filtered)
+
+    def copy(
+        self,
+        namespace: str | None = None,
+        label_selector: object | None = None,
+        field_selector: object | None = None,
+    ) -> LocalObserver:
+        return LocalObserver(
+            namespace, label_selector, field_selector, _shared=self._shared, _filter=self.filter
+        )
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 def _read(path: str) -> str:
     try:
         with open(path) as f:
@@ -137,7 +123,7 @@ def _read(path: str) -> str:
 
 class HostObserver(LocalObserver):
     """Local pid namespaces as containers: every pid namespace other than the
-    host's, named after the command of its first process. Polls ``/proc``."""
+    host's, named after the command of its lowest pid. Polls ``/proc``."""
 
     def __init__(self, alt_root: str = "/", poll_interval: float = 0.5, **kw: Any) -> None:
         super().__init__(**kw)
@@ -145,12 +131,12 @@ class HostObserver(LocalObserver):
         self.poll_interval = poll_interval
 
     def scan(self) -> dict[int, Container]:
+        """Every pid namespace but the host's, by inode (unfiltered)."""
         proc = os.path.join(self.alt_root, "proc")
         host_ns = os.stat(os.path.join(proc, "self", "ns", "pid")).st_ino
         found: dict[int, Container] = {}
-        for entry in os.listdir(proc):
-            if not entry.isdigit():
-                continue
+        # lowest pid first: a namespace is named after its oldest process (its init)
+        for entry in sorted((e for e in os.listdir(proc) if e.isdigit()), key=int):
             try:
                 ns = os.stat(os.path.join(proc, entry, "ns", "pid")).st_ino
             except OSError:
@@ -163,9 +149,10 @@ class HostObserver(LocalObserver):
             )
         return found
 
-    def run(self, emit: EmitFn, stop: threading.Event) -> None:
+    def run(self, emit: EmitFn, stop: threading.Event, on_synced: SyncedFn | None = None) -> None:
         seen: dict[int, Container] = {}
-        while not stop.is_set() and not self._closed.is_set():
+        synced = on_synced
+        while not self._done(stop):
             now = {ns: c for ns, c in self.scan().items() if self.matches(c)}
             for ns, c in now.items():
                 if ns not in seen:
@@ -174,10 +161,13 @@ class HostObserver(LocalObserver):
                 if ns not in now:
                     emit(ContainerEvent(ContainerEventKind.STOP, c))
             seen = now
+            if synced is not None:
+                synced()
+                synced = None
             stop.wait(self.poll_interval)
 
     def containers(self) -> list[Container]:
-        return [c for c in self.scan().values() if self.matches(c)]
+        return self.filter.select(self.scan().values())
 
     def copy(
         self,
@@ -191,6 +181,7 @@ class HostObserver(LocalObserver):
             namespace=namespace,
             label_selector=label_selector,
             field_selector=field_selector,
+            _filter=self.filter,
         )
 
 
