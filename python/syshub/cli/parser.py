@@ -12,12 +12,9 @@ from typing import NoReturn
 from syshub import __version__, syscalls
 from syshub.cli.errors import UsageError
 from syshub.errors import SyscallNameError
+from syshub.spec import limits
 
-DEFAULT_RING_BYTES = 16 << 20
 DEFAULT_QUEUE = 65536
-DEFAULT_STR_MAX = 256
-DEFAULT_ARGV_MAX = 32
-DEFAULT_BUF_MAX = 64
 #: Grace a command gets to exit after SIGTERM (--duration) before SIGKILL.
 KILL_AFTER = 1.0
 
@@ -52,13 +49,6 @@ def positive_int(text: str, *, what: str = "value", lo: int = 1, hi: int | None 
     return n
 
 
-def _limit(name: str, fallback: int) -> int:
-    from syshub import _native
-
-    value = getattr(_native, name, fallback)
-    return value if isinstance(value, int) else fallback
-
-
 def duration(text: str) -> float:
     """Seconds (``2.5``) or with a unit (``500ms``, ``10s``, ``2m``, ``1h``);
     finite and > 0."""
@@ -88,7 +78,7 @@ def size(text: str) -> int:
 
 def ring_bytes(text: str) -> int:
     n = size(text)
-    lo, hi = _limit("RING_BYTES_MIN", 4096), _limit("RING_BYTES_MAX", 1 << 30)
+    lo, hi = limits.RING_BYTES_MIN, limits.RING_BYTES_MAX
     if n < lo or n > hi or n & (n - 1):
         raise argparse.ArgumentTypeError(
             f"--ring-bytes must be a power of two in {lo}..{hi} (e.g. 16M), got {text!r}"
@@ -212,31 +202,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--sample-rate",
-        type=lambda s: positive_int(
-            s, what="--sample-rate", hi=_limit("SAMPLE_RATE_MAX", 2**32 - 1)
-        ),
+        type=lambda s: positive_int(s, what="--sample-rate", hi=limits.SAMPLE_RATE_MAX),
         default=1,
         metavar="N",
         help="deliver 1 in N matching calls",
     )
     t.add_argument(
         "--str-max",
-        type=lambda s: positive_int(s, what="--str-max", hi=_limit("STR_MAX_LIMIT", 4096)),
-        default=DEFAULT_STR_MAX,
+        type=lambda s: positive_int(s, what="--str-max", hi=limits.STR_MAX_LIMIT),
+        default=limits.DEFAULT_STR_MAX,
         metavar="BYTES",
         help="bytes captured per string argument",
     )
     t.add_argument(
         "--argv-max",
-        type=lambda s: positive_int(s, what="--argv-max", lo=0, hi=_limit("ARGV_MAX_LIMIT", 128)),
-        default=DEFAULT_ARGV_MAX,
+        type=lambda s: positive_int(s, what="--argv-max", lo=0, hi=limits.ARGV_MAX_LIMIT),
+        default=limits.DEFAULT_ARGV_MAX,
         metavar="N",
         help="argv elements captured (execve)",
     )
     t.add_argument(
         "--buf-max",
-        type=lambda s: positive_int(s, what="--buf-max", lo=0, hi=_limit("BUF_MAX_LIMIT", 4096)),
-        default=DEFAULT_BUF_MAX,
+        type=lambda s: positive_int(s, what="--buf-max", lo=0, hi=limits.BUF_MAX_LIMIT),
+        default=limits.DEFAULT_BUF_MAX,
         metavar="BYTES",
         help="bytes captured per buffer argument",
     )

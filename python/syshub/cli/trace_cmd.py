@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import select
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from syshub.cli.errors import EXIT_NOT_FOUND, CliError, UsageError
 from syshub.cli.output import EventWriter, open_output
@@ -31,8 +29,8 @@ from syshub.cli.signals import SignalGate
 
 if TYPE_CHECKING:
     from syshub import Hub, Job, Subscription, Target
-    from syshub.hub.plan import CaptureSizes
     from syshub.nsproc import NamespacedProcess
+    from syshub.spec.limits import Capture
 
 #: ``timeout(1)``'s exit status when the duration ended the command.
 EXIT_TIMEOUT = 124
@@ -44,28 +42,14 @@ POLL = 0.05
 BATCH = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class _Capture:
-    """Capture sizes, until ``syshub.spec.limits.Capture`` exists (values are
-    range-checked by the parser)."""
+def capture_sizes(args: argparse.Namespace) -> Capture:
+    from syshub.errors import TraceSpecError
+    from syshub.spec.limits import Capture
 
-    str_max: int
-    argv_max: int
-    buf_max: int
-
-
-def capture_sizes(args: argparse.Namespace) -> CaptureSizes:
     try:
-        limits: Any = importlib.import_module("syshub.spec.limits")
-    except ImportError:
-        return _Capture(args.str_max, args.argv_max, args.buf_max)
-    try:
-        c: CaptureSizes = limits.Capture(
-            str_max=args.str_max, argv_max=args.argv_max, buf_max=args.buf_max
-        )
-    except ValueError as e:
+        return Capture(str_max=args.str_max, argv_max=args.argv_max, buf_max=args.buf_max)
+    except TraceSpecError as e:
         raise UsageError(str(e)) from None
-    return c
 
 
 def _pidfd(pid: int) -> int:
