@@ -30,14 +30,12 @@ pytest.importorskip("kubernetes")
 
 from support.k8s_apiserver import FakeApiServer
 from support.k8s_objects import make_pod
-from syshub.hub.service import Hub, HubConfig
-from syshub.spec.trace import Trace
+from syshub import Hub, HubConfig, Trace
 from syshub.topology.kubernetes import KubernetesObserver
 
 if TYPE_CHECKING:
     from support.containerd import ContainerdEnv
-    from syshub.hub.service import TraceEvent
-    from syshub.hub.subscriptions import Subscription
+    from syshub import Subscription, TraceEvent
 
 pytestmark = [pytest.mark.bpf, pytest.mark.containerd]
 

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from syshub.hub.service import Hub, HubConfig, TraceEvent
+from syshub import Hub, HubConfig, Trace, TraceEvent
 from syshub.nsproc import NamespacedProcess
-from syshub.spec.trace import Trace
 from syshub.topology import Container, HostObserver, LocalObserver
 
 pytestmark = pytest.mark.bpf

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import math
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,14 +17,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from syshub import syscalls
-from syshub.hub.service import Hub, HubConfig
-from syshub.hub.jobs import Job
+from support.hub_env import balanced, totals
+from support.hub_kernel import Collector, container, getppid_box, kernel_filters, run_job
+from syshub import Hub, HubConfig, Job, SubscriberStats, Trace, syscalls
 from syshub.nsproc import NamespacedProcess
-from syshub.hub.subscriptions import Subscription
-from syshub.topology import LocalObserver
-from syshub.topology.base import Container, EmitFn
-from syshub.spec.trace import Trace
+from syshub.topology import Container, LocalObserver
 
 pytestmark = pytest.mark.bpf
 
@@ -36,135 +31,15 @@ NR = {name: syscalls.lookup(name).nr for name in ("getppid", "openat", "close", 
 # --------------------------------------------------------------------------- scaffolding
 
 
-class _Counter:
-    def __init__(self) -> None:
-        self._cv = threading.Condition()
-        self.value = 0
-
-    def incr(self) -> None:
-        with self._cv:
-            self.value += 1
-            self._cv.notify_all()
-
-    def wait_for(self, n: int, timeout: float = 5.0) -> None:
-        with self._cv:
-            ok = self._cv.wait_for(lambda: self.value >= n, timeout)
-        assert ok, f"only {self.value} of {n} observers became ready"
-
-
-class _ReadyStop:
-    """The stop event handed to ``LocalObserver.run``: its first ``is_set()``
-    comes after the listener is registered and the current containers are
-    emitted, i.e. when the (job's) observer is ready."""
-
-    def __init__(self, stop: threading.Event, on_ready: Callable[[], None]) -> None:
-        self._stop = stop
-        self._on_ready: Callable[[], None] | None = on_ready
-
-    def is_set(self) -> bool:
-        if self._on_ready is not None:
-            on_ready, self._on_ready = self._on_ready, None
-            on_ready()
-        return self._stop.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._stop.wait(timeout)
-
-
-class ReadyObserver(LocalObserver):
-    """A :class:`LocalObserver` counting ready copies (one per job)."""
-
-    def __init__(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-        _shared: Any = None,
-        _ready: _Counter | None = None,
-    ) -> None:
-        super().__init__(namespace, label_selector, field_selector, _shared=_shared)
-        self.ready = _ready if _ready is not None else _Counter()
-
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> ReadyObserver:
-        return ReadyObserver(
-            namespace, label_selector, field_selector, _shared=self._shared, _ready=self.ready
-        )
-
-    def run(self, emit: EmitFn, stop: threading.Event) -> None:
-        super().run(emit, _ReadyStop(stop, self.ready.incr))  # type: ignore[arg-type]
-
-
 @pytest.fixture
-def hub_obs() -> Iterator[tuple[Hub, ReadyObserver]]:
-    obs = ReadyObserver()
+def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
+    obs = LocalObserver()
     hub = Hub(HubConfig(ring_bytes=1 << 22), obs)
     hub.start()
-    obs.ready.wait_for(1)
     try:
         yield hub, obs
     finally:
         hub.stop()
-
-
-def run_job(hub: Hub, obs: ReadyObserver, trace: Trace) -> Job:
-    n = obs.ready.value
-    job = hub.run_trace(trace)
-    obs.ready.wait_for(n + 1)
-    return job
-
-
-def kernel_filters(hub: Hub) -> dict[tuple[int, int], int]:
-    return {(f["pid_ns"], f["nr"]): f["sample_rate"] for f in hub.probe.filters()}
-
-
-def container(name: str, child: NamespacedProcess, pod: str = "p1") -> Container:
-    return Container(
-        id=f"id-{name}",
-        name=name,
-        pid=child.pid,
-        pid_ns=child.pid_ns,
-        pod=pod,
-        namespace="default",
-        labels={"app": "demo"},
-    )
-
-
-class Collector:
-    """Drains a subscription on a thread (a consumer that keeps up)."""
-
-    def __init__(self, sub: Subscription) -> None:
-        self.sub = sub
-        self.events: list[Any] = []
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            batch = self.sub.get_batch(4096, timeout=0.05)
-            if batch:
-                with self._lock:
-                    self.events.extend(batch)
-            elif self.sub.closed:
-                return
-
-    def snapshot(self) -> list[Any]:
-        with self._lock:
-            return list(self.events)
-
-    def wait(self, pred: Callable[[list[Any]], bool], timeout: float = 10.0) -> list[Any]:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            evs = self.snapshot()
-            if pred(evs):
-                return evs
-            time.sleep(0.02)
-        return self.snapshot()
 
 
 def hostname_opens(evs: list[Any], pid_ns: int) -> int:
@@ -177,46 +52,20 @@ def hostname_opens(evs: list[Any], pid_ns: int) -> int:
     )
 
 
-@contextmanager
-def getppid_box(known_calls: Path) -> Iterator[tuple[NamespacedProcess, Callable[[int], None]]]:
-    """A pid namespace making one getppid per byte written: ``calls(n)``.
-
-    It stays alive until the block ends, so its namespace inode cannot be
-    reused by another process (and its calls reach our filters) while the
-    filters are installed: stop the container inside the block."""
-    child = NamespacedProcess([str(known_calls), "wait"], stdin=subprocess.PIPE)
-    stdin = child._relay.stdin
-    assert stdin is not None
-
-    def calls(n: int) -> None:
-        stdin.write(b"x" * n)
-        stdin.flush()
-
-    try:
-        yield child, calls
-    finally:
-        stdin.close()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 # --------------------------------------------------------------------------- issue scenario
 
 WORKLOAD = ["sh", "-c", "while read x; do cat /etc/hostname >/dev/null; done"]
 
 
-def test_deleting_a_job_keeps_what_another_job_needs(hub_obs: tuple[Hub, ReadyObserver]) -> None:
+def test_deleting_a_job_keeps_what_another_job_needs(hub_obs: tuple[Hub, LocalObserver]) -> None:
     """Job A traces openat+close on containers one and two, job B openat on
     container two. Deleting A must not blind B; container three, selected by
     nobody, never reaches anyone."""
     hub, obs = hub_obs
     a = Trace.new("a", ["openat", "close"], labels="app=demo", hosts=["one", "two"])
     b = Trace.new("b", ["openat"], labels="app=demo", hosts=["two"])
-    run_job(hub, obs, a)
-    run_job(hub, obs, b)
+    run_job(hub, a)
+    run_job(hub, b)
     col_a, col_b = Collector(hub.subscribe(a)), Collector(hub.subscribe(b))
     col_all = Collector(hub.subscribe_path(()))
     kids = [NamespacedProcess(WORKLOAD, stdin=subprocess.PIPE) for _ in range(3)]
@@ -260,7 +109,8 @@ def test_deleting_a_job_keeps_what_another_job_needs(hub_obs: tuple[Hub, ReadyOb
 
         hub.delete_trace(a)
         assert kernel_filters(hub) == {(ns2, op): 1} == hub.desired_filters()
-        assert all(f["syscall"] != "close" for f in hub.probe.filters())
+        assert hub.probe is not None
+        assert all(f.syscall != "close" for f in hub.probe.filters())
         assert all(nr != cl for nr, _ in hub.probe.hooked())
         n_a = len(col_a.snapshot())
 
@@ -274,7 +124,7 @@ def test_deleting_a_job_keeps_what_another_job_needs(hub_obs: tuple[Hub, ReadyOb
         # Container three reached nobody: no filter, no kernel key, no event.
         everything = col_all.snapshot()
         assert ns3 not in {e.pid_ns for e in everything}
-        assert ns3 not in {k["pid_ns"] for k in hub.probe.stats()["keys"]}
+        assert ns3 not in {k.pid_ns for k in hub.probe.stats().keys}
         assert hostname_opens(everything, ns1) == 2 and hostname_opens(everything, ns2) == 5
         hub.delete_trace(b)
         assert kernel_filters(hub) == {}
@@ -295,14 +145,14 @@ def test_deleting_a_job_keeps_what_another_job_needs(hub_obs: tuple[Hub, ReadyOb
 
 @pytest.mark.parametrize(("rates", "kernel_rate"), [((1, 2, 3, 4), 1), ((2, 4, 6), 2)])
 def test_rates_on_one_key_are_exact(
-    hub_obs: tuple[Hub, ReadyObserver], known_calls: Path, rates: tuple[int, ...], kernel_rate: int
+    hub_obs: tuple[Hub, LocalObserver], known_calls: Path, rates: tuple[int, ...], kernel_rate: int
 ) -> None:
     hub, obs = hub_obs
     n = 1200
     traces = {r: Trace.new(f"r{r}", ["getppid"], labels="app=demo", sample_rate=r) for r in rates}
     cols = {}
     for r, t in traces.items():
-        run_job(hub, obs, t)
+        run_job(hub, t)
         cols[r] = Collector(hub.subscribe(t))
     with getppid_box(known_calls) as (child, calls):
         c = container("loop", child)
@@ -318,40 +168,36 @@ def test_rates_on_one_key_are_exact(
             evs = col.snapshot()
             assert [e.seq for e in evs] == list(range(r, n + 1, r))
             assert {e.pid_ns for e in evs} == {child.pid_ns}
-        (k,) = [k for k in hub.probe.stats()["keys"] if (k["pid_ns"], k["nr"]) == key]
-        assert k["matched"] == n
-        assert k["sampled_out"] == n - n // kernel_rate
-        assert k["delivered"] == n // kernel_rate and k["dropped"] == 0
-        stats = hub.stats()["jobs"]
+        assert hub.probe is not None
+        k = hub.probe.stats().key(*key)
+        assert k is not None and k.matched == n
+        assert k.sampled_out == n - n // kernel_rate
+        assert k.delivered == n // kernel_rate and k.dropped == 0
+        stats = hub.stats().jobs
         for r, t in traces.items():
-            total = stats[t.status.job_id]["total"]
-            assert total == {
-                "matched": n,
-                "delivered": n // r,
-                "dropped": 0,
-                "sampled_out": n - n // r,
-            }
-            assert total["matched"] == total["delivered"] + total["dropped"] + total["sampled_out"]
+            js = stats[t.status.job_id]
+            assert totals(js) == (n, n // r, 0, n - n // r)
+            assert balanced(js)
         # After the last context of the key goes, the filter is gone and the
         # accounting is frozen: later calls are nobody's.
         obs.stop_container(c)
         assert kernel_filters(hub) == {}
         calls(10)
         time.sleep(0.2)
-    stats = hub.stats()["jobs"]
+    stats = hub.stats().jobs
     for r, t in traces.items():
-        assert stats[t.status.job_id]["total"]["matched"] == n
-        assert stats[t.status.job_id]["total"]["delivered"] == n // r
+        assert stats[t.status.job_id].matched == n
+        assert stats[t.status.job_id].delivered == n // r
         assert len(cols[r].snapshot()) == n // r
 
 
 def test_slow_subscriber_loses_only_its_own_events(
-    hub_obs: tuple[Hub, ReadyObserver], known_calls: Path
+    hub_obs: tuple[Hub, LocalObserver], known_calls: Path
 ) -> None:
     hub, obs = hub_obs
     n = 3000
     t = Trace.new("slow", ["getppid"], labels="app=demo")
-    run_job(hub, obs, t)
+    run_job(hub, t)
     slow = hub.subscribe(t, maxsize=8)  # never read while the calls happen
     slow_oldest = hub.subscribe(t, maxsize=8, overflow="drop_oldest")
     fast = Collector(hub.subscribe(t))
@@ -363,18 +209,20 @@ def test_slow_subscriber_loses_only_its_own_events(
         fast.wait(lambda e: len(e) >= n)
         time.sleep(0.2)
         evs = fast.snapshot()
-        (k,) = [k for k in hub.probe.stats()["keys"] if k["pid_ns"] == child.pid_ns]
+        assert hub.probe is not None
+        (k,) = [k for k in hub.probe.stats().keys if k.pid_ns == child.pid_ns]
         obs.stop_container(c)
     assert [e.seq for e in evs] == list(range(1, n + 1))
-    assert slow.stats() == {"delivered": 0, "dropped": n - 8, "queued": 8}
+    job_id = t.status.job_id
+    assert slow.stats() == SubscriberStats(job_id, delivered=0, dropped=n - 8, queued=8)
     assert [e.seq for e in slow.get_batch(100, timeout=0)] == list(range(1, 9))
     assert [e.seq for e in slow_oldest.get_batch(100, timeout=0)] == list(range(n - 7, n + 1))
     assert slow_oldest.dropped == n - 8
     # The reader never stalled: nothing was lost in the kernel ring.
-    assert k["matched"] == n and k["delivered"] == n and k["dropped"] == 0
-    job = hub.stats()["jobs"][t.status.job_id]
-    assert job["total"] == {"matched": n, "delivered": n, "dropped": 0, "sampled_out": 0}
-    assert [s["dropped"] for s in job["subscribers"]] == [n - 8, n - 8, 0]
+    assert k.matched == n and k.delivered == n and k.dropped == 0
+    js = hub.stats().jobs[job_id]
+    assert totals(js) == (n, n, 0, 0)
+    assert [s.dropped for s in js.subscribers] == [n - 8, n - 8, 0]
 
 
 # --------------------------------------------------------------------------- property
@@ -476,7 +324,7 @@ RICH_OPS: list[tuple[Any, ...]] = [
 
 
 def test_kernel_filter_map_equals_live_contexts_property(
-    hub_obs: tuple[Hub, ReadyObserver],
+    hub_obs: tuple[Hub, LocalObserver],
 ) -> None:
     hub, obs = hub_obs
     examples = [0]
@@ -526,7 +374,7 @@ def test_kernel_filter_map_equals_live_contexts_property(
                         hosts=hosts,
                         sample_rate=rate,
                     )
-                    job = run_job(hub, obs, t)
+                    job = run_job(hub, t)
                     nrs = frozenset(NR[n] for n in names)
                     model.jobs.append(ModelJob(t, job, nrs, rate, app, hosts))
                 elif kind == "delete":

@@ -1,0 +1,152 @@
+"""Hub targets on the real kernel: every namespace (key 0) sees a process
+in a fresh pid namespace, the namespace of a pid is traced and held open, and
+the typed HubStats after delete_trace add up per job and per subscriber. Other
+activity on the host is expected (only our process's calls are asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.hub_env import balanced, totals
+from support.hub_kernel import (
+    Collector,
+    container,
+    getppid_box,
+    kernel_filters,
+    ns_holds,
+    run_job,
+    wait_seq,
+)
+from syshub import Hub, HubConfig, SubscriberStats, Target, Trace, syscalls
+from syshub.nsproc import NamespacedProcess
+from syshub.topology import LocalObserver
+
+pytestmark = pytest.mark.bpf
+
+NR = {name: syscalls.lookup(name).nr for name in ("getppid", "openat", "close", "read")}
+
+
+@pytest.fixture
+def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
+    obs = LocalObserver()
+    hub = Hub(HubConfig(ring_bytes=1 << 22), obs)
+    hub.start()
+    try:
+        yield hub, obs
+    finally:
+        hub.stop()
+
+
+# --------------------------------------------------------------------------- targets
+
+
+# getsid(0) once per byte read: getsid is rare on a host, so key 0 stays quiet
+# whatever else runs (a busy syscall there could fill the ring and drop calls).
+GETSID_LOOP = "import os, sys\nwhile b := sys.stdin.buffer.read(1):\n    os.getsid(0)\n"
+
+
+def test_every_namespace_sees_a_fresh_namespace(hub_obs: tuple[Hub, LocalObserver]) -> None:
+    """Key 0 traces every process: the calls of a process in a brand-new pid
+    namespace reach the job, exactly, among whatever else the host does."""
+    hub, _ = hub_obs
+    n = 50
+    t = Trace.new("everyone", ["getsid"])
+    job = run_job(hub, t, target=Target.every_namespace())
+    key = (0, syscalls.lookup("getsid").nr)
+    assert kernel_filters(hub) == {key: 1} == hub.desired_filters()
+    col = Collector(hub.subscribe(t))
+    child = NamespacedProcess([sys.executable, "-I", "-c", GETSID_LOOP], stdin=subprocess.PIPE)
+    try:
+        stdin = child._relay.stdin
+        assert stdin is not None
+        child.release()
+        stdin.write(b"x" * n)
+        stdin.close()
+        assert child.wait(timeout=30) == 0
+    finally:
+        child.close()
+    hub.delete_trace(t)  # routes what the kernel emitted, then ends the subscription
+    evs = col.wait(lambda _: col.sub.closed)
+    mine = [e for e in evs if e.pid_ns == child.pid_ns]
+    assert [(e.tgid, e.ns_tgid, e.syscall) for e in mine] == [(child.pid, 1, "getsid")] * n
+    seqs = [e.seq for e in mine]
+    assert seqs == sorted(seqs) and len(set(seqs)) == n  # numbered on key 0 among others
+    assert all(e.container is None for e in mine)  # no observer reported it
+    js = hub.stats().jobs[job.job_id]
+    assert balanced(js) and js.sampled_out == 0 and js.dropped == 0
+    assert [(k.pid_ns, k.nr) for k in js.keys] == [key]
+    # Every event the job delivered reached its one subscriber (which kept up).
+    (sub,) = js.subscribers
+    assert (sub.delivered, sub.dropped, sub.queued) == (js.delivered, 0, 0)
+    assert len(evs) == js.delivered == js.matched
+    assert kernel_filters(hub) == {}
+
+
+def test_namespace_of_a_namespaced_process(
+    hub_obs: tuple[Hub, LocalObserver], known_calls: Path
+) -> None:
+    hub, _ = hub_obs
+    n = 40
+    t = Trace.new("ns-of", ["getppid"], sample_rate=4)
+    with getppid_box(known_calls) as (child, calls):
+        held = ns_holds(child.pid_ns)
+        job = run_job(hub, t, target=Target.namespace_of(child.pid))
+        key = (child.pid_ns, NR["getppid"])
+        assert kernel_filters(hub) == {key: 4} == hub.desired_filters()
+        assert ns_holds(child.pid_ns) == held + 1  # the hub holds the namespace
+        col = Collector(hub.subscribe(t))
+        child.release()
+        calls(n)
+        wait_seq(hub, key, n)
+        hub.delete_trace(t)
+        assert kernel_filters(hub) == {}
+        assert ns_holds(child.pid_ns) == held
+    evs = col.wait(lambda _: col.sub.closed)
+    assert [e.seq for e in evs] == list(range(4, n + 1, 4))
+    assert {(e.pid_ns, e.tgid, e.ns_tgid) for e in evs} == {(child.pid_ns, child.pid, 1)}
+    js = hub.stats().jobs[job.job_id]
+    assert js.state == "Complete"
+    assert totals(js) == (n, n // 4, 0, n - n // 4) and balanced(js)
+
+
+def test_typed_stats_after_delete_trace(
+    hub_obs: tuple[Hub, LocalObserver], known_calls: Path
+) -> None:
+    """delete_trace routes what the kernel already emitted before closing the
+    subscriptions: the final HubStats add up, per job and per subscriber."""
+    hub, obs = hub_obs
+    n = 2000
+    t = Trace.new("final", ["getppid"], labels="app=demo", sample_rate=2)
+    job = run_job(hub, t)
+    slow = hub.subscribe(t, maxsize=16)
+    fast = hub.subscribe(t)  # read only after the delete: queued events stay readable
+    with getppid_box(known_calls) as (child, calls):
+        c = container("final", child)
+        obs.start_container(c)
+        key = (child.pid_ns, NR["getppid"])
+        child.release()
+        calls(n)
+        wait_seq(hub, key, n)
+        hub.delete_trace(t)  # no wait for the reader: the delete flushes
+        obs.stop_container(c)
+    assert slow.closed and fast.closed
+    st = hub.stats()
+    js = st.jobs[job.job_id]
+    assert js.state == "Complete" and js.job_id == job.job_id
+    assert totals(js) == (n, n // 2, 0, n // 2) and balanced(js)
+    assert [(k.pid_ns, k.nr, k.matched) for k in js.keys] == [(*key, n)]
+    assert js.subscribers == (
+        SubscriberStats(job.job_id, delivered=0, dropped=n // 2 - 16, queued=16),
+        SubscriberStats(job.job_id, delivered=0, dropped=0, queued=n // 2),
+    )
+    assert [e.seq for e in fast.get_batch(n, timeout=0)] == list(range(2, n + 1, 2))
+    assert fast.get_batch(n, timeout=0) == [] and fast.stats().delivered == n // 2
+    assert st.probe is not None and st.decode_errors == 0
+    k = st.probe.key(*key)
+    assert k is not None and (k.matched, k.sampled_out, k.dropped) == (n, n // 2, 0)
+    assert k.pending == 0 and st.routed >= n // 2
