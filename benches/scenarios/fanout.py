@@ -8,6 +8,7 @@ kernel (ring full) or at a full subscriber queue, and counted."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import threading
 import time
@@ -54,10 +55,8 @@ def _wait(pred: Callable[[], bool], timeout: float, step: float = 0.01) -> bool:
 def one_combo(
     ctx: Context, jobs_k: int, subs_m: int, secs: float
 ) -> tuple[dict[str, Any], list[Check]]:
-    from syshub.hub.service import Hub, HubConfig
-    from syshub.topology import LocalObserver
-    from syshub.topology.base import Container
-    from syshub.spec.trace import Trace
+    from syshub import Hub, HubConfig, HubStats, Trace
+    from syshub.topology import Container, LocalObserver
 
     obs = LocalObserver()
     hub = Hub(HubConfig(), observer=obs)
@@ -71,6 +70,9 @@ def one_combo(
                 c = Counter()
                 hub.attach_trace(job, c)
                 counters[job.job_id].append(c)
+        for job in jobs:
+            if not hub.wait_applied(job, timeout=10):
+                raise RuntimeError(f"job {job.job_id} did not follow its observer in 10 s")
         with Loop(ctx, "getppid", secs=secs) as loop:
             # in the trace's namespace ("default"), so the jobs' observers select it
             box = Container(
@@ -84,8 +86,8 @@ def one_combo(
             obs.start_container(box)
 
             def ready() -> bool:
-                st = hub.stats()["jobs"]
-                return all(st[j.job_id]["keys"] for j in jobs)
+                st = hub.stats().jobs
+                return all(st[j.job_id].keys for j in jobs)
 
             if not _wait(ready, 10):
                 raise RuntimeError("jobs did not pick up the workload namespace in 10 s")
@@ -100,55 +102,62 @@ def one_combo(
 
             def settled() -> bool:
                 st = hub.stats()
-                keys = [k for k in st["keys"] if k["pid_ns"] == loop.pid_ns]
-                if any(k["pending"] for k in keys):
+                assert st.probe is not None
+                keys = [k for k in st.probe.keys if k.pid_ns == loop.pid_ns]
+                if any(k.pending for k in keys):
                     return False
                 snap: list[tuple[int, ...]] = []
                 for j in jobs:
-                    js = st["jobs"][j.job_id]
-                    delivered = js["total"]["delivered"]
-                    for c, sub in zip(counters[j.job_id], js["subscribers"], strict=True):
-                        if sub["queued"] or c.n != sub["delivered"]:
+                    js = st.jobs[j.job_id]
+                    for c, sub in zip(counters[j.job_id], js.subscribers, strict=True):
+                        if sub.queued or c.n != sub.delivered:
                             return False
-                        if sub["delivered"] + sub["dropped"] != delivered:
+                        if sub.delivered + sub.dropped != js.delivered:
                             return False
-                        snap.append((delivered, sub["delivered"], sub["dropped"]))
-                snap.append(tuple(int(k["delivered"]) for k in keys))
+                        snap.append((js.delivered, sub.delivered, sub.dropped))
+                snap.append(tuple(k.delivered for k in keys))
                 same = bool(last[0]) and snap == last[0]
                 last[0] = snap
                 return same
 
             drained = _wait(settled, 60, step=0.05)
             wall = time.perf_counter() - t0
-            stats: dict[str, Any] = hub.stats()
+            stats: HubStats = hub.stats()
             obs.stop_container(box)
-            checks += key_checks(stats, {loop.pid_ns}, f"K={jobs_k} M={subs_m} kernel")
+            assert stats.probe is not None
+            checks += key_checks(stats.probe, {loop.pid_ns}, f"K={jobs_k} M={subs_m} kernel")
     per_job = []
     for job in jobs:
-        js = stats["jobs"][job.job_id]
-        tot = js["total"]
+        js = stats.jobs[job.job_id]
         checks.append(
             Check(
                 f"K={jobs_k} M={subs_m} job {job.job_id}",
-                tot["matched"],
-                tot["delivered"],
-                tot["dropped"],
-                tot["sampled_out"],
+                js.matched,
+                js.delivered,
+                js.dropped,
+                js.sampled_out,
             )
         )
-        for i, s in enumerate(js["subscribers"]):
+        for i, s in enumerate(js.subscribers):
             checks.append(
                 Check(
                     f"K={jobs_k} M={subs_m} job {job.job_id} subscriber {i}",
-                    tot["delivered"],
-                    s["delivered"] + s["queued"],
-                    s["dropped"],
+                    js.delivered,
+                    s.delivered + s.queued,
+                    s.dropped,
                     0,
                 )
             )
-        per_job.append({"job_id": job.job_id, "total": tot, "subscribers": js["subscribers"]})
+        tot = {
+            "matched": js.matched,
+            "delivered": js.delivered,
+            "dropped": js.dropped,
+            "sampled_out": js.sampled_out,
+        }
+        subs = [dataclasses.asdict(s) for s in js.subscribers]
+        per_job.append({"job_id": job.job_id, "total": tot, "subscribers": subs})
     cb_counts = [c.n for cs in counters.values() for c in cs]
-    kernel = [k for k in stats["keys"] if k["nr"] == NR_GETPPID]
+    kernel = [k for k in stats.probe.keys if k.nr == NR_GETPPID]
     m = {
         "jobs": jobs_k,
         "subscribers_per_job": subs_m,
@@ -156,14 +165,14 @@ def one_combo(
         "loop_calls": report.calls,
         "wall_s": wall,
         "drained": drained,
-        "kernel_delivered": sum(int(k["delivered"]) for k in kernel),
-        "kernel_dropped": sum(int(k["dropped"]) for k in kernel),
+        "kernel_delivered": sum(k.delivered for k in kernel),
+        "kernel_dropped": sum(k.dropped for k in kernel),
         "callback_events": sum(cb_counts),
         "callback_events_per_s_total": sum(cb_counts) / wall,
         "callback_events_per_s_per_subscriber": (sum(cb_counts) / len(cb_counts)) / wall,
         "subscriber_dropped": sum(s["dropped"] for j in per_job for s in j["subscribers"]),
-        "routed": stats["routed"],
-        "unrouted": stats["unrouted"],
+        "routed": stats.routed,
+        "unrouted": stats.unrouted,
         "per_job": per_job,
         "threads": threading.active_count(),
     }
