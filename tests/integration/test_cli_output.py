@@ -177,3 +177,22 @@ def test_output_errors_one_line_exit_1(output: str, message: str) -> None:
     r = run("trace", "-s", "openat,execve", "-o", output, "--", "true")
     assert r.returncode == 1, r.stderr
     assert r.stderr.strip() == f"syshub: error: {message}"
+
+
+def test_reader_going_away_ends_the_trace_counted() -> None:
+    """`syshub ... -o - | head`: the trace stops as with SIGPIPE (141), the
+    command is ended, what could not be written is counted."""
+    loop = "'while :; do /bin/true; done'"
+    cmd = " ".join([*SYSHUB, "trace", "-s", "execve", "--format", "json", "-o", "-"])
+    cmd += f" -- sh -c {loop}"
+    r = subprocess.run(
+        ["bash", "-c", f"{cmd} | head -c 100 >/dev/null; exit ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 141, r.stderr
+    s = summary(r.stderr)
+    assert s["output"] > 0 and s["printed"] >= 1
+    assert r.stderr.count("\n") == 1, r.stderr  # the summary only: no traceback, no noise

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from syshub.cli.errors import CliError, OutputError, UsageError
+from syshub.cli.output import silence_std_streams
 
 EXIT_PIPE = 128 + signal.SIGPIPE
 
@@ -22,19 +22,6 @@ def _error(message: str) -> None:
     with contextlib.suppress(OSError):
         sys.stderr.write(f"syshub: error: {message}\n")
         sys.stderr.flush()
-
-
-def _silence_std_streams() -> None:
-    """After a failed write to stdout/stderr, make the interpreter's own final
-    flush harmless (no 'Exception ignored' noise)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-            continue
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
 
 
 def _syscalls(klass: str | None) -> int:
@@ -51,7 +38,7 @@ def _syscalls(klass: str | None) -> int:
         sys.stdout.write("".join(rows))
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_std_streams()
+        silence_std_streams()
         return EXIT_PIPE
     return 0
 
@@ -68,7 +55,7 @@ def _trace(args: argparse.Namespace) -> int:
             return 128 + e.signum
         except OutputError as e:
             _error(str(e))
-            _silence_std_streams()
+            silence_std_streams()
             return e.status
 
 

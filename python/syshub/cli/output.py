@@ -5,8 +5,10 @@ Write failures raise :class:`OutputError` (one line, exit status 1)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Protocol
@@ -55,18 +57,35 @@ def io_error(name: str, e: OSError) -> OutputError:
     return OutputError(f"cannot write to {name}: {e.strerror or e}")
 
 
+def silence_std_streams() -> None:
+    """After a failed write to stdout/stderr, point them at /dev/null so the
+    interpreter's own final flush is harmless (no 'Exception ignored' noise)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 class EventWriter:
-    """Writes batches of events and counts the ones written."""
+    """Writes batches of events and counts the ones written. Once the reader
+    of the output is gone (EPIPE), later batches are discarded, uncounted here
+    (the summary shows them as dropped (output))."""
 
     def __init__(self, out: IO[str], name: str, fmt: str) -> None:
         self.out = out
         self.name = name
         self.line = FORMATS[fmt]
         self.printed = 0
+        self.broken = False
 
     def write(self, events: Sequence[Event]) -> None:
-        """Write and flush a batch (counted once the stream took it)."""
-        if not events:
+        """Write and flush a batch (counted once the stream took it); raises
+        :class:`BrokenOutput` the first time the reader is found gone."""
+        if not events or self.broken:
             return
         line = self.line
         text = "\n".join([line(ev) for ev in events]) + "\n"
@@ -74,11 +93,16 @@ class EventWriter:
             self.out.write(text)
             self.out.flush()
         except OSError as e:
-            raise io_error(self.name, e) from None
+            err = io_error(self.name, e)
+            self.broken = isinstance(err, BrokenOutput)
+            raise err from None
         self.printed += len(events)
 
     def close(self) -> None:
         """Flush; close a file (never stdout/stderr)."""
+        if self.broken:
+            silence_std_streams()
+            return
         try:
             self.out.flush()
             if self.out not in (sys.stdout, sys.stderr):

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from syshub.cli.errors import EXIT_NOT_FOUND, CliError, UsageError
+from syshub.cli.errors import EXIT_NOT_FOUND, BrokenOutput, CliError, UsageError
 from syshub.cli.output import EventWriter, open_output
 from syshub.cli.parser import KILL_AFTER
 from syshub.cli.signals import SignalGate
@@ -192,7 +192,8 @@ class TraceRun:
     def _pump(self, timeout: float) -> int:
         assert self.sub is not None
         batch = self.sub.get_batch(BATCH, timeout=timeout)
-        self.writer.write(batch)
+        with contextlib.suppress(BrokenOutput):  # seen as writer.broken
+            self.writer.write(batch)
         return len(batch)
 
     def _trace(self) -> tuple[str, int]:
@@ -204,6 +205,8 @@ class TraceRun:
             signum = self.gate.poll()
             if signum is not None:
                 return "signal", 128 + signum
+            if self.writer.broken:  # the reader went away: as SIGPIPE would
+                return "signal", 128 + signal.SIGPIPE
             if child is not None and child.poll() is not None:
                 return "exit", child.wait()
             if self.watched is not None and _exited(self.watched):
@@ -244,8 +247,9 @@ class TraceRun:
         )
         if st.decode_errors:
             line += f"; {st.decode_errors} malformed records"
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):  # stderr itself may be the broken output
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def run(self) -> int:
         try:
