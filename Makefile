@@ -36,9 +36,14 @@ $(STAMP)/venv: pyproject.toml
 build: $(STAMP)/apt $(STAMP)/venv
 	$(VENV)/bin/maturin develop --release -q
 
+# `syshub trace`: events on stderr (strace-style) apart from the command's own
+# stdout, then the summary (matched = printed + dropped + sampled out); then a
+# command's execve and exit_group as JSON lines (the one event document) on stdout.
 demo: setup
 	$(VENV)/bin/syshub trace -s openat,execve,connect,exit_group -- \
 		sh -c 'cat /etc/hostname | tr a-z A-Z; ls /nonexistent 2>/dev/null; exit 0'
+	$(VENV)/bin/syshub trace -s execve,exit_group --format json -o - -- \
+		sh -c 'cat /etc/hostname >/dev/null; exit 0'
 
 test: setup test-rust test-py
 
