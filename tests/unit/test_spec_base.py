@@ -177,3 +177,11 @@ def test_spec_error_for_an_unknown_location() -> None:
     except ValidationError as exc:
         error = spec_error(exc, "items[3].spec", TraceSpec)
     assert str(error).startswith("items[3].spec.sampleRate: expected an integer, got string")
+
+
+def test_spec_from_dict_under_a_given_field() -> None:
+    spec = TraceSpec.from_dict({"syscalls": ["read"], "sampleRate": 4}, resolve=resolve)
+    assert spec.sample_rate == 4
+    with pytest.raises(TraceSpecError) as info:
+        TraceSpec.from_dict({"syscalls": ["nope"]}, resolve=resolve, field="items[2].spec")
+    assert info.value.field == "items[2].spec.syscalls[0]"

@@ -27,6 +27,9 @@ from syshub.spec.common import short_repr, type_name
 __all__ = [
     "ARGV_MAX_LIMIT",
     "BUF_MAX_LIMIT",
+    "DEFAULT_ARGV_MAX",
+    "DEFAULT_BUF_MAX",
+    "DEFAULT_STR_MAX",
     "RING_BYTES_MAX",
     "RING_BYTES_MIN",
     "SAMPLE_RATE_MAX",

@@ -228,6 +228,13 @@ class TraceSpec(FrozenSpecModel):
     def __init__(self, /, resolve: Resolver | None = None, **data: Any) -> None:
         self._validate_into(data, {"resolve": resolve})
 
+    @classmethod
+    def from_dict(
+        cls, d: object, resolve: Resolver | None = None, field: str = "spec"
+    ) -> TraceSpec:
+        """Build from a manifest's ``spec`` (camelCase keys); errors are under ``field``."""
+        return cls.from_manifest(d, {"resolve": resolve}, field)
+
     @field_validator("syscalls")
     @classmethod
     def _resolve_syscalls(cls, names: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
