@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syshub import syscalls
+from syshub.errors import ProbeError
 from syshub.hub.plan import KernelOp, Key, KeyConfig, SetFilter
 from syshub.probe import KernelCounters, KeyStats, KeyTotals, ProbeStats, ReaderCounters
 
@@ -61,6 +62,8 @@ class KernelModel:
     """In-memory :class:`~syshub.hub.kernel.KernelFilters`."""
 
     pid_exists: Callable[[int], bool] = _pid_exists
+    capacity: int | None = None
+    """How many filters fit (the kernel's map size); one more is a ProbeError."""
     filters: dict[Key, KeyConfig] = field(default_factory=dict)
     seqs: dict[Key, int] = field(default_factory=dict)
     scopes: dict[int, int] = field(default_factory=dict)
@@ -76,13 +79,20 @@ class KernelModel:
     # KernelFilters ---------------------------------------------------------
     def apply(self, op: KernelOp) -> None:
         with self._lock:
-            self.log.append(op)
             if isinstance(op, SetFilter):
+                if (
+                    op.key not in self.filters
+                    and self.capacity is not None
+                    and len(self.filters) >= self.capacity
+                ):
+                    raise ProbeError(f"inserting filter {op.key}: no space left in the map")
+                self.log.append(op)
                 self.filters[op.key] = op.config
                 self.seqs.setdefault(op.key, 0)  # an update keeps the sequence
             else:
                 if op.key not in self.filters:
                     raise AssertionError(f"hub removed a filter it never set: {op.key}")
+                self.log.append(op)
                 del self.filters[op.key]
                 del self.seqs[op.key]
 

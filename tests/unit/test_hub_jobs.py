@@ -16,7 +16,7 @@ import pytest
 
 from support.hub_env import NR, Env, balanced, box, demo, drain, running_env, totals, wait_until
 from support.kernel_model import FakeEvent
-from syshub import HubError, Target, Trace, TraceState
+from syshub import HubError, SyshubError, Target, Trace, TraceState
 from syshub.hub import TargetKind
 from syshub.hub.plan import DEFAULT_ARGV_MAX, DEFAULT_BUF_MAX, DEFAULT_STR_MAX, KeyConfig
 from syshub.nsproc import pid_namespace_inode
@@ -399,3 +399,49 @@ def test_delete_trace_gives_up_after_flush_timeout() -> None:
 def test_fake_event_keys() -> None:
     ev = FakeEvent(3001, NR["getppid"], 1, "getppid", 0)
     assert ev.key_ns == 0 and ev.pid_ns == 3001
+
+
+# --------------------------------------------------------------------------- kernel failures
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub bug: push_job adds the context to _nsmap/_contexts before _sync_key; when "
+    "the kernel refuses the filter (map full), the context stays: desired != kernel",
+)
+def test_kernel_refusing_a_filter_keeps_kernel_equal_to_desired() -> None:
+    with running_env() as env:
+        env.kernel.capacity = 2
+        t = Trace.new("too-many", ["getppid", "openat", "close"])
+        with pytest.raises(SyshubError) as err:
+            env.hub.run_trace(t, target=Target.every_namespace())
+        assert "\n" not in str(err.value)
+        # Whatever the failure, the hub's view and the kernel agree, and the
+        # failed job holds nothing.
+        assert env.kernel.current() == env.hub.desired_filters()
+        assert all(js.state != "Running" for js in env.hub.stats().jobs.values())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub bug: a kernel error while applying a container's filters escapes into the "
+    "observer's emit (here: LocalObserver.start_container) and leaves desired != kernel",
+)
+def test_kernel_refusing_a_container_filter_does_not_break_the_observer() -> None:
+    with running_env() as env:
+        env.kernel.capacity = 1
+        t = demo("full", ["getppid", "openat"])
+        env.run(t)
+        env.obs.start_container(box("c1", 1001))  # must not raise into the observer
+        env.check()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hub bug: Hub.subscribe does not check the job exists (delete_trace, "
+    "wait_applied and job() raise 'job not found'); the subscription never gets an "
+    "event and never ends",
+)
+def test_subscribe_to_an_unknown_job_raises(env: Env) -> None:
+    with pytest.raises(HubError, match="job not found"):
+        env.hub.subscribe("nope-00000000")
