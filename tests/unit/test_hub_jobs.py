@@ -310,7 +310,7 @@ def test_wait_applied_waits_for_the_initial_containers() -> None:
     local = LocalObserver()
     local.start_container(box("c1", 1001))
     kernel = KernelModel()
-    hub = Hub(HubConfig(), GatedObserver(local, gate), filters=kernel)  # type: ignore[arg-type]
+    hub = Hub(HubConfig(), GatedObserver(local, gate), filters=kernel)
     hub.start()
     env = HubEnv(hub, local, kernel)
     try:
@@ -354,7 +354,12 @@ def test_delete_trace_routes_what_the_kernel_emitted(penv: Env) -> None:
     penv.probe.hold()  # the reader lags: the next records wait in the ring
     penv.probe.play(key, 16, lose={10})
     done = threading.Event()
-    th = threading.Thread(target=lambda: (penv.hub.delete_trace(t), done.set()))
+
+    def delete() -> None:
+        penv.hub.delete_trace(t)
+        done.set()
+
+    th = threading.Thread(target=delete)
     th.start()
     time.sleep(0.2)
     assert not done.is_set() and not sub.closed  # waiting for the ring

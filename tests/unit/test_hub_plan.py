@@ -151,10 +151,10 @@ def test_applied_plan_equals_live_contexts_property(ops: list[tuple[Any, ...]]) 
         for key, ws in wants.items():
             for r, cap in ws:
                 assert r % desired[key].sample_rate == 0
-                c = cap if cap is not None else Sizes()
-                assert desired[key].str_max >= c.str_max
-                assert desired[key].argv_max >= c.argv_max
-                assert desired[key].buf_max >= c.buf_max
+                want = cap if cap is not None else Sizes()
+                assert desired[key].str_max >= want.str_max
+                assert desired[key].argv_max >= want.argv_max
+                assert desired[key].buf_max >= want.buf_max
         ops_ = plan(applied, desired)
         # Only keys whose config changed get an operation, one each, in key order.
         changed = {k for k in set(applied) | set(desired) if applied.get(k) != desired.get(k)}

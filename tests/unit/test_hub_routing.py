@@ -356,10 +356,12 @@ def test_events_are_immutable_and_shared(env: Env) -> None:
         a1.extra = 1
     with pytest.raises(AttributeError):
         del a1.container
+    box_ = a1.container
+    assert box_ is not None
     with pytest.raises(AttributeError):
-        a1.container.name = "changed"  # type: ignore[misc]
+        box_.name = "changed"  # type: ignore[misc]
     with pytest.raises(TypeError):
-        a1.container.labels["app"] = "changed"  # type: ignore[index]
+        box_.labels["app"] = "changed"  # type: ignore[index]
     assert a1.container is c and a1.seq == 1
     d = a1.to_dict()
     assert d["seq"] == 1 and d["container"]["name"] == "c1" and d["container"]["pod"] == "p1"
