@@ -71,6 +71,9 @@ class KernelModel:
     matched: dict[Key, int] = field(default_factory=dict)
     sampled_out: dict[Key, int] = field(default_factory=dict)
     """Per key counters since the key was first set (they survive its removal)."""
+    before_apply: Callable[[KernelOp], None] | None = None
+    """Called with each operation just before it takes effect (calls racing
+    with the hub's update can be played from here)."""
     log: list[KernelOp] = field(default_factory=list)
     scope_log: list[tuple[str, int]] = field(default_factory=list)
     _next_scope: int = 1
@@ -78,6 +81,8 @@ class KernelModel:
 
     # KernelFilters ---------------------------------------------------------
     def apply(self, op: KernelOp) -> None:
+        if self.before_apply is not None:
+            self.before_apply(op)
         with self._lock:
             if isinstance(op, SetFilter):
                 if (
