@@ -138,6 +138,19 @@ class KernelModel:
         with self._lock:
             return dict(self.filters)
 
+    def match(self, pid_ns: int, nr: int, scope: int = 0) -> Key | None:
+        """The one key a call matches, as the kernel picks it: the caller's
+        process scope, else its pid namespace, else every namespace (0)."""
+        candidates = ([(scope, nr)] if scope else []) + [(pid_ns, nr), (0, nr)]
+        with self._lock:
+            return next((k for k in candidates if k in self.filters), None)
+
+    def calls_in(self, pid_ns: int, name: str, n: int, *, scope: int = 0) -> list[FakeEvent]:
+        """``n`` calls of ``name`` by a process of ``pid_ns`` (in ``scope``):
+        the records the kernel emits for them, on whichever key they match."""
+        key = self.match(pid_ns, syscalls.lookup(name).nr, scope)
+        return [] if key is None else self.calls(key, n, pid_ns=pid_ns)
+
     def calls(self, key: Key, n: int, *, pid_ns: int | None = None) -> list[FakeEvent]:
         """``n`` calls matching ``key`` (by a caller in ``pid_ns``, default the
         key's namespace): the records the kernel emits for them, those whose
