@@ -64,7 +64,7 @@ class Target:
 
     def __str__(self) -> str:
         if self.kind in (TargetKind.CONTAINERS, TargetKind.EVERY_NAMESPACE):
-            return self.kind.value
+            return str(self.kind.value)
         return f"{self.kind.value}:{self.value}"
 
 
@@ -145,6 +145,10 @@ class Job:
     capture: CaptureSizes | None = None
     """Capture sizes (:class:`syshub.spec.limits.Capture`); None: the defaults."""
     nrs: tuple[int, ...] = ()
+    error: str | None = None
+    """Why the job failed to start, or its last container that could not be traced."""
+    errors: int = 0
+    """Containers the job selected but could not trace (the kernel refused a filter)."""
     _hosts: dict[str, bool] = field(default_factory=dict, repr=False)
     _ns_members: dict[int, set[str]] = field(default_factory=dict, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)

@@ -30,7 +30,7 @@ from syshub.hub.plan import CaptureSizes, Key, KeyConfig, key_config, plan_key
 from syshub.hub.router import Router
 from syshub.hub.stats import HubStats, JobKeyStats, JobStats
 from syshub.hub.subscriptions import CallbackWorker, Overflow, Subscription
-from syshub.probe import Probe
+from syshub.probe import Probe, ProbeStats
 from syshub.spec.trace import Trace, TraceState
 from syshub.topology import ContainerEvent, ContainerEventKind, Observer, Topology
 
@@ -71,6 +71,8 @@ class Hub:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
+        self._final_stats: ProbeStats | None = None
+        """The probe's last counters, kept when the hub closed it."""
 
     # lifecycle -----------------------------------------------------------
     @property
@@ -119,6 +121,7 @@ class Hub:
             self.delete_trace(job.trace)
         self._stop.set()
         if self._own_probe and self._probe is not None:
+            self._final_stats = self._probe.stats()
             self._probe.close()  # ends a poll in progress at once
         for t in self._threads:
             t.join(timeout=5)
@@ -173,8 +176,8 @@ class Hub:
             if not job.target.follows_observer:
                 try:
                     self._apply_fixed_target(job)
-                except HubError:
-                    self._abort(job)
+                except HubError as e:
+                    self._fail(job, str(e))
                     raise
                 job.mark_applied()
         if job.target.follows_observer:
@@ -229,10 +232,10 @@ class Hub:
             self._abort(job)
         self.flush(keys, self.config.flush_timeout)
         with self._lock:
-            for key in keys:
-                self._draining[key] = tuple(
-                    c for c in self._draining.get(key, ()) if c.job is not job
-                )
+            # Its counts are final: nothing of the job stays in the routes,
+            # also for keys its containers released earlier.
+            for key in [k for k, cs in self._draining.items() if any(c.job is job for c in cs)]:
+                self._draining[key] = tuple(c for c in self._draining[key] if c.job is not job)
                 self._publish_route(key)
             subs = self._router.job_subs.get(job_id, ())
             self._ended_subs[job_id] = [*self._ended_subs.get(job_id, []), *subs]
@@ -252,6 +255,15 @@ class Hub:
         scope = self._scopes.pop(job.job_id, None)
         if scope is not None and self._filters is not None:
             self._filters.remove_scope(scope)
+
+    def _fail(self, job: Job, reason: str) -> None:
+        """A job that could not start: it holds nothing and its trace is Failed
+        (under the lock)."""
+        job.stop()
+        job.error = reason
+        self._abort(job)
+        job.trace.update_status(state=TraceState.FAILED, completion_time=datetime.now(UTC))
+        job.mark_done()
 
     def _expire(self, job: Job) -> None:
         if not job.stopped:
@@ -274,7 +286,7 @@ class Hub:
         else:
             try:
                 ns = self._filters.add_scope(t.value)
-            except (OSError, ValueError) as e:
+            except Exception as e:
                 raise HubError(f"cannot trace process {t.value}: {e}") from None
             self._scopes[job.job_id] = ns
         for nr in job.nrs:
@@ -308,16 +320,27 @@ class Hub:
                     hold = NamespaceHold.of(c.pid, self.config.alt_root, expect=c.pid_ns)
                     if hold is not None:
                         self._holds[job.job_id][c.pid_ns] = hold
-                    for nr in job.nrs:
-                        self.push_job(job, c.pid_ns, nr)
+                    try:
+                        for nr in job.nrs:
+                            self.push_job(job, c.pid_ns, nr)
+                    except HubError as e:
+                        # Counted on the job, never raised into the observer:
+                        # the container stays untraced rather than half traced.
+                        job.error = f"container {c.name or c.id}: {e}"
+                        job.errors += 1
+                        self._drop_namespace(job, c.pid_ns)
             elif job.container_stopped(c):
-                for nr in job.nrs:
-                    ctx = self._contexts.get(job.job_id, {}).get((c.pid_ns, nr))
-                    if ctx is not None:
-                        self._release(ctx)
-                hold = self._holds.get(job.job_id, {}).pop(c.pid_ns, None)
-                if hold is not None:
-                    hold.release()
+                self._drop_namespace(job, c.pid_ns)
+
+    def _drop_namespace(self, job: Job, pid_ns: int) -> None:
+        """Release a job's contexts for one pid namespace, then its hold (under the lock)."""
+        for nr in job.nrs:
+            ctx = self._contexts.get(job.job_id, {}).get((pid_ns, nr))
+            if ctx is not None:
+                self._release(ctx)
+        hold = self._holds.get(job.job_id, {}).pop(pid_ns, None)
+        if hold is not None:
+            hold.release()
 
     # contexts and kernel filters -------------------------------------------
     def push_job(self, job: Job, pid_ns: int, nr: int) -> JobContext:
@@ -334,10 +357,22 @@ class Hub:
                 # A re-added key restarts its kernel sequence: contexts still
                 # draining the old one must not take the new numbers.
                 self._draining.pop(key, None)
-            ctx = JobContext(job, pid_ns, nr, base_seq=self._sequences().get(key, 0))
-            self._nsmap.setdefault(key, JobList()).push(ctx)
+            ctx = JobContext(job, pid_ns, nr)
+            bucket = self._nsmap.setdefault(key, JobList())
+            bucket.push(ctx)
+            try:
+                self._apply_key(key)
+            except Exception as e:
+                bucket.remove(ctx)
+                if not len(bucket):
+                    del self._nsmap[key]
+                name = syscalls.lookup(nr).name
+                raise HubError(f"cannot install the {name} filter of key {pid_ns}: {e}") from e
+            # The sequence is read once the kernel samples at the new rate: a
+            # call sampled at the old rate is never counted as this job's drop.
+            ctx.base_seq = self._sequences().get(key, 0)
             ctxs[key] = ctx
-            self._sync_key(key)
+            self._publish_route(key)
             return ctx
 
     def _release(self, ctx: JobContext) -> None:
@@ -357,18 +392,24 @@ class Hub:
         self._sync_key(key)
 
     def _sync_key(self, key: Key) -> None:
-        """Make the kernel hold the plan's filter for one key (under the lock)."""
-        assert self._filters is not None, "hub not started"
-        bucket = self._nsmap.get(key)
-        desired = key_config((c.rate, c.capture) for c in bucket or ())
-        op = plan_key(key, self._applied.get(key), desired)
-        if op is not None:
-            self._filters.apply(op)
-            if desired is None:
-                del self._applied[key]
-            else:
-                self._applied[key] = desired
+        """Make the kernel hold the plan's filter for one key and publish its
+        route (under the lock)."""
+        self._apply_key(key)
         self._publish_route(key)
+
+    def _apply_key(self, key: Key) -> None:
+        """Apply the plan's operation for one key; ``_applied`` changes only
+        when the kernel took it."""
+        assert self._filters is not None, "hub not started"
+        desired = key_config((c.rate, c.capture) for c in self._nsmap.get(key, ()))
+        op = plan_key(key, self._applied.get(key), desired)
+        if op is None:
+            return
+        self._filters.apply(op)
+        if desired is None:
+            del self._applied[key]
+        else:
+            self._applied[key] = desired
 
     def _publish_route(self, key: Key) -> None:
         """Replace the router's entry for ``key`` (copy on write, under the lock)."""
@@ -384,7 +425,9 @@ class Hub:
         self._router.routes = routes
 
     def _sequences(self) -> dict[Key, int]:
-        return self._filters.sequences() if self._filters is not None else {}
+        if self._filters is None or (self._probe is not None and self._probe.closed):
+            return {}
+        return self._filters.sequences()
 
     def desired_filters(self) -> dict[Key, int]:
         """The filter set live contexts require: key -> gcd of their rates."""
@@ -479,7 +522,7 @@ class Hub:
         overflow: Overflow | str = Overflow.DROP_NEWEST,
     ) -> Subscription:
         """A queue of the events of a trace / job (by object or job id)."""
-        job_id = self._job_id(target)
+        job_id = self.job(self._job_id(target)).job_id
         return self._new_sub("job_subs", job_id, job_id, maxsize, overflow)
 
     def subscribe_path(
@@ -535,7 +578,10 @@ class Hub:
     def stats(self) -> HubStats:
         """Per key (kernel) and per job (per key, per subscriber) counters;
         per key and per job: matched = delivered + dropped + sampled_out."""
-        probe_stats = self._probe.stats() if self._probe is not None else None
+        probe = self._probe
+        probe_stats = self._final_stats
+        if probe is not None and not probe.closed:
+            probe_stats = probe.stats()
         seqs = self._sequences()
         jobs: dict[str, JobStats] = {}
         with self._lock:
