@@ -25,18 +25,16 @@ from support.fake_cri import FakeCri, FakeGrpcRuntime
 from support.observers import START, STOP, Running, event_for
 from syshub.errors import CriError
 from syshub.topology import Container, ContainerEvent, Observer
-from syshub.topology.cri import (
+from syshub.topology.cri import CriObserver
+from syshub.topology.cri.client import CriClient, parse_endpoint
+from syshub.topology.cri.runtime.v1 import api_pb2 as pb
+from syshub.topology.resolve import (
     ContainerState,
     CriCallError,
     CriContainerStatus,
-    CriObserver,
-    NamespaceMode,
-    PodSandboxState,
     ProcessGoneError,
-    parse_endpoint,
     pid_namespace_inode,
 )
-from syshub.topology.cri.client import CriClient
 
 OWN_PID_NS = os.stat("/proc/self/ns/pid").st_ino
 
@@ -458,13 +456,13 @@ def test_sleep_container_status_and_pid_namespace(
         assert ns != OWN_PID_NS
         assert pid_namespace_inode(status.pid) == ns
 
-        sandbox_status = client.pod_sandbox_status(pod_id)
-        sandbox = sandbox_status.sandbox
-        assert (sandbox.name, sandbox.namespace) == ("web-0", k8s_namespace)
-        assert sandbox.state is PodSandboxState.READY
-        assert sandbox.labels["app"] == "web"
-        assert sandbox_status.pid_mode is NamespaceMode.CONTAINER
-        assert sandbox_status.network is NamespaceMode.NODE
+        sandbox_status = containerd.lifecycle.sandbox_status(pod_id).status
+        meta = sandbox_status.metadata
+        assert (meta.name, meta.namespace) == ("web-0", k8s_namespace)
+        assert sandbox_status.state == pb.SANDBOX_READY
+        assert sandbox_status.labels["app"] == "web"
+        options = sandbox_status.linux.namespaces.options
+        assert (options.pid, options.network) == (pb.CONTAINER, pb.NODE)
         assert any(p.id == pod_id for p in client.list_pod_sandboxes(ready_only=True))
     assert cid not in {c.id for c in client.list_containers(state_running_only=False)}
 

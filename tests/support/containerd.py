@@ -48,7 +48,7 @@ from support.host import (
 )
 from syshub.errors import CriError
 from syshub.topology.cri.client import CriClient
-from syshub.topology.cri.model import NamespaceMode
+from syshub.topology.cri.runtime.v1 import api_pb2 as pb
 
 log = logging.getLogger("syshub.tests.containerd")
 
@@ -367,9 +367,9 @@ class ContainerdEnv:
             hostname="",  # host network: runc cannot set a hostname
             log_directory=str(log_dir),
             labels=all_labels,
-            network=NamespaceMode.NODE,
-            pid=NamespaceMode.CONTAINER,
-            ipc=NamespaceMode.POD,
+            network=pb.NODE,
+            pid=pb.CONTAINER,
+            ipc=pb.POD,
             cgroup_parent=f"{self.cgroup_parent}/pod{uid}",
         )
         pod_id = self.lifecycle.run_pod_sandbox(config)
@@ -402,7 +402,7 @@ class ContainerdEnv:
             attempt=attempt,
             log_path=f"{name}_{attempt}.log",
             network=meta.network,
-            pid=NamespaceMode.CONTAINER,
+            pid=pb.CONTAINER,
             ipc=meta.ipc,
         )
         container_id = self.lifecycle.create_container(pod_id, config, meta)

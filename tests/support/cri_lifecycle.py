@@ -8,14 +8,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from syshub.topology.cri.client import CriClient
-from syshub.topology.cri.model import NamespaceMode
 from syshub.topology.cri.runtime.v1 import api_pb2 as pb
 
+#: CRI ``NamespaceMode``: POD shares with the pod, CONTAINER is private, NODE is the host's.
+NamespaceMode = pb.NamespaceMode
 
-def _namespaces(
-    network: NamespaceMode, pid: NamespaceMode, ipc: NamespaceMode
-) -> pb.NamespaceOption:
-    return pb.NamespaceOption(network=int(network), pid=int(pid), ipc=int(ipc))
+
+def _namespaces(network: int, pid: int, ipc: int) -> pb.NamespaceOption:
+    return pb.NamespaceOption(network=network, pid=pid, ipc=ipc)
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,9 @@ class PodSandboxConfig:
     hostname: str = ""
     log_directory: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    network: NamespaceMode = NamespaceMode.POD
-    pid: NamespaceMode = NamespaceMode.CONTAINER
-    ipc: NamespaceMode = NamespaceMode.POD
+    network: int = pb.POD
+    pid: int = pb.CONTAINER
+    ipc: int = pb.POD
     cgroup_parent: str = ""
 
     def message(self) -> pb.PodSandboxConfig:
@@ -47,7 +46,6 @@ class PodSandboxConfig:
             hostname=self.hostname,
             log_directory=self.log_directory,
             labels=dict(self.labels),
-            annotations=dict(self.annotations),
             linux=pb.LinuxPodSandboxConfig(
                 cgroup_parent=self.cgroup_parent,
                 security_context=pb.LinuxSandboxSecurityContext(
@@ -72,12 +70,11 @@ class ContainerConfig:
     working_dir: str = ""
     envs: Mapping[str, str] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
-    annotations: Mapping[str, str] = field(default_factory=dict)
     attempt: int = 0
     log_path: str = ""
-    network: NamespaceMode = NamespaceMode.POD
-    pid: NamespaceMode = NamespaceMode.CONTAINER
-    ipc: NamespaceMode = NamespaceMode.POD
+    network: int = pb.POD
+    pid: int = pb.CONTAINER
+    ipc: int = pb.POD
     privileged: bool = False
 
     def message(self) -> pb.ContainerConfig:
@@ -89,7 +86,6 @@ class ContainerConfig:
             working_dir=self.working_dir,
             envs=[pb.KeyValue(key=k, value=v) for k, v in sorted(self.envs.items())],
             labels=dict(self.labels),
-            annotations=dict(self.annotations),
             log_path=self.log_path,
             linux=pb.LinuxContainerConfig(
                 security_context=pb.LinuxContainerSecurityContext(
@@ -140,3 +136,7 @@ class Lifecycle:
     def remove_pod_sandbox(self, pod_sandbox_id: str) -> None:
         req = pb.RemovePodSandboxRequest(pod_sandbox_id=pod_sandbox_id)
         self.client.call("RemovePodSandbox", req, pb.RemovePodSandboxResponse)
+
+    def sandbox_status(self, pod_sandbox_id: str) -> pb.PodSandboxStatusResponse:
+        req = pb.PodSandboxStatusRequest(pod_sandbox_id=pod_sandbox_id, verbose=True)
+        return self.client.call("PodSandboxStatus", req, pb.PodSandboxStatusResponse)

@@ -20,20 +20,18 @@ from typing import Any
 
 import grpc
 
-from syshub.topology.cri.model import (
-    ContainerState,
-    CriCallError,
-    CriContainer,
-    CriContainerStatus,
-    CriPodSandbox,
-    PodSandboxState,
-)
 from syshub.topology.cri.runtime.v1 import api_pb2 as pb
 from syshub.topology.resolve import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    ContainerState,
+    CriCallError,
+    CriContainer,
+    CriContainerStatus,
+    CriPodSandbox,
+    PodSandboxState,
 )
 
 

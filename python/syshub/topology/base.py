@@ -1,12 +1,7 @@
 """Former name of :mod:`syshub.topology.model`, kept for existing imports."""
 
-from syshub.topology.model import (
-    Container,
-    ContainerEvent,
-    ContainerEventKind,
-    EmitFn,
-    Observer,
-    SyncedFn,
-)
+from syshub.topology import model as _model
 
-__all__ = ["Container", "ContainerEvent", "ContainerEventKind", "EmitFn", "Observer", "SyncedFn"]
+
+def __getattr__(name: str) -> object:
+    return getattr(_model, name)

@@ -10,12 +10,14 @@ object with a ``matches(mapping) -> bool`` method. Pure Python; no privileges ne
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, cast, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 
 from syshub.spec.selectors import FieldSelector, LabelSelector
-from syshub.topology.model import Container
+from syshub.topology.model import Closing, Container
 
 
 @runtime_checkable
@@ -57,6 +59,10 @@ def _selector(
             f"object with a .matches(mapping) method, not {type(value).__name__}"
         )
     return None if sel.is_empty() else sel
+
+
+#: What ``copy()`` and the observers accept as a selector (see the module doc).
+SelectorArg = object | None
 
 
 def as_label_selector(value: object, what: str = "label_selector") -> Selector | None:
@@ -150,3 +156,26 @@ class ContainerFilter:
         if self.hosts:
             parts.append(f"hosts={[list(h) for h in self.hosts]!r}")
         return parts
+
+
+class Views(Closing):
+    """:meth:`copy` for observers: a view that shares its parent's source (watch, poll,
+    client) and narrows its :class:`ContainerFilter`. A view's ``close`` ends only its
+    own runs (``_is_copy``); closing the original observer ends them all."""
+
+    filter: ContainerFilter
+    _closed: threading.Event
+    _is_copy: bool = False
+
+    def copy(
+        self,
+        namespace: str | None = None,
+        label_selector: SelectorArg = None,
+        field_selector: SelectorArg = None,
+    ) -> Self:
+        """This observer further restricted (AND) by these constraints; opens nothing."""
+        view = copy.copy(self)
+        view.filter = self.filter.narrow(namespace, label_selector, field_selector)
+        view._closed = threading.Event()
+        view._is_copy = True
+        return view

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 
 def frozen_mapping(m: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -113,3 +113,20 @@ class Observer(Protocol):
     ) -> Observer: ...
 
     def close(self) -> None: ...
+
+
+class Closing:
+    """``with obj:`` calls ``connect()`` on entry and ``close()`` on exit."""
+
+    def connect(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

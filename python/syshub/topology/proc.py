@@ -9,15 +9,8 @@ import os
 import threading
 from typing import Any
 
-from syshub.topology.filter import ContainerFilter
-from syshub.topology.model import (
-    Container,
-    ContainerEvent,
-    ContainerEventKind,
-    EmitFn,
-    Observer,
-    SyncedFn,
-)
+from syshub.topology.filter import ContainerFilter, Views
+from syshub.topology.model import Container, ContainerEvent, ContainerEventKind, EmitFn, SyncedFn
 
 
 class _Shared:
@@ -38,7 +31,7 @@ class _Shared:
             fn(ev)
 
 
-class LocalObserver:
+class LocalObserver(Views):
     """Containers announced by hand with :meth:`start_container` /
     :meth:`stop_container`. Copies share the parent's state and see the
     containers that match their namespace and selectors (see
@@ -49,16 +42,9 @@ class LocalObserver:
         namespace: str | None = None,
         label_selector: object | None = None,
         field_selector: object | None = None,
-        _shared: _Shared | None = None,
-        _filter: ContainerFilter | None = None,
     ) -> None:
-        self._shared = _shared if _shared is not None else _Shared()
-        self.namespace = namespace
-        self.label_selector = label_selector
-        self.field_selector = field_selector
-        self.filter = (_filter or ContainerFilter()).narrow(
-            namespace, label_selector, field_selector
-        )
+        self._shared = _Shared()
+        self.filter = ContainerFilter().narrow(namespace, label_selector, field_selector)
         self._closed = threading.Event()
 
     def matches(self, c: Container) -> bool:
@@ -98,16 +84,6 @@ class LocalObserver:
         finally:
             with self._shared.lock:
                 self._shared.listeners.remove(filtered)
-
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> LocalObserver:
-        return LocalObserver(
-            namespace, label_selector, field_selector, _shared=self._shared, _filter=self.filter
-        )
 
     def close(self) -> None:
         self._closed.set()
@@ -168,21 +144,3 @@ class HostObserver(LocalObserver):
 
     def containers(self) -> list[Container]:
         return self.filter.select(self.scan().values())
-
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> HostObserver:
-        return HostObserver(
-            self.alt_root,
-            self.poll_interval,
-            namespace=namespace,
-            label_selector=label_selector,
-            field_selector=field_selector,
-            _filter=self.filter,
-        )
-
-
-_: type[Observer] = LocalObserver  # LocalObserver satisfies the Observer protocol

@@ -1,5 +1,9 @@
 """The one CRI-to-container resolver: a runtime's container -> :class:`Container`.
 
+Also the values a CRI runtime reports (:class:`CriContainer`, :class:`CriContainerStatus`,
+:class:`CriPodSandbox`), which :mod:`syshub.topology.cri.client` builds from the wire
+and the observers hand to the :class:`Resolver`; pure Python, no gRPC.
+
 The kernel keys events by pid namespace inode, the CRI knows container ids. A
 container is resolved by asking the runtime for its status (the host pid of its init,
 from the verbose ``info``) and reading ``/proc/<pid>/ns/pid`` under ``alt_root`` (where
@@ -14,9 +18,10 @@ observer) or from the labels the kubelet sets on CRI containers and sandboxes
 from __future__ import annotations
 
 import dataclasses
+import enum
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Protocol
 
 from syshub.errors import CriError
@@ -28,9 +33,6 @@ LABEL_POD_NAME: Final = "io.kubernetes.pod.name"
 LABEL_POD_NAMESPACE: Final = "io.kubernetes.pod.namespace"
 LABEL_POD_UID: Final = "io.kubernetes.pod.uid"
 LABEL_CONTAINER_NAME: Final = "io.kubernetes.container.name"
-
-#: ``runtime.v1.ContainerState.CONTAINER_RUNNING``
-CONTAINER_RUNNING: Final = 1
 
 
 class ProcessGoneError(CriError, ProcessLookupError):
@@ -59,45 +61,112 @@ def pid_namespace_inode(pid: int, alt_root: str = "/") -> int:
 PidNsReader = Callable[[int, str], int]
 
 
-class CriContainerLike(Protocol):
-    """What the resolver reads from a CRI ``ListContainers`` entry."""
+class CriCallError(CriError):
+    """A CRI call reached the runtime and failed; ``code`` is the gRPC status name
+    (``"NOT_FOUND"``, ``"UNAVAILABLE"``, ...) or ``""`` when there was none."""
 
-    @property
-    def id(self) -> str: ...
-    @property
-    def pod_sandbox_id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def image(self) -> str: ...
-    @property
-    def labels(self) -> Mapping[str, str]: ...
+    def __init__(self, message: str, *, code: str = "", method: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.method = method
 
 
-class CriStatusLike(Protocol):
-    """What the resolver reads from a CRI ``ContainerStatus`` (verbose) reply."""
+class ContainerState(enum.IntEnum):
+    """CRI ``ContainerState`` (``CONTAINER_RUNNING`` = 1, ...)."""
 
-    @property
-    def state(self) -> int: ...
-    @property
-    def pid(self) -> int: ...
-    @property
-    def image(self) -> str: ...
-    @property
-    def labels(self) -> Mapping[str, str]: ...
+    CREATED = 0
+    RUNNING = 1
+    EXITED = 2
+    UNKNOWN = 3
 
 
-class CriSandboxLike(Protocol):
-    """What :meth:`PodRef.from_cri` reads from a CRI ``ListPodSandbox`` entry."""
+class PodSandboxState(enum.IntEnum):
+    """CRI ``PodSandboxState``."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def namespace(self) -> str: ...
-    @property
-    def uid(self) -> str: ...
-    @property
-    def labels(self) -> Mapping[str, str]: ...
+    READY = 0
+    NOTREADY = 1
+
+
+def _freeze(obj: object, *names: str) -> None:
+    for name in names:
+        object.__setattr__(obj, name, frozen_mapping(getattr(obj, name)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CriContainer:
+    """One entry of ListContainers. Times are nanoseconds since the epoch."""
+
+    id: str
+    pod_sandbox_id: str
+    name: str
+    attempt: int
+    image: str
+    image_ref: str
+    state: ContainerState
+    created_at: int
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "labels")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CriContainerStatus:
+    """ContainerStatus (verbose). ``pid`` is the host pid of the container init
+    (0 when the runtime did not report one, e.g. the container is not running)."""
+
+    id: str
+    name: str
+    attempt: int
+    state: ContainerState
+    created_at: int
+    started_at: int
+    finished_at: int
+    exit_code: int
+    image: str
+    image_ref: str
+    reason: str
+    message: str
+    log_path: str
+    pid: int
+    pod_sandbox_id: str = ""
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    info: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _freeze(self, "labels", "info")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CriPodSandbox:
+    """One entry of ListPodSandbox."""
+
+    id: str
+    name: str
+    uid: str
+    namespace: str
+    attempt: int
+    state: PodSandboxState
+    created_at: int
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    runtime_handler: str = ""
+
+    def __post_init__(self) -> None:
+        _freeze(self, "labels")
+
+
+class CriReader(Protocol):
+    """The runtime calls the resolver's users make (a CriClient; tests pass a fake)."""
+
+    def connect(self) -> None: ...
+
+    def list_containers(
+        self, state_running_only: bool = True, label_selector: Mapping[str, str] | None = None
+    ) -> Sequence[CriContainer]: ...
+
+    def container_status(self, container_id: str) -> CriContainerStatus: ...
+
+    def close(self) -> None: ...
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -115,7 +184,7 @@ class PodRef:
 
     @staticmethod
     def from_cri(
-        container_labels: Mapping[str, str], sandbox: CriSandboxLike | None, node: str = ""
+        container_labels: Mapping[str, str], sandbox: CriPodSandbox | None, node: str = ""
     ) -> PodRef:
         """The pod from the kubelet's labels on the container, else on its sandbox, else
         from the sandbox's metadata."""
@@ -133,10 +202,6 @@ class PodRef:
         )
 
 
-def _not_found(exc: CriError) -> bool:
-    return getattr(exc, "code", "") == "NOT_FOUND"
-
-
 class Resolver:
     """CRI container + pod -> :class:`Container`, or ``None`` when it is not running.
 
@@ -147,7 +212,7 @@ class Resolver:
 
     def __init__(
         self,
-        status: Callable[[str], CriStatusLike],
+        status: Callable[[str], CriContainerStatus],
         alt_root: str = "/",
         read_pid_ns: PidNsReader = pid_namespace_inode,
     ) -> None:
@@ -171,14 +236,14 @@ class Resolver:
         """Whether ``c``'s init still runs in the namespace it was resolved with."""
         return self.pid_ns(c.pid) == c.pid_ns
 
-    def resolve(self, c: CriContainerLike, pod: PodRef) -> Container | None:
+    def resolve(self, c: CriContainer, pod: PodRef) -> Container | None:
         try:
             status = self._status(c.id)
-        except CriError as exc:
-            if _not_found(exc):
+        except CriCallError as exc:
+            if exc.code == "NOT_FOUND":
                 return None
             raise
-        if int(status.state) != CONTAINER_RUNNING:
+        if status.state != ContainerState.RUNNING:
             return None
         if status.pid <= 0:
             log.warning("CRI container %s: runtime reports no pid; not tracked", c.id[:13])

@@ -13,6 +13,7 @@ endpoint.
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -26,20 +27,18 @@ import grpc
 from google.protobuf.message import Message
 
 from syshub.errors import CriError
-from syshub.topology.cri.model import (
+from syshub.topology.cri.runtime.v1 import api_pb2 as pb
+from syshub.topology.model import Closing
+from syshub.topology.resolve import (
     ContainerState,
     CriCallError,
     CriContainer,
     CriContainerStatus,
     CriPodSandbox,
-    CriPodSandboxStatus,
-    NamespaceMode,
     PodSandboxState,
-    parse_endpoint,
 )
-from syshub.topology.cri.runtime.v1 import api_pb2 as pb
 
-__all__ = ["API_V1", "API_V1ALPHA2", "CriClient"]
+__all__ = ["API_V1", "API_V1ALPHA2", "CriClient", "parse_endpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,7 @@ _KUBELET_API_VERSION: Final = "0.1.0"
 _MAX_MESSAGE: Final = 16 * 1024 * 1024
 
 _Reply = TypeVar("_Reply", bound=Message)
+_Enum = TypeVar("_Enum", bound=enum.IntEnum)
 
 
 def _one_line(text: str) -> str:
@@ -58,6 +58,30 @@ def _one_line(text: str) -> str:
 
 def _serialize(message: Message) -> bytes:
     return message.SerializeToString()
+
+
+def _enum(cls: type[_Enum], value: int, default: _Enum) -> _Enum:
+    """``cls(value)``; ``default`` for a value from a newer runtime."""
+    try:
+        return cls(value)
+    except ValueError:
+        return default
+
+
+def parse_endpoint(endpoint: str) -> str:
+    """The socket path of ``unix:///path``, ``unix:/path`` or a plain path, made absolute."""
+    text = endpoint.strip()
+    if text.startswith("unix://"):
+        path = text[len("unix://") :]
+    elif text.startswith("unix:"):
+        path = text[len("unix:") :]
+    elif "://" in text:
+        raise CriError(f"CRI endpoint {endpoint!r}: only unix:// sockets are supported")
+    else:
+        path = text
+    if not path:
+        raise CriError(f"CRI endpoint {endpoint!r}: empty socket path")
+    return os.path.abspath(path)
 
 
 # ------------------------------------------------------------------ protobuf -> values
@@ -82,10 +106,9 @@ def _container(m: pb.Container) -> CriContainer:
         attempt=m.metadata.attempt,
         image=m.image.image,
         image_ref=m.image_ref,
-        state=ContainerState.parse(m.state),
+        state=_enum(ContainerState, m.state, ContainerState.UNKNOWN),
         created_at=m.created_at,
         labels=dict(m.labels),
-        annotations=dict(m.annotations),
     )
 
 
@@ -98,7 +121,7 @@ def _container_status(resp: pb.ContainerStatusResponse) -> CriContainerStatus:
         id=m.id,
         name=m.metadata.name,
         attempt=m.metadata.attempt,
-        state=ContainerState.parse(m.state),
+        state=_enum(ContainerState, m.state, ContainerState.UNKNOWN),
         created_at=m.created_at,
         started_at=m.started_at,
         finished_at=m.finished_at,
@@ -111,46 +134,28 @@ def _container_status(resp: pb.ContainerStatusResponse) -> CriContainerStatus:
         pid=pid,
         pod_sandbox_id=sandbox if isinstance(sandbox, str) else "",
         labels=dict(m.labels),
-        annotations=dict(m.annotations),
         info=info,
     )
 
 
-def _sandbox(m: pb.PodSandbox | pb.PodSandboxStatus, runtime_handler: str) -> CriPodSandbox:
+def _sandbox(m: pb.PodSandbox) -> CriPodSandbox:
     return CriPodSandbox(
         id=m.id,
         name=m.metadata.name,
         uid=m.metadata.uid,
         namespace=m.metadata.namespace,
         attempt=m.metadata.attempt,
-        state=PodSandboxState.parse(m.state),
+        state=_enum(PodSandboxState, m.state, PodSandboxState.NOTREADY),
         created_at=m.created_at,
-        runtime_handler=runtime_handler,
+        runtime_handler=m.runtime_handler,
         labels=dict(m.labels),
-        annotations=dict(m.annotations),
-    )
-
-
-def _sandbox_status(resp: pb.PodSandboxStatusResponse) -> CriPodSandboxStatus:
-    m = resp.status
-    options = m.linux.namespaces.options
-    info = dict(resp.info)
-    return CriPodSandboxStatus(
-        sandbox=_sandbox(m, m.runtime_handler),
-        ip=m.network.ip,
-        additional_ips=tuple(ip.ip for ip in m.network.additional_ips),
-        network=NamespaceMode.parse(options.network),
-        pid_mode=NamespaceMode.parse(options.pid),
-        ipc=NamespaceMode.parse(options.ipc),
-        pid=_info_pid(info)[0],
-        info=info,
     )
 
 
 # ------------------------------------------------------------------ the client
 
 
-class CriClient:
+class CriClient(Closing):
     """A blocking CRI RuntimeService client over a unix socket.
 
     ``connect`` checks the socket and negotiates ``runtime.v1`` (falling back to
@@ -165,13 +170,6 @@ class CriClient:
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._service = ""
-
-    def __enter__(self) -> CriClient:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"CriClient({self.endpoint!r}, api={self.api_version or 'not connected'})"
@@ -360,8 +358,4 @@ class CriClient:
         resp = self.call(
             "ListPodSandbox", pb.ListPodSandboxRequest(filter=flt), pb.ListPodSandboxResponse
         )
-        return [_sandbox(m, m.runtime_handler) for m in resp.items]
-
-    def pod_sandbox_status(self, pod_sandbox_id: str) -> CriPodSandboxStatus:
-        req = pb.PodSandboxStatusRequest(pod_sandbox_id=pod_sandbox_id, verbose=True)
-        return _sandbox_status(self.call("PodSandboxStatus", req, pb.PodSandboxStatusResponse))
+        return [_sandbox(m) for m in resp.items]

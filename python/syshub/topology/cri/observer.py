@@ -11,24 +11,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, Protocol, runtime_checkable
 
 from syshub.errors import CriError
-from syshub.topology.cri.model import CriPodSandbox, CriRuntime
-from syshub.topology.filter import ContainerFilter
-from syshub.topology.model import (
-    Container,
-    ContainerEvent,
-    ContainerEventKind,
-    EmitFn,
-    Observer,
-    SyncedFn,
-)
-from syshub.topology.resolve import PodRef, Resolver
+from syshub.topology.filter import ContainerFilter, Views
+from syshub.topology.model import Container, ContainerEvent, ContainerEventKind, EmitFn, SyncedFn
+from syshub.topology.resolve import CriPodSandbox, CriReader, PodRef, Resolver
 
 log = logging.getLogger("syshub.topology.cri")
 
 _EXTRA: Final = "pip install 'syshub[cri]'"
+
+
+@runtime_checkable
+class CriRuntime(CriReader, Protocol):
+    """What :class:`CriObserver` needs from a client (a CriClient; tests pass a fake)."""
+
+    def list_pod_sandboxes(self) -> Sequence[CriPodSandbox]: ...
 
 
 def new_client(endpoint: str, timeout: float = 5.0) -> CriRuntime:
@@ -112,7 +112,7 @@ class _Source:
             self.client.close()
 
 
-class CriObserver:
+class CriObserver(Views):
     """Containers of a CRI runtime (no Kubernetes needed), found by polling.
 
     ``containers()`` lists running containers matching the observer's
@@ -151,7 +151,6 @@ class CriObserver:
         runtime = client if client is not None else new_client(endpoint)
         self._source = _Source(runtime, alt_root, owns_client=owns, node=node)
         self._closed = threading.Event()
-        self._is_copy = False
 
     def __repr__(self) -> str:
         return f"CriObserver({self.endpoint!r}, {', '.join(self.filter.describe())})"
@@ -167,23 +166,6 @@ class CriObserver:
     def containers(self) -> list[Container]:
         """Running containers that match this observer (fresh from the runtime)."""
         return self.filter.select(self._source.snapshot(max_age=0.0))
-
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> CriObserver:
-        """An observer further restricted (AND) by these constraints, sharing the client."""
-        other = object.__new__(CriObserver)
-        other.endpoint = self.endpoint
-        other.alt_root = self.alt_root
-        other.poll_interval = self.poll_interval
-        other.filter = self.filter.narrow(namespace, label_selector, field_selector)
-        other._source = self._source
-        other._closed = threading.Event()
-        other._is_copy = True
-        return other
 
     def close(self) -> None:
         """Stop ``run``. Closing the original observer also stops its copies and
@@ -254,6 +236,3 @@ class CriObserver:
                 on_synced()
                 on_synced = None
             self._sleep(stop, self.poll_interval)
-
-
-_: type[Observer] = CriObserver

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from syshub.errors import KubernetesError
 from syshub.topology.cri.observer import new_client
@@ -21,32 +21,14 @@ from syshub.topology.kubernetes.api import PodApi, Scope, log, one_line
 from syshub.topology.kubernetes.pods import Pod, Subscription, containers_differ
 from syshub.topology.kubernetes.watch import Backoff, Generation, watch_loop
 from syshub.topology.model import Container, ContainerEvent
-from syshub.topology.resolve import (
-    LABEL_POD_UID,
-    CriContainerLike,
-    CriStatusLike,
-    PidNsReader,
-    Resolver,
-)
+from syshub.topology.resolve import LABEL_POD_UID, CriContainer, CriReader, PidNsReader, Resolver
 
 #: The CRI socket used when none is given (containerd's default).
 DEFAULT_CRI_ENDPOINT: Final = "unix:///run/containerd/containerd.sock"
 
 
-class CriClientLike(Protocol):
-    """The part of :class:`syshub.topology.cri.client.CriClient` the observer uses."""
-
-    def connect(self) -> None: ...
-
-    def list_containers(
-        self,
-        state_running_only: bool = True,
-        label_selector: Mapping[str, str] | None = None,
-    ) -> Sequence[CriContainerLike]: ...
-
-    def container_status(self, container_id: str) -> CriStatusLike: ...
-
-    def close(self) -> None: ...
+#: The part of :class:`syshub.topology.cri.client.CriClient` the observer uses.
+CriClientLike = CriReader
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -245,7 +227,7 @@ class PodWatch:
                 sub.push(events, initial=full)
 
     # ------------------------------------------------------------------ CRI
-    def _cri_index(self) -> dict[str, list[CriContainerLike]] | None:
+    def _cri_index(self) -> dict[str, list[CriContainer]] | None:
         """All running CRI containers grouped by pod uid (one CRI call); None on error."""
         try:
             listed = self.ensure_cri().list_containers(state_running_only=True)
@@ -253,14 +235,14 @@ class PodWatch:
             log.warning("CRI ListContainers failed: %s", one_line(exc))
             self.count("cri_errors")
             return None
-        index: dict[str, list[CriContainerLike]] = {}
+        index: dict[str, list[CriContainer]] = {}
         for c in listed:
             uid = c.labels.get(LABEL_POD_UID)
             if uid:
                 index.setdefault(uid, []).append(c)
         return index
 
-    def _cri_for_pod(self, uid: str) -> list[CriContainerLike] | None:
+    def _cri_for_pod(self, uid: str) -> list[CriContainer] | None:
         try:
             listed = self.ensure_cri().list_containers(
                 state_running_only=True, label_selector={LABEL_POD_UID: uid}
@@ -272,7 +254,7 @@ class PodWatch:
         return [c for c in listed if c.labels.get(LABEL_POD_UID) == uid]
 
     def _resolve(
-        self, pod: Pod, listed: Sequence[CriContainerLike], previous: Mapping[str, Container]
+        self, pod: Pod, listed: Sequence[CriContainer], previous: Mapping[str, Container]
     ) -> dict[str, Container]:
         """Containers of ``pod`` from the CRI listing, reusing still-living known ones."""
         out: dict[str, Container] = {}
@@ -296,7 +278,7 @@ class PodWatch:
     def _pod_state(
         self,
         raw: Mapping[str, Any],
-        index: Mapping[str, Sequence[CriContainerLike]] | None,
+        index: Mapping[str, Sequence[CriContainer]] | None,
         force_cri: bool,
     ) -> Pod:
         """The new state of one pod; asks the CRI only when something may have changed."""
@@ -315,7 +297,7 @@ class PodWatch:
                 for cid, c in previous.items()
             }
             return dataclasses.replace(bare, containers=kept)
-        listed: Sequence[CriContainerLike] | None = (
+        listed: Sequence[CriContainer] | None = (
             index.get(bare.uid, []) if index is not None else self._cri_for_pod(bare.uid)
         )
         if listed is None:  # CRI unavailable: keep what we knew; the resync retries

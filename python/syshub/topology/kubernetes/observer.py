@@ -6,18 +6,18 @@ import os
 import threading
 from typing import Final
 
-from syshub.topology.filter import ContainerFilter
+from syshub.topology.filter import ContainerFilter, Views
 from syshub.topology.kubernetes.api import Scope, log
 from syshub.topology.kubernetes.core import CriClientLike, PodWatch, Settings
 from syshub.topology.kubernetes.watch import Backoff
-from syshub.topology.model import Container, EmitFn, Observer, SyncedFn
+from syshub.topology.model import Container, EmitFn, SyncedFn
 from syshub.topology.resolve import PidNsReader, pid_namespace_inode
 
 #: Environment variables naming this node (the downward API usually sets ``NODE_NAME``).
 NODE_NAME_ENV: Final[tuple[str, ...]] = ("SYSHUB_NODE_NAME", "NODE_NAME")
 
 
-class KubernetesObserver:
+class KubernetesObserver(Views):
     """Containers of the pods of a cluster, a namespace or a node, live.
 
     ``k8s_endpoint`` is a kubeconfig path, or an ``http(s)://host:port`` URL of an API
@@ -31,8 +31,9 @@ class KubernetesObserver:
     :func:`~syshub.topology.cri.new_client` for ``cri_endpoint``); ``alt_root`` is where
     the host's ``/proc`` is mounted when running in a container.
 
-    Every copy (:meth:`copy`) shares this observer's watch and CRI client; closing the
-    observer closes them for all copies. Thread-safe.
+    Every copy (:meth:`copy`, a view narrowed by namespace and selectors, see
+    :mod:`syshub.topology.filter`) shares this observer's watch and CRI client and opens
+    nothing; closing the observer closes them for all copies. Thread-safe.
     """
 
     _core: PodWatch
@@ -80,24 +81,6 @@ class KubernetesObserver:
         self._core = PodWatch(settings, cri, pid_ns_reader or pid_namespace_inode)
         self.filter = ContainerFilter().narrow(None, label_selector, field_selector)
         self._closed = threading.Event()
-        self._is_root = True
-
-    # ------------------------------------------------------------------ views
-    def copy(
-        self,
-        namespace: str | None = None,
-        label_selector: object | None = None,
-        field_selector: object | None = None,
-    ) -> KubernetesObserver:
-        """A view of the same watch narrowed to ``namespace`` and the selectors
-        (see :mod:`syshub.topology.filter`); a copy of a copy must satisfy both. No watch
-        or CRI connection is opened."""
-        view = object.__new__(KubernetesObserver)
-        view._core = self._core
-        view.filter = self.filter.narrow(namespace or None, label_selector, field_selector)
-        view._closed = threading.Event()
-        view._is_root = False
-        return view
 
     @property
     def namespace(self) -> str | None:
@@ -171,19 +154,9 @@ class KubernetesObserver:
     def close(self) -> None:
         """End this view's runs; on the observer itself, also the shared watch and CRI."""
         self._closed.set()
-        if self._is_root:
+        if not self._is_copy:
             self._core.close()
-
-    def __enter__(self) -> KubernetesObserver:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         parts = [f"namespace={self.namespace!r}", f"node={self.node_name!r}"]
         return f"KubernetesObserver({', '.join(parts + self.filter.describe())})"
-
-
-_: type[Observer] = KubernetesObserver
