@@ -212,7 +212,13 @@ def test_a_known_tricky_document() -> None:
         {**_BASES[0], "spec": {"syscalls": ["read"], "sampleRate": 2**80}},
         {**_BASES[0], "spec": {"syscalls": ["read"], "duration": float("nan")}},
         {**_BASES[0], "spec": {"syscalls": ["read"], "labelSelector": {"matchLabels": {2: 3}}}},
+        {**_BASES[0], "spec": {"syscalls": ["read"], "labelSelector": {"\n": None}}},
+        {**_BASES[0], "spec": {"syscalls": ["read"], "a\nb": 1}},
+        {**_BASES[0], "metadata": {"name": "t", "labels": {"x": "y", "a\nb": 1}}},
     ):
         with pytest.raises(TraceSpecError) as info:
             Trace.from_dict(doc, resolve=resolve)
         _check_error(info.value)
+    with pytest.raises(SelectorError) as sel:
+        LabelSelector.from_dict({"matchLabels": {"ok": "1", "a b": 2}}, "spec.labelSelector")
+    assert sel.value.field == "spec.labelSelector.matchLabels['a b']"

@@ -24,7 +24,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from syshub.errors import TraceSpecError
-from syshub.spec.common import join_path, short_repr, type_name
+from syshub.spec.common import join_path, key_path, short_repr, type_name
 
 __all__ = ["FrozenSpecModel", "SpecModel", "spec_error", "validating_init"]
 
@@ -62,7 +62,7 @@ def _walk(root: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, type[
                     found = (_manifest_name(name, f), f.annotation)
                     break
         if found is None:
-            path, model = join_path(path, f".{part}"), None
+            path, model = join_path(path, key_path(part)), None
             continue
         path = join_path(path, f".{found[0]}")
         nested = found[1]

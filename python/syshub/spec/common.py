@@ -27,6 +27,7 @@ __all__ = [
     "expect_mapping",
     "expect_str",
     "join_path",
+    "key_path",
     "short_repr",
     "str_map",
     "type_name",
@@ -45,6 +46,7 @@ _DNS_SUBDOMAIN_RE: Final = re.compile(
 )
 _LABEL_NAME_RULE: Final = "alphanumerics, '-', '_' or '.', starting and ending with an alphanumeric"
 _REPR_MAX: Final = 60
+_PLAIN_KEY_RE: Final = re.compile(r"[A-Za-z0-9_][-A-Za-z0-9_./]*")
 
 
 # --------------------------------------------------------------------------- value types
@@ -86,6 +88,12 @@ def join_path(base: str, rel: str) -> str:
     return f"{base}.{rel}"
 
 
+def key_path(key: str) -> str:
+    """The relative path of a mapping key: ``.key``, or ``['odd key']`` when the key is not a
+    plain name (so a path stays one readable line)."""
+    return f".{key}" if _PLAIN_KEY_RE.fullmatch(key) else f"[{key!r}]"
+
+
 def expect_str(obj: object, path: str, error: ErrorClass = TraceSpecError) -> str:
     if not isinstance(obj, str):
         hint = " (quote it in YAML)" if isinstance(obj, bool | int | float) else ""
@@ -121,7 +129,7 @@ def check_keys(
     for key in d:
         if key not in allowed:
             raise error(
-                join_path(path, f".{key}"), f"unknown field (expected {', '.join(allowed)})"
+                join_path(path, key_path(key)), f"unknown field (expected {', '.join(allowed)})"
             )
 
 
@@ -131,7 +139,7 @@ def str_map(obj: object, path: str, error: ErrorClass = TraceSpecError) -> dict[
     if obj is None:
         return {}
     d = expect_mapping(obj, path, error)
-    return {k: expect_str(v, join_path(path, f".{k}"), error) for k, v in d.items()}
+    return {k: expect_str(v, join_path(path, key_path(k)), error) for k, v in d.items()}
 
 
 # --------------------------------------------------------------------------- Kubernetes names

@@ -39,6 +39,7 @@ from syshub.spec.common import (
     dns_name_problem,
     expect_list,
     expect_str,
+    key_path,
     validate_label_key,
     validate_label_value,
 )
@@ -174,7 +175,7 @@ class ObjectMeta(FrozenSpecModel):
         for key, value in labels.items():
             validate_label_key(key, "", TraceSpecError)
             if info.field_name == "labels":
-                validate_label_value(value, f".{key}", TraceSpecError)
+                validate_label_value(value, key_path(key), TraceSpecError)
         return labels
 
 

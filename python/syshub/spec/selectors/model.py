@@ -21,6 +21,7 @@ from syshub.errors import SelectorError
 from syshub.spec.common import (
     FrozenMap,
     expect_str,
+    key_path,
     str_map,
     type_name,
     validate_label_key,
@@ -176,7 +177,7 @@ class LabelSelector(_PydanticSelector):
         labels = str_map(self.match_labels, path, SelectorError)
         for key, value in labels.items():
             validate_label_key(key, path)
-            validate_label_value(value, f"{path}.{key}")
+            validate_label_value(value, path + key_path(key))
         exprs = tuple(self.match_expressions)
         for i, expr in enumerate(exprs):
             if not isinstance(expr, Requirement):

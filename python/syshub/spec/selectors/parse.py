@@ -17,6 +17,7 @@ from syshub.spec.common import (
     expect_mapping,
     expect_str,
     join_path,
+    key_path,
     str_map,
     type_name,
     validate_label_key,
@@ -134,7 +135,7 @@ def label_terms_from_dict(d: object, field: str) -> LabelTerms:
     labels_path = join_path(field, ".matchLabels")
     for key, value in labels.items():
         validate_label_key(key, labels_path)
-        validate_label_value(value, join_path(labels_path, f".{key}"))
+        validate_label_value(value, join_path(labels_path, key_path(key)))
     exprs: list[RequirementData] = []
     for i, raw in enumerate(raw_exprs):
         path = join_path(field, f".matchExpressions[{i}]")
