@@ -152,11 +152,6 @@ def test_typed_stats_after_delete_trace(
     assert k.pending == 0 and st.routed >= n // 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: Hub.stats() after Hub.stop() raises ProbeError('the probe is closed') "
-    "(it reads the closed probe's stats and sequences); the final counts are lost",
-)
 def test_final_stats_after_stop(known_calls: Path) -> None:
     """``with Hub() as hub`` stops the hub (and so deletes every job) on exit:
     the final, exact counts must still be readable afterwards."""
@@ -204,3 +199,36 @@ def test_every_namespace_and_a_namespace_job_both_see_a_call(
     wide_evs = c_wide.wait(lambda _: c_wide.sub.closed)
     assert len(narrow_evs) == n
     assert len([e for e in wide_evs if e.pid_ns == child.pid_ns]) == n
+
+
+def test_process_target_follows_descendants(
+    hub_obs: tuple[Hub, LocalObserver], known_calls: Path
+) -> None:
+    """Target.process(pid): a kernel scope of ``pid`` and its descendants,
+    here a shell whose child makes the calls; exact sequence, nothing else."""
+    hub, _ = hub_obs
+    n = 25
+    shell = subprocess.Popen(["sh", "-c", f"{known_calls} wait; exit 0"], stdin=subprocess.PIPE)
+    try:
+        t = Trace.new("tree", ["getppid"])
+        job = run_job(hub, t, target=Target.process(shell.pid))
+        ((scope, nr),) = kernel_filters(hub)
+        assert nr == syscalls.lookup("getppid").nr and 1 <= scope <= 65535
+        col = Collector(hub.subscribe(t))
+        assert shell.stdin is not None
+        shell.stdin.write(b"x" * n)
+        shell.stdin.close()
+        assert shell.wait(timeout=30) == 0
+        hub.delete_trace(t)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+            shell.wait()
+    evs = col.wait(lambda _: col.sub.closed)
+    assert [e.seq for e in evs] == list(range(1, n + 1))
+    (tgid,) = {e.tgid for e in evs}
+    assert tgid != shell.pid  # the shell's child made the calls
+    assert kernel_filters(hub) == {}
+    js = hub.stats().jobs[job.job_id]
+    assert [(k.pid_ns, k.nr) for k in js.keys] == [(scope, nr)]
+    assert totals(js) == (n, n, 0, 0) and balanced(js)

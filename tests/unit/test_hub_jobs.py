@@ -16,7 +16,7 @@ import pytest
 
 from support.hub_env import NR, Env, balanced, box, demo, drain, running_env, totals, wait_until
 from support.kernel_model import FakeEvent
-from syshub import HubError, SyshubError, Target, Trace, TraceState
+from syshub import HubError, Target, Trace, TraceState
 from syshub.hub import TargetKind
 from syshub.hub.plan import DEFAULT_ARGV_MAX, DEFAULT_BUF_MAX, DEFAULT_STR_MAX, KeyConfig
 from syshub.nsproc import pid_namespace_inode
@@ -170,16 +170,15 @@ def test_process_target_of_a_missing_pid_is_a_one_line_error(env: Env) -> None:
     env.check({})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: run_job registers the job and marks its trace Running before the "
-    "target is resolved; on HubError it is neither stopped nor marked Failed",
-)
 def test_failed_start_leaves_no_running_job(env: Env) -> None:
     t = Trace.new("retry", ["getppid"])
-    with pytest.raises(HubError):
-        env.hub.run_trace(t, target=Target.process(missing_pid()))
-    assert t.status.state is not TraceState.RUNNING
+    pid = missing_pid()
+    with pytest.raises(HubError) as err:
+        env.hub.run_trace(t, target=Target.process(pid))
+    assert t.status.state is TraceState.FAILED and t.status.completion_time is not None
+    (failed,) = env.hub.jobs()
+    assert failed.error == str(err.value) and str(pid) in failed.error
+    assert failed.stopped and failed.wait(0)
     assert all(j.stopped for j in env.hub.jobs())
     assert all(js.state != "Running" for js in env.hub.stats().jobs.values())
     # The same trace can then run with a target that exists.
@@ -409,44 +408,37 @@ def test_fake_event_keys() -> None:
 # --------------------------------------------------------------------------- kernel failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: push_job adds the context to _nsmap/_contexts before _sync_key; when "
-    "the kernel refuses the filter (map full), the context stays: desired != kernel",
-)
 def test_kernel_refusing_a_filter_keeps_kernel_equal_to_desired() -> None:
     with running_env() as env:
         env.kernel.capacity = 2
         t = Trace.new("too-many", ["getppid", "openat", "close"])
-        with pytest.raises(SyshubError) as err:
+        with pytest.raises(HubError) as err:
             env.hub.run_trace(t, target=Target.every_namespace())
-        assert "\n" not in str(err.value)
-        # Whatever the failure, the hub's view and the kernel agree, and the
-        # failed job holds nothing.
-        assert env.kernel.current() == env.hub.desired_filters()
+        assert "\n" not in str(err.value) and "no space left" in str(err.value)
+        # The hub's view and the kernel agree, and the failed job holds nothing
+        # (the filters installed before the refusal are rolled back).
+        assert env.kernel.current() == env.hub.desired_filters() == {}
+        assert env.kernel.ops == 4  # 2 set, 2 removed
+        assert t.status.state is TraceState.FAILED
         assert all(js.state != "Running" for js in env.hub.stats().jobs.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: a kernel error while applying a container's filters escapes into the "
-    "observer's emit (here: LocalObserver.start_container) and leaves desired != kernel",
-)
 def test_kernel_refusing_a_container_filter_does_not_break_the_observer() -> None:
     with running_env() as env:
         env.kernel.capacity = 1
         t = demo("full", ["getppid", "openat"])
-        env.run(t)
+        job = env.run(t)
         env.obs.start_container(box("c1", 1001))  # must not raise into the observer
-        env.check()
+        env.check({})  # untraced rather than half traced
+        assert job.errors == 1 and job.error is not None and "c1" in job.error
+        assert t.status.state is TraceState.RUNNING
+        # A container that fits is traced as usual.
+        env.kernel.capacity = 2
+        env.obs.start_container(box("c2", 1002))
+        env.check({(1002, NR["getppid"]): 1, (1002, NR["openat"]): 1})
+        assert job.errors == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: Hub.subscribe does not check the job exists (delete_trace, "
-    "wait_applied and job() raise 'job not found'); the subscription never gets an "
-    "event and never ends",
-)
 def test_subscribe_to_an_unknown_job_raises(env: Env) -> None:
     with pytest.raises(HubError, match="job not found"):
         env.hub.subscribe("nope-00000000")

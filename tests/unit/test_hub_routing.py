@@ -189,11 +189,6 @@ def test_released_context_gets_what_was_emitted_before_release(env: Env) -> None
     assert totals(stats[t2.status.job_id]) == (6, 3, 0, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: delete_trace only ends the draining of the job's live contexts; "
-    "contexts released earlier (container stop) stay in Hub._draining and the routes",
-)
 def test_delete_trace_ends_contexts_released_earlier(env: Env) -> None:
     """Once a trace is deleted its counts are final and nothing of it stays
     in the routing tables, also for keys its containers released before."""
@@ -376,12 +371,6 @@ def test_event_document_has_container_null_when_unknown() -> None:
     assert TraceEvent(ev, None).path == ("", "", "", "getppid")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub bug: push_job reads the key's base sequence before the kernel filter's "
-    "rate is lowered; calls in between are sampled at the old rate and counted as the new "
-    "job's kernel drops",
-)
 def test_lowering_a_key_rate_counts_no_false_drops(env: Env) -> None:
     """Job ``b`` (rate 2) joins a live key sampled at 4 while calls keep
     coming: nothing is lost in the ring, so ``b`` must count no drop."""
