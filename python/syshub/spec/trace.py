@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 
 import yaml
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, StrictStr, field_validator
 
 from syshub.errors import TraceSpecError
 from syshub.spec.base import SpecModel, validating_init
@@ -89,10 +89,10 @@ class Trace(SpecModel):
     )
     always_written: ClassVar[frozenset[str]] = frozenset({"apiVersion", "kind", "metadata"})
 
-    api_version: str = Field(
+    api_version: StrictStr = Field(
         alias="apiVersion", json_schema_extra={"enum": list(SUPPORTED_API_VERSIONS)}
     )
-    kind: str = Field(json_schema_extra={"enum": [KIND]})
+    kind: StrictStr = Field(json_schema_extra={"enum": [KIND]})
     metadata: ObjectMeta
     spec: TraceSpec
     status: TraceStatus = Field(default_factory=TraceStatus)
