@@ -24,7 +24,14 @@ from syshub.topology import (
     Topology,
 )
 from syshub.topology.filter import ContainerFilter, as_label_selector, selects_host
-from syshub.topology.resolve import PodRef
+from syshub.topology.resolve import (
+    ContainerState,
+    CriCallError,
+    CriContainer,
+    CriContainerStatus,
+    PodRef,
+    Resolver,
+)
 
 
 def ctr(
@@ -82,6 +89,53 @@ def test_host_selector() -> None:
     assert selects_host((), c) and selects_host(["n-1", "x"], c)
     assert not selects_host(["x"], c)
     assert not ContainerFilter().narrow(hosts=["x"]).matches(c)
+
+
+def _status(state: ContainerState, pid: int) -> CriContainerStatus:
+    return CriContainerStatus(
+        id="c", name="app", attempt=0, state=state, created_at=1, started_at=2,
+        finished_at=0, exit_code=0, image="img:2", image_ref="", reason="", message="",
+        log_path="", pid=pid,
+    )  # fmt: skip
+
+
+def test_resolver_outcomes() -> None:
+    c = CriContainer("c", "sb", "app", 0, "img:1", "", ContainerState.RUNNING, 1, {"k": "v"})
+    pod = PodRef("web-0", "shop", "uid-1", {"tier": "web"}, "node-a")
+    me = os.getpid()
+    replies: dict[str, CriContainerStatus | CriCallError] = {}
+
+    def status(cid: str) -> CriContainerStatus:
+        reply = replies[cid]
+        if isinstance(reply, CriCallError):
+            raise reply
+        return reply
+
+    resolver = Resolver(status)
+    replies["c"] = _status(ContainerState.RUNNING, me)
+    got = resolver.resolve(c, pod)
+    assert got is not None
+    assert (got.pid, got.pid_ns) == (me, os.stat("/proc/self/ns/pid").st_ino)
+    assert (got.pod, got.namespace, got.pod_uid, got.node) == ("web-0", "shop", "uid-1", "node-a")
+    assert (got.image, dict(got.labels), dict(got.pod_labels)) == (
+        "img:2",
+        {"k": "v"},
+        {"tier": "web"},
+    )
+    assert resolver.alive(got)
+    replies["c"] = _status(ContainerState.EXITED, me)
+    assert resolver.resolve(c, pod) is None
+    replies["c"] = _status(ContainerState.RUNNING, 0)  # no pid reported
+    assert resolver.resolve(c, pod) is None
+    replies["c"] = CriCallError("gone", code="NOT_FOUND")
+    assert resolver.resolve(c, pod) is None
+    replies["c"] = CriCallError("down", code="UNAVAILABLE")  # transient: the caller retries
+    with pytest.raises(CriCallError, match="down"):
+        resolver.resolve(c, pod)
+    gone = Resolver(status, alt_root="/nonexistent")
+    replies["c"] = _status(ContainerState.RUNNING, me)
+    assert gone.resolve(c, pod) is None  # its process is not under alt_root
+    assert not gone.alive(got)
 
 
 def test_pod_ref_from_kubelet_labels() -> None:
