@@ -5,6 +5,7 @@ error when the ``cri`` extra is missing."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -207,10 +208,20 @@ def test_host_observer_on_synced_after_first_scan(tmp_path: Path) -> None:
         assert seen.wait_synced() == 2
         _fake_proc(tmp_path, 30, "late", "c")
         rec.wait_event(lambda ev: ev.kind is START and ev.container.name == "late")
-        (tmp_path / "proc" / "20" / "ns" / "pid").unlink()
-        rec.wait_event(lambda ev: ev.kind is STOP and ev.container.name == "nginx")
+        # a lower pid joins namespace "a" while its first process lives: nothing changes
+        _fake_proc(tmp_path, 5, "joiner", "a")
+        # namespace "b" dies and a new one gets its inode at once (the kernel does that)
+        shutil.rmtree(tmp_path / "proc" / "20")
+        _fake_proc(tmp_path, 25, "redis", "b")
+        new = rec.wait_event(lambda ev: ev.kind is START and ev.container.name == "redis")
+        assert (new.container.pid, new.container.pid_ns) == (25, inode["b"])
+        kinds = [(e.kind, e.container.name) for e in rec.events]
+        assert kinds.index((STOP, "nginx")) < kinds.index((START, "redis"))
+        shutil.rmtree(tmp_path / "proc" / "30")
+        rec.wait_event(lambda ev: ev.kind is STOP and ev.container.name == "late")
         time.sleep(0.1)
         assert rec.synced_calls == 1
+        assert not [e for e in rec.events if e.container.name in ("sleep", "joiner")][1:]
 
 
 # --------------------------------------------------------------------------- the cri extra

@@ -125,17 +125,35 @@ class HostObserver(LocalObserver):
             )
         return found
 
+    def _same_namespace(self, old: Container, new: Container) -> bool:
+        """Whether ``new`` is still ``old``'s namespace: the kernel reuses a dead
+        namespace's inode at once, so the inode alone does not say."""
+        if old.pid == new.pid:
+            return True
+        path = os.path.join(self.alt_root, "proc", str(old.pid), "ns", "pid")
+        try:
+            return os.stat(path).st_ino == old.pid_ns
+        except OSError:
+            return False
+
     def run(self, emit: EmitFn, stop: threading.Event, on_synced: SyncedFn | None = None) -> None:
         seen: dict[int, Container] = {}
         synced = on_synced
         while not self._done(stop):
-            now = {ns: c for ns, c in self.scan().items() if self.matches(c)}
-            for ns, c in now.items():
-                if ns not in seen:
-                    emit(ContainerEvent(ContainerEventKind.START, c))
-            for ns, c in seen.items():
-                if ns not in now:
-                    emit(ContainerEvent(ContainerEventKind.STOP, c))
+            now: dict[int, Container] = {}
+            for ns, c in self.scan().items():
+                if not self.matches(c):
+                    continue
+                old = seen.pop(ns, None)
+                if old is not None and self._same_namespace(old, c):
+                    now[ns] = old  # keep the value announced, so START and STOP are equal
+                    continue
+                if old is not None:  # a new namespace under a dead one's inode
+                    emit(ContainerEvent(ContainerEventKind.STOP, old))
+                emit(ContainerEvent(ContainerEventKind.START, c))
+                now[ns] = c
+            for c in seen.values():
+                emit(ContainerEvent(ContainerEventKind.STOP, c))
             seen = now
             if synced is not None:
                 synced()
