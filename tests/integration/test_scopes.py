@@ -162,6 +162,9 @@ def test_remove_scope_stops_delivery_and_detaches_hooks(
     assert not [e for e in drain(probe) if e.tgid == spinner.pid]
     key = probe.stats().key(scope, NR_GETPPID)
     assert key.matched == key.delivered + key.dropped + key.sampled_out
+    # Ids go round: a removed scope's id (and its counters) is not reused at once.
+    again = probe.add_scope(spinner.pid)
+    assert again == scope + 1 and probe.scope_hooked()
 
 
 def test_scope_in_another_pid_namespace(probe: Any, known_calls: Path) -> None:

@@ -90,6 +90,8 @@ pub struct Probe {
     self_tgid: u32,
     /// Live process scopes: id -> root pid.
     scopes: BTreeMap<u16, u32>,
+    /// The scope id handed out last (ids go round, 1..=65535).
+    last_scope: u16,
     scope_count: Array<MapData, u32>,
     scope_tasks: BpfHashMap<MapData, u32, u32>,
     /// The fork and exit hooks, attached while a scope exists.
@@ -222,6 +224,7 @@ impl Probe {
             reaper: None,
             self_tgid,
             scopes: BTreeMap::new(),
+            last_scope: 0,
             scope_count,
             scope_tasks,
             scope_links: None,

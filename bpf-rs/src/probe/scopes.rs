@@ -92,16 +92,17 @@ impl Probe {
                 "process {pid} is already in scope {id}"
             )));
         }
-        let id = (1..=u16::try_from(abi::SCOPE_MAX).unwrap_or(u16::MAX))
-            .find(|i| !self.scopes.contains_key(i))
-            .ok_or_else(|| Error::InvalidArgument("every process scope id is in use".into()))?;
+        let id = self.free_scope_id()?;
         // The fork hook first: a child forked from here on is added by it.
         self.attach_scope_hooks()?;
         let scope = u32::from(id);
         if let Err(e) = self.scope_tasks.insert(tgid, scope, 0) {
-            self.set_scope_count()?;
+            if self.scopes.is_empty() {
+                self.detach_scope_hooks()?;
+            }
             return Err(Error::Bpf(format!("adding process {pid} to a scope: {e}")));
         }
+        self.last_scope = id;
         self.scopes.insert(id, tgid);
         self.set_scope_count()?;
         // It may have exited before its entry existed: then no exit hook
@@ -183,6 +184,17 @@ impl Probe {
     #[must_use]
     pub fn scope_hooked(&self) -> bool {
         self.scope_links.is_some()
+    }
+
+    /// The next id after the last one handed out that is not in use, so an
+    /// id (and its retired counters) is not reused soon after its removal.
+    fn free_scope_id(&self) -> Result<u16> {
+        let max = u16::try_from(abi::SCOPE_MAX).unwrap_or(u16::MAX);
+        (1..=max)
+            .map(|i| (u32::from(self.last_scope) + u32::from(i) - 1) % u32::from(max) + 1)
+            .filter_map(|i| u16::try_from(i).ok())
+            .find(|i| !self.scopes.contains_key(i))
+            .ok_or_else(|| Error::InvalidArgument("every process scope id is in use".into()))
     }
 
     fn set_scope_count(&mut self) -> Result<()> {
