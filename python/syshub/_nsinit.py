@@ -35,6 +35,9 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NoReturn
 
 CLONE_NEWPID = 0x20000000
 PR_SET_PDEATHSIG = 1
@@ -76,61 +79,60 @@ def exit_code(wait_status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _command(
-    parent_fd: int,
-    info_fd: int,
-    go_fd: int,
-    exe: str,
-    argv: list[str],
-    inherited: dict[signal.Signals, bool],
-) -> None:
-    """Child side: report the pid, wait for the go byte, exec. Never returns."""
+@dataclass(frozen=True)
+class Launch:
+    """What the command needs: the pipes to the tracer, what to exec, and the
+    signal dispositions the helper inherited (True: ignored)."""
+
+    info_fd: int
+    go_fd: int
+    exe: str
+    argv: list[str]
+    inherited: dict[signal.Signals, bool]
+
+
+def _child(body: Callable[[Launch], None], parent_fd: int, launch: Launch) -> NoReturn:
+    """A forked process of the chain: tied to its parent, runs ``body``,
+    never returns into the caller's code."""
     try:
         _die_with(parent_fd)
-        os.write(info_fd, f"{os.readlink('/proc/self')}\n".encode())
-        os.close(info_fd)
-        go = os.read(go_fd, 1)
-        os.close(go_fd)
-        if go != b"g":
-            os._exit(EXIT_ABANDONED)
-        for py in PYTHON_IGNORED:
-            signal.signal(py, signal.SIG_DFL)
-        for s, ignored in inherited.items():
-            signal.signal(s, signal.SIG_IGN if ignored else signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        os.execv(exe, argv)
+        body(launch)
     except OSError as e:
-        sys.stderr.write(f"syshub: cannot run {exe!r}: {e.strerror}\n")
-        os._exit(127)
-    except BaseException:
+        sys.stderr.write(f"syshub: cannot run {launch.exe!r}: {e.strerror}\n")
+    finally:
         os._exit(127)
 
 
-def _init(
-    parent_fd: int,
-    info_fd: int,
-    go_fd: int,
-    exe: str,
-    argv: list[str],
-    inherited: dict[signal.Signals, bool],
-) -> None:
-    """PID 1 of the namespace: start the command, relay signals, reap. Never returns."""
-    try:
-        _die_with(parent_fd)
-        # Local observers name a namespace after its first process.
-        _prctl(PR_SET_NAME, os.path.basename(exe).encode()[:15] or b"init")
-        # Blocked before the fork: no SIGCHLD can be missed; sigwaitinfo takes them.
-        signal.pthread_sigmask(signal.SIG_BLOCK, [*RELAYED, signal.SIGCHLD])
-        me = os.pidfd_open(os.getpid())
-        child = os.fork()
-        if child == 0:
-            _command(me, info_fd, go_fd, exe, argv, inherited)
-        os.close(me)
-        os.close(info_fd)
-        os.close(go_fd)
-        os._exit(_relay_and_reap(child))
-    except BaseException:
-        os._exit(127)
+def _command(launch: Launch) -> None:
+    """Report the pid, wait for the go byte, exec."""
+    os.write(launch.info_fd, f"{os.readlink('/proc/self')}\n".encode())
+    os.close(launch.info_fd)
+    go = os.read(launch.go_fd, 1)
+    os.close(launch.go_fd)
+    if go != b"g":
+        os._exit(EXIT_ABANDONED)
+    for py in PYTHON_IGNORED:
+        signal.signal(py, signal.SIG_DFL)
+    for s, ignored in launch.inherited.items():
+        signal.signal(s, signal.SIG_IGN if ignored else signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    os.execv(launch.exe, launch.argv)
+
+
+def _init(launch: Launch) -> None:
+    """PID 1 of the namespace: start the command, relay signals, reap."""
+    # Local observers name a namespace after its first process.
+    _prctl(PR_SET_NAME, os.path.basename(launch.exe).encode()[:15] or b"init")
+    # Blocked before the fork: no SIGCHLD can be missed; sigwaitinfo takes them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, [*RELAYED, signal.SIGCHLD])
+    me = os.pidfd_open(os.getpid())
+    child = os.fork()
+    if child == 0:
+        _child(_command, me, launch)
+    os.close(me)
+    os.close(launch.info_fd)
+    os.close(launch.go_fd)
+    os._exit(_relay_and_reap(child))
 
 
 def _relay_and_reap(child: int) -> int:
@@ -165,7 +167,13 @@ def main(argv: list[str]) -> int:
     exe, cmd = argv[4], argv[5:]
     if argv[0] != "-":
         _die_with(int(argv[0]))
-    inherited = {s: signal.getsignal(s) == signal.SIG_IGN for s in HELPER_IGNORED}
+    launch = Launch(
+        info_fd,
+        go_fd,
+        exe,
+        cmd,
+        {s: signal.getsignal(s) == signal.SIG_IGN for s in HELPER_IGNORED},
+    )
     for s in HELPER_IGNORED:
         signal.signal(s, signal.SIG_IGN)
     if _libc.unshare(CLONE_NEWPID) != 0:
@@ -175,7 +183,7 @@ def main(argv: list[str]) -> int:
     me = os.pidfd_open(os.getpid())
     pid = os.fork()
     if pid == 0:
-        (_init if init else _command)(me, info_fd, go_fd, exe, cmd, inherited)
+        _child(_init if init else _command, me, launch)
     os.close(me)
     os.close(go_fd)
     os.close(info_fd)

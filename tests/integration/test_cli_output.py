@@ -15,6 +15,12 @@ from test_cli import SYSHUB, run, split_stderr, summary, wait_for
 pytestmark = pytest.mark.bpf
 
 
+def _pipeline(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_events_do_not_mix_with_the_commands_stdout() -> None:
     r = run("trace", "-s", "write,exit_group", "--", "sh", "-c", "echo hello; echo world")
     assert r.returncode == 0, r.stderr
@@ -59,13 +65,7 @@ def test_slow_reader_loses_nothing_uncounted(known_calls: Path) -> None:
             str(n),
         ]
     )
-    r = subprocess.run(
-        ["bash", "-c", f"{cmd} | (sleep 2; cat)"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    r = _pipeline(f"{cmd} | (sleep 2; cat)")
     assert r.returncode == 0, r.stderr
     s = summary(r.stderr)
     assert s["matched"] == n  # exactly the command's calls
@@ -91,9 +91,8 @@ def _hub_events(known_calls: Path, syscalls: list[str]) -> list[Any]:
     hub = Hub(HubConfig(ring_bytes=1 << 22), observer=HostObserver()).start()
     try:
         with NamespacedProcess([str(known_calls), "known"], init=True) as child:
-            job = Job(Trace.new("doc", syscalls), target=Target.process(child.pid))
-            sub = hub.subscribe(job)
-            hub.run_job(job)
+            job = hub.run_job(Job(Trace.new("doc", syscalls), target=Target.process(child.pid)))
+            sub = hub.subscribe(job)  # the command is held: nothing is missed
             assert hub.wait_applied(job, timeout=10)
             # The observer polls /proc: let it see the new namespace first.
             wait_for(lambda: hub.topology.lookup_container(child.pid_ns), what="the topology")
@@ -185,13 +184,7 @@ def test_reader_going_away_ends_the_trace_counted() -> None:
     loop = "'while :; do /bin/true; done'"
     cmd = " ".join([*SYSHUB, "trace", "-s", "execve", "--format", "json", "-o", "-"])
     cmd += f" -- sh -c {loop}"
-    r = subprocess.run(
-        ["bash", "-c", f"{cmd} | head -c 100 >/dev/null; exit ${{PIPESTATUS[0]}}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    r = _pipeline(f"{cmd} | head -c 100 >/dev/null; exit ${{PIPESTATUS[0]}}")
     assert r.returncode == 141, r.stderr
     s = summary(r.stderr)
     assert s["output"] > 0 and s["printed"] >= 1

@@ -38,9 +38,22 @@ def _marker() -> str:
     return f"syshub-test-{uuid.uuid4().hex[:12]}"
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def _chain(mark: str, syshub: subprocess.Popen[str]) -> list[int]:
-    """The helper, the init and the command (syshub's own argv has the mark too)."""
-    return sorted(q for q in pids_with_arg(mark) if q != syshub.pid)
+    """[helper, init, command], followed down from syshub (a shell's forks
+    before exec carry the mark too), or as much of it as exists."""
+    chain: list[int] = []
+    kids = [q for q in _children(syshub.pid) if q in pids_with_arg(mark)]
+    while kids and len(chain) < 3:
+        chain.append(kids[0])
+        kids = _children(kids[0])
+    return chain
 
 
 def _gone(pids: list[int], timeout: float = 5.0) -> None:
@@ -112,17 +125,12 @@ def test_ctrl_c_in_a_terminal(tmp_path: Path) -> None:
 def test_sigkill_to_syshub_kills_the_command(tmp_path: Path) -> None:
     ready, mark = tmp_path / "ready", _marker()
     p = start(
-        "trace", "-s", "getppid", "--", "sh", "-c", f"echo ready > {ready}; sleep 1000; :", mark
+        "trace", "-s", "getppid", "--", "sh", "-c", f"sleep 1000 & echo ready > {ready}; wait", mark
     )
     wait_for(ready.exists, what="the command to start")
     procs = _chain(mark, p)
     assert len(procs) == 3, procs
-    sleeps = [
-        int(c)
-        for pid in procs
-        for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        if Path(f"/proc/{c}/comm").read_text().strip() == "sleep"
-    ]
+    sleeps = [c for c in _children(procs[-1]) if Path(f"/proc/{c}/comm").read_text() == "sleep\n"]
     assert len(sleeps) == 1
     p.kill()
     p.wait(timeout=10)
@@ -134,7 +142,14 @@ def test_kill_term_to_the_command_ends_it(tmp_path: Path) -> None:
     handler kills it, as outside a namespace."""
     ready, mark = tmp_path / "ready", _marker()
     p = start(
-        "trace", "-s", "exit_group", "--", "sh", "-c", f"echo ready > {ready}; sleep 1000; :", mark
+        "trace",
+        "-s",
+        "exit_group",
+        "--",
+        "sh",
+        "-c",
+        f"sleep 1000 & echo ready > {ready}; wait",
+        mark,
     )
     wait_for(ready.exists, what="the command to start")
     helper, init, cmd = _chain(mark, p)
@@ -176,7 +191,7 @@ def test_duration_kills_a_command_that_ignores_sigterm(tmp_path: Path) -> None:
     mark = _marker()
     script = 'trap "" TERM; while :; do sleep 0.05; done'
     p = start("trace", "-s", "exit_group", "--duration", "0.5", "--", "sh", "-c", script, mark)
-    procs = wait_for(lambda: _chain(mark, p), what="the command")
+    procs = wait_for(lambda: len(_chain(mark, p)) == 3 and _chain(mark, p), what="the command")
     _, err = p.communicate(timeout=30)
     assert p.returncode == 124, err
     summary(err)

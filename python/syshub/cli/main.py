@@ -12,8 +12,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from syshub.cli.errors import CliError, OutputError, UsageError
+from syshub.cli.errors import EXIT_FAILURE, CliError, OutputError, UsageError
 from syshub.cli.output import silence_std_streams
+from syshub.errors import SyshubError
 
 EXIT_PIPE = 128 + signal.SIGPIPE
 
@@ -74,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         _error(str(e))
         return e.status
+    except SyshubError as e:  # a Hub, probe or topology failure not foreseen above
+        _error(str(e))
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         _error("interrupted")
         return 128 + signal.SIGINT

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Callable
 from typing import NoReturn
 
 from syshub import __version__, syscalls
@@ -38,15 +39,59 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def positive_int(text: str, *, what: str = "value", lo: int = 1, hi: int | None = None) -> int:
-    try:
-        n = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
-    if n < lo or (hi is not None and n > hi):
-        bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise argparse.ArgumentTypeError(f"{what} must be in {bounds}, got {n}")
-    return n
+def ranged(what: str, lo: int = 1, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``lo..hi`` (no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text, 0)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer, got {text!r}") from None
+        if n < lo or (hi is not None and n > hi):
+            bounds = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise argparse.ArgumentTypeError(f"{what} must be in {bounds}, got {n}")
+        return n
+
+    return parse
+
+
+#: Integer options of `syshub trace`: flag, metavar, range, default, help.
+_INT_OPTIONS: tuple[tuple[str, str, int, int, int, str], ...] = (
+    ("--sample-rate", "N", 1, limits.SAMPLE_RATE_MAX, 1, "deliver 1 in N matching calls"),
+    (
+        "--str-max",
+        "BYTES",
+        1,
+        limits.STR_MAX_LIMIT,
+        limits.DEFAULT_STR_MAX,
+        "bytes captured per string argument",
+    ),
+    (
+        "--argv-max",
+        "N",
+        0,
+        limits.ARGV_MAX_LIMIT,
+        limits.DEFAULT_ARGV_MAX,
+        "argv elements captured (execve)",
+    ),
+    (
+        "--buf-max",
+        "BYTES",
+        0,
+        limits.BUF_MAX_LIMIT,
+        limits.DEFAULT_BUF_MAX,
+        "bytes captured per buffer argument",
+    ),
+    (
+        "--queue",
+        "EVENTS",
+        1,
+        1 << 24,
+        DEFAULT_QUEUE,
+        "events held between the kernel reader and the output (more are counted as "
+        "dropped (output))",
+    ),
+)
 
 
 def duration(text: str) -> float:
@@ -176,12 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "-p",
         "--pid",
-        type=lambda s: positive_int(s, what="--pid"),
+        type=ranged("--pid"),
         help="trace this process and its descendants",
     )
     where.add_argument(
         "--namespace-of",
-        type=lambda s: positive_int(s, what="--namespace-of"),
+        type=ranged("--namespace-of"),
         metavar="PID",
         help="trace every process in the pid namespace of PID",
     )
@@ -200,48 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this long (10, 2.5, 500ms, 2m); a command is then ended as "
         "timeout(1) does and syshub exits 124",
     )
-    t.add_argument(
-        "--sample-rate",
-        type=lambda s: positive_int(s, what="--sample-rate", hi=limits.SAMPLE_RATE_MAX),
-        default=1,
-        metavar="N",
-        help="deliver 1 in N matching calls",
-    )
-    t.add_argument(
-        "--str-max",
-        type=lambda s: positive_int(s, what="--str-max", hi=limits.STR_MAX_LIMIT),
-        default=limits.DEFAULT_STR_MAX,
-        metavar="BYTES",
-        help="bytes captured per string argument",
-    )
-    t.add_argument(
-        "--argv-max",
-        type=lambda s: positive_int(s, what="--argv-max", lo=0, hi=limits.ARGV_MAX_LIMIT),
-        default=limits.DEFAULT_ARGV_MAX,
-        metavar="N",
-        help="argv elements captured (execve)",
-    )
-    t.add_argument(
-        "--buf-max",
-        type=lambda s: positive_int(s, what="--buf-max", lo=0, hi=limits.BUF_MAX_LIMIT),
-        default=limits.DEFAULT_BUF_MAX,
-        metavar="BYTES",
-        help="bytes captured per buffer argument",
-    )
+    for flag, metavar, lo, hi, default, text in _INT_OPTIONS:
+        t.add_argument(flag, type=ranged(flag, lo, hi), default=default, metavar=metavar, help=text)
     t.add_argument(
         "--ring-bytes",
         type=ring_bytes,
         default="16M",
         metavar="SIZE",
         help="kernel ring buffer size (a power of two: 4096 .. 1G)",
-    )
-    t.add_argument(
-        "--queue",
-        type=lambda s: positive_int(s, what="--queue", hi=1 << 24),
-        default=DEFAULT_QUEUE,
-        metavar="EVENTS",
-        help="events held between the kernel reader and the output (more are counted "
-        "as dropped (output))",
     )
     t.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     s = sub.add_parser(

@@ -125,13 +125,13 @@ class TraceRun:
             )
         except (TraceSpecError, ValueError) as e:
             raise UsageError(str(e)) from None
-        job = Job(trace, target=target, capture=self.capture)
-        # Subscribed before the job runs: every event routed to it is ours.
-        sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
+        job = self.hub.run_job(Job(trace, target=target, capture=self.capture))
+        # The contract subscribes to a running job. For a command nothing is
+        # lost: it is still held. For --pid/--host, calls routed in between
+        # show in the summary as dropped (output) (delivered - printed).
         try:
-            self.hub.run_job(job)
+            sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
         except BaseException:
-            sub.close()
             with contextlib.suppress(Exception):
                 self.hub.delete_trace(job)
             raise
@@ -144,13 +144,14 @@ class TraceRun:
         a, child = self.args, self.child
         if child is not None:
             try:
-                self.job, self.sub = self._run_job(Target.process(child.pid))
+                target = Target.process(child.pid)
+                self.job, self.sub = self._run_job(target)
+                return
             except (HubError, AttributeError, NotImplementedError):
                 # No kernel process scopes: trace the command's namespace (its
                 # init is then traced too).
-                self.job, self.sub = self._run_job(Target.namespace_of(child.pid))
-            return
-        if a.host:
+                target = Target.namespace_of(child.pid)
+        elif a.host:
             self._label(0)
             target = Target.every_namespace()
         else:
