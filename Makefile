@@ -87,7 +87,7 @@ wheel-check: wheel
 	.wheel-venv/bin/pip install -q $$(ls -t target/wheels/syshub-*.whl | head -1)
 	mkdir -p .wheel-venv/nobin && ln -sf /usr/bin/cat .wheel-venv/nobin/cat
 	cd / && env PATH=$(CURDIR)/.wheel-venv/nobin $(CURDIR)/.wheel-venv/bin/syshub trace \
-		-s openat -- cat /etc/hostname | grep -q 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3'
+		-s openat -o - -- cat /etc/hostname | grep -q 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3'
 	@echo "wheel-check: the installed wheel traced with no clang on PATH"
 
 # The CRI subset (proto/cri) -> checked-in Python code under the package (the wheel
