@@ -57,6 +57,8 @@ def _pidfd(pid: int) -> int:
         return os.pidfd_open(pid)
     except ProcessLookupError:
         raise UsageError(f"no such process: {pid}") from None
+    except OSError as e:  # EINVAL: a thread id, not a process
+        raise UsageError(f"cannot watch process {pid}: {e.strerror} (a thread id?)") from None
 
 
 def _exited(fd: int) -> bool:
@@ -157,7 +159,8 @@ class TraceRun:
         else:
             pid = a.pid if a.pid is not None else a.namespace_of
             self.watched = _pidfd(pid)
-            self._label(os.stat(f"/proc/{pid}/ns/pid").st_ino)
+            with contextlib.suppress(OSError):  # unlabelled events then, not an error
+                self._label(os.stat(f"/proc/{pid}/ns/pid").st_ino)
             target = Target.process(pid) if a.pid is not None else Target.namespace_of(pid)
         try:
             self.job, self.sub = self._run_job(target)
@@ -246,6 +249,10 @@ class TraceRun:
             f"syshub: {js.matched} matched: {printed} printed, {js.dropped} dropped (kernel), "
             f"{js.delivered - printed} dropped (output), {js.sampled_out} sampled out"
         )
+        sub = self.sub.stats()
+        early = js.delivered - (sub.delivered + sub.dropped + sub.queued)
+        if early:
+            line += f" ({early} of the dropped (output) came before the output was subscribed)"
         if st.decode_errors:
             line += f"; {st.decode_errors} malformed records"
         with contextlib.suppress(OSError):  # stderr itself may be the broken output
