@@ -229,3 +229,25 @@ def test_ctrl_c_during_start_up(tmp_path: Path) -> None:
     assert err.strip() == "syshub: error: interrupted by SIGINT before tracing began", err
     assert not touched.exists()
     _gone(_chain(mark, p))
+
+
+def test_what_the_command_leaves_running_ends_with_it(tmp_path: Path) -> None:
+    bg, secs = tmp_path / "bg", f"{900 + uuid.uuid4().int % 99}.{uuid.uuid4().int % 10**6}"
+    r = run("trace", "-s", "exit_group", "--", "sh", "-c", f"sleep {secs} & echo $! > {bg}")
+    assert r.returncode == 0, r.stderr
+    assert bg.read_text().strip() == "3"  # in the namespace: init 1, command 2, the job 3
+    wait_for(lambda: not any(alive(q) for q in pids_with_arg(secs)), 5, "the job to end")
+
+
+def test_ignored_hangup_stays_ignored() -> None:
+    """Like nohup: a SIGHUP ignored when syshub started is ignored by the command."""
+    r = subprocess.run(
+        [*SYSHUB, "trace", "-s", "kill", "--", "sh", "-c", "kill -HUP $$; echo alive"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )
+    assert r.returncode == 0 and r.stdout == "alive\n", r.stderr
+    summary(r.stderr)
