@@ -249,15 +249,12 @@ mod tests {
     }
 
     fn header_only(pid_ns: u32, nr: u32) -> Vec<u8> {
-        let h = crate::abi::SyscallEvent {
-            kind: crate::abi::REC_SYSCALL,
-            size: u32::try_from(crate::abi::EVENT_SIZE).unwrap(),
+        let hdr = crate::abi::SyscallEvent {
             nr,
             pid_ns,
             ..Default::default()
         };
-        // SAFETY: SyscallEvent is POD.
-        unsafe { std::slice::from_raw_parts((&raw const h).cast::<u8>(), size_of_val(&h)) }.to_vec()
+        crate::decode::testutil::record_with(hdr, &[])
     }
 
     #[test]

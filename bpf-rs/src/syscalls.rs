@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::abi::{self, ArgSpec, CaptureSpec};
+pub use crate::decode::{ArgType, Captured, StructType};
 use crate::error::Error;
 
 const TABLE_TSV: &str = include_str!(concat!(env!("OUT_DIR"), "/syscalls_x86_64.tsv"));
@@ -43,13 +44,14 @@ impl RetKind {
     }
 }
 
-/// One argument: its name, its type name (render or capture type) and the
-/// type's parameters, e.g. `buf_in(2)` -> ty `buf_in`, params `["2"]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One argument: its name and its type, parsed once when the table loads
+/// (`buf_in(2)` -> a buffer captured with the length in argument 2).
+#[derive(Clone, Debug)]
 pub struct ArgDef {
     pub name: String,
-    pub ty: String,
-    pub params: Vec<String>,
+    /// The type as the data file spells it, e.g. `buf_in(2)`.
+    pub type_name: String,
+    pub ty: ArgType,
 }
 
 #[derive(Clone, Debug)]
@@ -62,23 +64,6 @@ pub struct SyscallDef {
     /// Tracepoint event suffix (`sys_enter_<tp>`), `None` if there is none.
     pub tp: Option<String>,
     pub args: Vec<ArgDef>,
-}
-
-/// Sizes (x86_64) of the structs the probe may copy whole.
-#[must_use]
-pub fn struct_size(ty: &str) -> Option<u16> {
-    Some(match ty {
-        "timespec" | "timeval" | "rlimit" => 16,
-        "itimerspec" | "itimerval" | "sigaction" => 32,
-        "open_how" => 24,
-        "clone_args" => 88,
-        "sigset" | "pollfd" | "user_cap" | "fd_pair" => 8,
-        "epoll_event" => 12,
-        "sched_attr" => 56,
-        "sockopt" => 64,
-        "utsname" => 390,
-        _ => return None,
-    })
 }
 
 impl SyscallDef {
@@ -115,87 +100,33 @@ impl SyscallDef {
     }
 }
 
-fn param_index(arg: &ArgDef, i: usize) -> u8 {
-    arg.params
-        .get(i)
-        .and_then(|p| p.trim().parse::<u8>().ok())
-        .filter(|&n| usize::from(n) < abi::NARGS)
-        .unwrap_or(abi::NO_LEN_ARG)
-}
-
 fn arg_spec(arg: &ArgDef) -> ArgSpec {
-    let none = ArgSpec {
-        kind: abi::SPEC_NONE,
-        len_arg: abi::NO_LEN_ARG,
-        size: 0,
+    let spec = |kind, len_arg, size| ArgSpec {
+        kind,
+        len_arg,
+        size,
     };
-    let size_of_param = |i: usize| {
-        arg.params
-            .get(i)
-            .and_then(|t| struct_size(t.trim()))
-            .unwrap_or(64)
+    let size = |t: StructType| t.size().unwrap_or(64);
+    let none = abi::NO_LEN_ARG;
+    let ArgType::Capture(cap) = arg.ty else {
+        return spec(abi::SPEC_NONE, none, 0);
     };
-    match arg.ty.as_str() {
-        "str" => ArgSpec {
-            kind: abi::SPEC_STR,
-            ..none
-        },
-        "strv" => ArgSpec {
-            kind: abi::SPEC_STRV,
-            ..none
-        },
-        "str_out" => ArgSpec {
-            kind: abi::SPEC_STR_OUT,
-            ..none
-        },
-        "buf_in" => ArgSpec {
-            kind: abi::SPEC_BUF_IN,
-            len_arg: param_index(arg, 0),
-            size: 0,
-        },
-        "msghdr_in" => ArgSpec {
-            kind: abi::SPEC_MSGHDR_NAME_IN,
-            ..none
-        },
-        "msghdr_out" => ArgSpec {
-            kind: abi::SPEC_MSGHDR_NAME_OUT,
-            ..none
-        },
-        "buf_out" => ArgSpec {
-            kind: abi::SPEC_BUF_OUT,
-            ..none
-        },
-        "sockaddr_in" => ArgSpec {
-            kind: abi::SPEC_SOCKADDR_IN,
-            len_arg: param_index(arg, 0),
-            size: 0,
-        },
-        "sockaddr_out" => ArgSpec {
-            kind: abi::SPEC_SOCKADDR_OUT,
-            len_arg: param_index(arg, 0),
-            size: 0,
-        },
-        "struct_in" => ArgSpec {
-            kind: abi::SPEC_STRUCT_IN,
-            len_arg: abi::NO_LEN_ARG,
-            size: size_of_param(0),
-        },
-        "struct_in_len" => ArgSpec {
-            kind: abi::SPEC_STRUCT_IN_LEN,
-            len_arg: param_index(arg, 1),
-            size: size_of_param(0),
-        },
-        "struct_out_lenptr" => ArgSpec {
-            kind: abi::SPEC_STRUCT_OUT_LENPTR,
-            len_arg: param_index(arg, 1),
-            size: size_of_param(0),
-        },
-        "struct_out" => ArgSpec {
-            kind: abi::SPEC_STRUCT_OUT,
-            len_arg: abi::NO_LEN_ARG,
-            size: size_of_param(0),
-        },
-        _ => none,
+    match cap {
+        Captured::Str => spec(abi::SPEC_STR, none, 0),
+        Captured::Strv => spec(abi::SPEC_STRV, none, 0),
+        Captured::StrOut => spec(abi::SPEC_STR_OUT, none, 0),
+        Captured::BufIn { len_arg } => spec(abi::SPEC_BUF_IN, len_arg, 0),
+        Captured::BufOut => spec(abi::SPEC_BUF_OUT, none, 0),
+        Captured::MsghdrIn => spec(abi::SPEC_MSGHDR_NAME_IN, none, 0),
+        Captured::MsghdrOut => spec(abi::SPEC_MSGHDR_NAME_OUT, none, 0),
+        Captured::SockaddrIn { len_arg } => spec(abi::SPEC_SOCKADDR_IN, len_arg, 0),
+        Captured::SockaddrOut { len_arg } => spec(abi::SPEC_SOCKADDR_OUT, len_arg, 0),
+        Captured::StructIn(t) => spec(abi::SPEC_STRUCT_IN, none, size(t)),
+        Captured::StructInLen(t, len_arg) => spec(abi::SPEC_STRUCT_IN_LEN, len_arg, size(t)),
+        Captured::StructOut(t) => spec(abi::SPEC_STRUCT_OUT, none, size(t)),
+        Captured::StructOutLenptr(t, len_arg) => {
+            spec(abi::SPEC_STRUCT_OUT_LENPTR, len_arg, size(t))
+        }
     }
 }
 
@@ -206,7 +137,7 @@ pub struct SyscallTable {
     by_name: HashMap<String, u32>,
 }
 
-fn parse_args(field: &str) -> Result<Vec<ArgDef>, String> {
+fn parse_args(field: &str, syscall: &str) -> Result<Vec<ArgDef>, String> {
     if field == "-" || field.is_empty() {
         return Ok(Vec::new());
     }
@@ -216,19 +147,19 @@ fn parse_args(field: &str) -> Result<Vec<ArgDef>, String> {
             let (name, ty) = a
                 .split_once(':')
                 .ok_or_else(|| format!("argument `{a}` is not name:type"))?;
-            let (ty, params) = match ty.split_once('(') {
+            let (base, params) = match ty.split_once('(') {
                 Some((t, rest)) => {
                     let inner = rest
                         .strip_suffix(')')
                         .ok_or_else(|| format!("argument `{a}`: unclosed `(`"))?;
-                    (t, inner.split(',').map(|p| p.trim().to_owned()).collect())
+                    (t, inner.split(',').map(str::trim).collect())
                 }
                 None => (ty, Vec::new()),
             };
             Ok(ArgDef {
                 name: name.trim().to_owned(),
-                ty: ty.trim().to_owned(),
-                params,
+                type_name: ty.trim().to_owned(),
+                ty: ArgType::parse(base.trim(), &params, syscall),
             })
         })
         .collect()
@@ -280,7 +211,7 @@ impl SyscallTable {
                 group: cols[3].to_owned(),
                 ret: RetKind::parse(cols[4]).map_err(err)?,
                 tp: (cols[5] != "-").then(|| cols[5].to_owned()),
-                args: parse_args(cols[6]).map_err(err)?,
+                args: parse_args(cols[6], cols[1]).map_err(err)?,
             };
             if by_name.insert(def.name.clone(), nr).is_some() {
                 return Err(err(format!("duplicate name `{}`", def.name)));
@@ -371,6 +302,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::Render;
 
     #[test]
     fn embedded_table_parses_and_has_core_calls() {
@@ -407,6 +339,15 @@ mod tests {
         assert_eq!(execve.slots[0].kind, abi::SPEC_STR);
         assert_eq!(execve.slots[1].kind, abi::SPEC_STRV);
         assert_eq!(t.by_name("getppid").unwrap().capture_spec().nargs, 0);
+        let setrlimit = t.by_name("setrlimit").unwrap().capture_spec();
+        assert_eq!(setrlimit.slots[1].kind, abi::SPEC_STRUCT_IN);
+        assert_eq!(setrlimit.slots[1].size, 16);
+        let setsockopt = t.by_name("setsockopt").unwrap().capture_spec();
+        assert_eq!(setsockopt.slots[3].kind, abi::SPEC_STRUCT_IN_LEN);
+        assert_eq!(
+            (setsockopt.slots[3].len_arg, setsockopt.slots[3].size),
+            (4, 64)
+        );
     }
 
     #[test]
@@ -417,6 +358,35 @@ mod tests {
         assert!(SyscallTable::parse("0\tread\tA\tB\tint\tread\tfd:int;buf:buf_in(2").is_err());
         let dup = "0\tread\tA\tB\tint\tread\t-\n0\twrite\tA\tB\tint\twrite\t-";
         assert!(SyscallTable::parse(dup).is_err());
+    }
+
+    #[test]
+    fn argument_types_are_parsed_at_load() {
+        let t = SyscallTable::get();
+        let openat = t.by_name("openat").unwrap();
+        assert!(matches!(openat.args[0].ty, ArgType::Scalar(Render::Dirfd)));
+        assert!(matches!(openat.args[1].ty, ArgType::Capture(Captured::Str)));
+        assert!(matches!(
+            openat.args[2].ty,
+            ArgType::Scalar(Render::OpenFlags)
+        ));
+        let connect = t.by_name("connect").unwrap();
+        assert_eq!(connect.args[1].type_name, "sockaddr_in(2)");
+        assert!(matches!(
+            connect.args[1].ty,
+            ArgType::Capture(Captured::SockaddrIn { len_arg: 2 })
+        ));
+        // dup3's flags carry no access mode: plain bits, not open flags.
+        let dup3 = t.by_name("dup3").unwrap();
+        assert!(matches!(
+            dup3.args[2].ty,
+            ArgType::Scalar(Render::Bits { .. })
+        ));
+        // Types the decoder does not know render as hex.
+        assert!(matches!(
+            ArgType::parse("splice_flags", &[], "splice"),
+            ArgType::Scalar(Render::Hex)
+        ));
     }
 
     #[test]
