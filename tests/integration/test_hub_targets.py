@@ -70,10 +70,12 @@ def test_every_namespace_sees_a_fresh_namespace(hub_obs: tuple[Hub, LocalObserve
         assert child.wait(timeout=30) == 0
     finally:
         child.close()
+    assert hub.probe is not None
+    seen = (hub.probe.stats().key(*key), hub.probe.hooked(), hub.probe.stats().kernel)
     hub.delete_trace(t)  # routes what the kernel emitted, then ends the subscription
     evs = col.wait(lambda _: col.sub.closed)
     mine = [e for e in evs if e.pid_ns == child.pid_ns]
-    assert [(e.tgid, e.ns_tgid, e.syscall) for e in mine] == [(child.pid, 1, "getsid")] * n
+    assert [(e.tgid, e.ns_tgid, e.syscall) for e in mine] == [(child.pid, 1, "getsid")] * n, seen
     seqs = [e.seq for e in mine]
     assert seqs == sorted(seqs) and len(set(seqs)) == n  # numbered on key 0 among others
     assert all(e.container is None for e in mine)  # no observer reported it
