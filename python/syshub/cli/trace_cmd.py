@@ -2,10 +2,10 @@
 its events, account for every matched call.
 
 Order of a run: load the probe; start CMD held before ``exec`` in a new pid
-namespace (under a minimal init: the command is PID 2); subscribe; run the
-job (``CMD`` / ``--pid``: a kernel process scope, ``--namespace-of``: a pid
-namespace, ``--host``: every namespace); wait until its filters are in the
-kernel; release CMD. At the end: end the command if it still runs, delete the
+namespace (under a minimal init: the command is PID 2); run the job (``CMD``
+/ ``--pid``: a kernel process scope, ``--namespace-of``: a pid namespace,
+``--host``: every namespace) and subscribe to it; wait until its filters are
+in the kernel; release CMD. At the end: end the command if it still runs, delete the
 trace (the Hub routes what the kernel already emitted), print what is queued,
 print the summary, and only then stop the Hub.
 """
