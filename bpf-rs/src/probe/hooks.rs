@@ -6,7 +6,7 @@
 //! event runs `perf_trace_destroy`, which waits for an RCU (tasks-trace and
 //! normal) grace period *while holding the kernel's global `event_mutex`*.
 //! Detaches therefore run one after another whatever the number of threads
-//! (36-100 ms each here: 383 syscalls, 766 events, took 24-28 s to close).
+//! (36-140 ms each here: 383 syscalls, 766 events, took 24-28 s to close).
 //! So at most [`MAX_TP_SYSCALLS`] syscalls use their own tracepoints: when
 //! one more is traced, every traced syscall moves to the raw hooks (whose
 //! links are released without a synchronous grace period) and the
@@ -30,8 +30,8 @@ use crate::names;
 use crate::syscalls::SyscallDef;
 
 /// Syscalls hooked through their own tracepoints at most (parked ones
-/// included); detaching each costs 2 x 36-100 ms of serialized RCU waits.
-pub const MAX_TP_SYSCALLS: usize = 4;
+/// included); detaching each costs 2 x 36-140 ms of serialized RCU waits.
+pub const MAX_TP_SYSCALLS: usize = 3;
 
 /// How long unneeded hooks stay attached before the reaper drops them.
 const PARK_GRACE: Duration = Duration::from_millis(500);
@@ -112,19 +112,20 @@ pub(super) fn tracepoint_nargs(tracefs: &str, event: &str) -> Option<u8> {
 fn reaper_loop(parked: &Mutex<HashMap<u32, Parked>>, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let Ok(mut map) = parked.lock() else { return };
-        let old: Vec<u32> = map
-            .iter()
-            .filter(|(_, p)| p.since.elapsed() >= PARK_GRACE)
-            .map(|(nr, _)| *nr)
-            .collect();
-        // Dropped under the lock: a syscall traced again meanwhile waits here
-        // rather than attaching while its old hook is still being detached
-        // (both would run, counting its calls twice).
-        for nr in old {
+        // One syscall's hooks per lock: the lock is what keeps a syscall
+        // traced again from attaching while its old hooks are still being
+        // detached (both would run, counting its calls twice), and holding it
+        // for one detach only keeps add_filter waiting at most that long.
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(mut map) = parked.lock() else { return };
+            let old = map
+                .iter()
+                .find(|(_, p)| p.since.elapsed() >= PARK_GRACE)
+                .map(|(nr, _)| *nr);
+            let Some(nr) = old else { break };
             drop(map.remove(&nr));
+            drop(map);
         }
-        drop(map);
     }
 }
 
