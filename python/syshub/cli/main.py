@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SyshubError as e:  # a Hub, probe or topology failure not foreseen above
         _error(str(e))
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        _error("interrupted")
+    except KeyboardInterrupt:  # before the trace command took over the signals
+        _error("interrupted by SIGINT before tracing began")
         return 128 + signal.SIGINT
 
 
