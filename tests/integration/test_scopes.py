@@ -187,6 +187,15 @@ def test_add_scope_errors_are_clear(probe: Any, spinner: subprocess.Popen[bytes]
     dead.wait()
     with pytest.raises(ValueError, match=f"no process with pid {dead.pid}"):
         probe.add_scope(dead.pid)
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while "Z" not in Path(f"/proc/{zombie.pid}/stat").read_text().split()[2]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    with pytest.raises(ValueError, match=f"process {zombie.pid} has exited"):
+        probe.add_scope(zombie.pid)
+    zombie.wait()
+    assert probe.scopes() == [] and not probe.scope_hooked()
     with pytest.raises(ValueError, match="tracer itself"):
         probe.add_scope(os.getpid())
     scope = probe.add_scope(spinner.pid)

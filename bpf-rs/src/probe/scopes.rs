@@ -22,6 +22,22 @@ fn process_tgid(pid: u32) -> Result<u32> {
         .ok_or_else(|| Error::InvalidArgument(format!("no process with pid {pid}")))
 }
 
+/// Whether process `tgid` still runs (not gone, not a zombie whose exit the
+/// kernel hook has already seen).
+fn running(tgid: u32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{tgid}/status")) else {
+        return false;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    field("Tgid:").and_then(|v| v.parse::<u32>().ok()) == Some(tgid)
+        && !field("State:").is_some_and(|v| v.starts_with('Z') || v.starts_with('X'))
+}
+
 /// Child processes of `pid` (of all its threads).
 fn children(pid: u32, by_parent: Option<&HashMap<u32, Vec<u32>>>) -> Vec<u32> {
     if let Some(map) = by_parent {
@@ -107,12 +123,13 @@ impl Probe {
         self.set_scope_count()?;
         // It may have exited before its entry existed: then no exit hook
         // removes it, and its pid, once reused, must not be traced.
-        if process_tgid(tgid).is_err() {
+        if !running(tgid) {
             self.remove_scope(id)?;
-            return Err(Error::InvalidArgument(format!("no process with pid {pid}")));
+            return Err(Error::InvalidArgument(format!("process {pid} has exited")));
         }
         // Existing descendants, each added before its own children are read,
-        // so none forked meanwhile is missed.
+        // so none forked meanwhile is missed (the /proc-wide fallback reads a
+        // snapshot first: a fork racing the walk may be missed there).
         let by_parent = (!std::path::Path::new(&format!("/proc/{tgid}/task/{tgid}/children"))
             .exists())
         .then(parent_map);
@@ -124,6 +141,11 @@ impl Probe {
             // A full map leaves the rest untraced; the kernel counts its own.
             if self.scope_tasks.insert(p, scope, 0).is_err() {
                 break;
+            }
+            // Exited before its entry existed: no exit hook will remove it.
+            if !running(p) {
+                let _ = self.scope_tasks.remove(&p);
+                continue;
             }
             queue.extend(children(p, by_parent.as_ref()));
         }
