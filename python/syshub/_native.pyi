@@ -198,7 +198,17 @@ class Event:
     def latency_ns(self) -> int: ...
     def to_text(self) -> str:
         """``comm[pid] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>``."""
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The event document (JSON-ready; the CLI, subscribers and the agent
+        emit it as is). Keys: ``syscall`` ({nr, name ``sys_*``, class,
+        group}), ``pid`` and ``tgid`` (process id, host view), ``tid``,
+        ``container_pid`` and ``ns_pid`` (process id in its pid namespace),
+        ``container_tid``, ``uid``, ``gid``, ``comm``, ``session``,
+        ``error`` (``ENOENT``-style name or ``OK``), ``errno`` (positive int
+        or None), ``return`` (None for calls that never return), ``pid_ns``,
+        ``uts_ns``, ``mount_ns``, ``cgroup_id``, ``start``, ``finish``
+        (monotonic ns), ``seq``, ``args`` (as :attr:`args`) and, when some
+        capture was cut short, ``truncated`` (argument names)."""
     def raw(self) -> bytes: ...
 
 def decode_record(rec: bytes) -> Event:

@@ -48,7 +48,7 @@ fn sockaddr_to_py<'py>(py: Python<'py>, sa: &SockAddr) -> PyResult<Bound<'py, Py
 }
 
 /// JSON-ready Python value of a decoded argument (stable shape per type).
-pub(crate) fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
         Value::Int(x) => x.into_pyobject(py)?.into_any(),
         Value::Uint(x) | Value::Hex(x) | Value::Ptr(x) => x.into_pyobject(py)?.into_any(),
@@ -80,6 +80,18 @@ pub(crate) fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py
             d.into_any()
         }
     })
+}
+
+/// Decoded arguments as a dict of name -> value, in argument order.
+pub(crate) fn args_to_py<'py>(
+    py: Python<'py>,
+    args: &[decode::Arg],
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = PyDict::new(py);
+    for a in args {
+        out.set_item(a.name, value_to_py(py, &a.value)?)?;
+    }
+    Ok(out)
 }
 
 pub(crate) fn truncated_names(args: &[decode::Arg]) -> Vec<String> {

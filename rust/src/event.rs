@@ -13,7 +13,7 @@ use syshub_bpf::decode;
 use syshub_bpf::reader::Batch as CoreBatch;
 use syshub_bpf::syscalls::SyscallTable;
 
-use crate::convert::{truncated_names, value_to_py};
+use crate::convert::{args_to_py, truncated_names};
 
 /// One syscall event; immutable. Header fields are attributes; `args`,
 /// `to_dict()`, `to_json()` and `to_text()` decode on demand.
@@ -164,12 +164,7 @@ impl Event {
     /// Decoded arguments: dict of name -> value, in argument order.
     #[getter]
     fn args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = self.decoded();
-        let out = PyDict::new(py);
-        for a in &d.args {
-            out.set_item(a.name, value_to_py(py, &a.value)?)?;
-        }
-        Ok(out)
+        args_to_py(py, &self.decoded().args)
     }
     /// Names of arguments whose capture was cut short.
     #[getter]
@@ -201,14 +196,17 @@ impl Event {
         sc.set_item("group", def.map(|x| x.group.as_str()))?;
         d.set_item("syscall", sc)?;
         d.set_item("pid", self.hdr.tgid)?;
+        d.set_item("tgid", self.hdr.tgid)?;
         d.set_item("tid", self.hdr.tid)?;
         d.set_item("container_pid", self.hdr.ns_tgid)?;
+        d.set_item("ns_pid", self.hdr.ns_tgid)?;
         d.set_item("container_tid", self.hdr.ns_tid)?;
         d.set_item("uid", self.hdr.uid)?;
         d.set_item("gid", self.hdr.gid)?;
         d.set_item("comm", self.hdr.comm_str())?;
         d.set_item("session", self.hdr.sid)?;
         d.set_item("error", self.error())?;
+        d.set_item("errno", self.errno())?;
         if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
             d.set_item("return", py.None())?;
         } else {
@@ -222,11 +220,7 @@ impl Event {
         d.set_item("finish", self.hdr.exit_ns)?;
         d.set_item("seq", self.hdr.seq)?;
         let dec = self.decoded();
-        let args = PyDict::new(py);
-        for a in &dec.args {
-            args.set_item(a.name, value_to_py(py, &a.value)?)?;
-        }
-        d.set_item("args", args)?;
+        d.set_item("args", args_to_py(py, &dec.args)?)?;
         let tr = truncated_names(&dec.args);
         if !tr.is_empty() {
             d.set_item("truncated", tr)?;
