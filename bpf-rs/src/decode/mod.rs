@@ -26,7 +26,7 @@ pub(crate) mod testutil;
 pub use args::{Decoded, decode, decode_args};
 pub use argtype::{ArgType, Captured, Render, StructType, Table};
 pub use errno::{errno_name, errno_number, errno_of};
-pub use escape::quote;
+pub use escape::{escape, escape_into, quote};
 pub use record::{CaptureRef, DecodeError, captures, parse, validate};
 pub use scalar::render_scalar;
 pub use sockaddr::SockAddr;

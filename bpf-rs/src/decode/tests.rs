@@ -174,3 +174,22 @@ fn random_bytes_never_panic() {
         }
     }
 }
+
+#[test]
+fn text_escapes_comm_and_strings() {
+    let mut h = crate::abi::SyscallEvent {
+        nr: 257,
+        tgid: 42,
+        ret: 3,
+        ..Default::default()
+    };
+    h.comm[..8].copy_from_slice(b"\x1b[2Jevil");
+    h.args[0] = (-100i64).cast_unsigned();
+    let r = super::testutil::record_with(h, &[(1, abi::CAP_STR, b"/tmp/\x1b]0;x\x07\xff\"q\"")]);
+    let text = decode(&r).unwrap().to_text();
+    assert!(
+        text.starts_with(r#"\33[2Jevil[42] openat(AT_FDCWD, "/tmp/\33]0;x\7\377\"q\"", O_RDONLY)"#),
+        "{text}"
+    );
+    assert!(!text.chars().any(char::is_control), "{text}");
+}

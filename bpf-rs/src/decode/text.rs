@@ -4,14 +4,19 @@ use std::fmt::Write as _;
 
 use super::args::Decoded;
 use super::errno::errno_name;
+use super::escape::escape;
 use crate::abi;
 use crate::syscalls::{RetKind, SyscallTable};
 
 impl Decoded {
     /// The strace-like line: `comm[pid] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>`.
+    /// The command name and strings are escaped (see [`super::escape`]).
     #[must_use]
     pub fn to_text(&self) -> String {
-        let mut s = format!("{}[{}] {}(", self.hdr.comm_str(), self.hdr.tgid, self.name);
+        let comm = &self.hdr.comm;
+        let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())];
+        let mut s = escape(comm);
+        let _ = write!(s, "[{}] {}(", self.hdr.tgid, self.name);
         // open/openat only use `mode` with O_CREAT or O_TMPFILE; strace omits it otherwise.
         let creates = self
             .args
