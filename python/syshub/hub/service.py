@@ -67,6 +67,10 @@ class Hub:
         self.topology = Topology()
         self._router = Router(self.topology.lookup_container)
         self._seen = 0
+        self._lost = 0
+        self._reader_errors = 0
+        self.last_error: str | None = None
+        """The reader loop's last failure, for operators."""
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._started = False
@@ -441,21 +445,37 @@ class Hub:
 
     # events --------------------------------------------------------------
     def _reader_loop(self) -> None:
+        """Poll and route until the hub stops. A failing poll or route never
+        ends the loop: it is counted (``HubStats.reader_errors``, with the
+        last message) and the events of a batch that could not be routed are
+        counted as lost (``HubStats.lost``)."""
         probe = self._probe
         assert probe is not None
         while not self._stop.is_set():
             try:
                 batch = probe.poll(timeout_ms=100)
-            except Exception:
+            except Exception as e:
                 if self._stop.is_set() or probe.closed:
                     return
-                raise
-            if batch:
-                self.route(batch)
+                self._reader_failed(e)
+                self._stop.wait(0.1)
+                continue
+            if not batch:
+                continue
+            try:
+                self._router.route(batch)
+            except Exception as e:
+                self._reader_failed(e)
+                self._lost += len(batch)
+            self._seen += len(batch)
+
+    def _reader_failed(self, e: Exception) -> None:
+        self._reader_errors += 1
+        self.last_error = f"{type(e).__name__}: {e}"
 
     def route(self, events: Any) -> None:
         """Route a batch (a :class:`~syshub.probe.Batch` or a sequence of
-        events) to job and path subscribers (reader thread)."""
+        events) to job and path subscribers (the reader thread's work)."""
         self._router.route(events)
         self._seen += len(events)
 
@@ -599,4 +619,11 @@ class Hub:
                     )
                 )
                 jobs[job_id] = JobStats.of(job_id, job.trace.status.state.value, keys, subs)
-        return HubStats(probe_stats, jobs, self._router.routed, self._router.unrouted)
+        return HubStats(
+            probe_stats,
+            jobs,
+            self._router.routed,
+            self._router.unrouted,
+            reader_errors=self._reader_errors,
+            lost=self._lost,
+        )

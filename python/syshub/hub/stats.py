@@ -73,6 +73,10 @@ class HubStats:
     """Events routed to at least one job."""
     unrouted: int
     """Events no live job wanted (their key was released while in flight)."""
+    reader_errors: int = 0
+    """Failed polls or routes of the hub's reader loop (it keeps going)."""
+    lost: int = 0
+    """Events of batches that could not be routed (counted, never silent)."""
 
     @property
     def decode_errors(self) -> int:
