@@ -3,7 +3,30 @@
 Needs Linux >= 5.17 with BTF, tracefs and root (or CAP_BPF + CAP_PERFMON)."""
 
 from collections.abc import Iterator
+from types import TracebackType
 from typing import Any, final
+
+__all__ = [
+    "ABI_VERSION",
+    "ARGV_MAX_LIMIT",
+    "BUF_MAX_LIMIT",
+    "REC_MAX",
+    "RING_BYTES_MAX",
+    "RING_BYTES_MIN",
+    "SAMPLE_RATE_MAX",
+    "STR_MAX_LIMIT",
+    "Batch",
+    "Column",
+    "Event",
+    "Probe",
+    "abi_layout",
+    "decode_record",
+    "errno_name",
+    "lookup_syscall",
+    "probe_object",
+    "returns_pointer",
+    "syscall_table_tsv",
+]
 
 ABI_VERSION: int
 REC_MAX: int
@@ -32,14 +55,14 @@ class Probe:
     negative ``wakeup_bytes``/``self_tgid``; never ``OverflowError``.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         ring_bytes: int = 16777216,
         *,
         wakeup_bytes: int | None = None,
         poll_ms: int = 10,
         self_tgid: int | None = None,
-    ) -> None: ...
+    ) -> Probe: ...
     def add_filter(
         self,
         pid_ns: int,
@@ -101,7 +124,12 @@ class Probe:
     @property
     def closed(self) -> bool: ...
     def __enter__(self) -> Probe: ...
-    def __exit__(self, *exc: object) -> bool: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
 
 @final
 class Batch:
@@ -111,7 +139,7 @@ class Batch:
     column_names: list[str]
     def __len__(self) -> int: ...
     def __bool__(self) -> bool: ...
-    def __getitem__(self, idx: int) -> Event: ...
+    def __getitem__(self, key: int, /) -> Event: ...
     def __iter__(self) -> Iterator[Event]: ...
     def column(self, name: str) -> Column:
         """A header field of every event as a typed read-only buffer (``nr``,

@@ -270,13 +270,15 @@ impl Probe {
         slf
     }
 
+    /// Closes the probe; exceptions propagate.
     fn __exit__(
         &self,
         py: Python<'_>,
-        _t: Option<&Bound<'_, PyAny>>,
-        _v: Option<&Bound<'_, PyAny>>,
-        _tb: Option<&Bound<'_, PyAny>>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc_value: Option<&Bound<'_, PyAny>>,
+        traceback: Option<&Bound<'_, PyAny>>,
     ) -> bool {
+        let _ = (exc_type, exc_value, traceback);
         self.close(py);
         false
     }
