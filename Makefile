@@ -57,6 +57,7 @@ lint: setup
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest syshub._native --allowlist rust/stubtest_allowlist.txt
 	$(MAKE) --no-print-directory proto-check
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
