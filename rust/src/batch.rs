@@ -41,66 +41,59 @@ impl Batch {
     }
 }
 
-const COLUMNS: &[(&str, &str)] = &[
-    ("nr", "I"),
-    ("tgid", "I"),
-    ("tid", "I"),
-    ("ns_tgid", "I"),
-    ("ns_tid", "I"),
-    ("uid", "I"),
-    ("gid", "I"),
-    ("pid_ns", "I"),
-    ("key_ns", "I"),
-    ("mnt_ns", "I"),
-    ("uts_ns", "I"),
-    ("flags", "H"),
-    ("cgroup_id", "Q"),
-    ("enter_ns", "Q"),
-    ("exit_ns", "Q"),
-    ("ret", "q"),
-    ("seq", "Q"),
+/// How a column reads its value from a record header.
+#[derive(Clone, Copy)]
+enum Field {
+    U16(fn(&SyscallEvent) -> u16),
+    U32(fn(&SyscallEvent) -> u32),
+    U64(fn(&SyscallEvent) -> u64),
+    I64(fn(&SyscallEvent) -> i64),
+}
+
+/// Every column: name and field, in `Batch.column_names` order.
+const COLUMNS: &[(&str, Field)] = &[
+    ("nr", Field::U32(|h| h.nr)),
+    ("tgid", Field::U32(|h| h.tgid)),
+    ("tid", Field::U32(|h| h.tid)),
+    ("ns_tgid", Field::U32(|h| h.ns_tgid)),
+    ("ns_tid", Field::U32(|h| h.ns_tid)),
+    ("uid", Field::U32(|h| h.uid)),
+    ("gid", Field::U32(|h| h.gid)),
+    ("pid_ns", Field::U32(|h| h.pid_ns)),
+    ("key_ns", Field::U32(|h| h.filter_key().pid_ns)),
+    ("mnt_ns", Field::U32(|h| h.mnt_ns)),
+    ("uts_ns", Field::U32(|h| h.uts_ns)),
+    ("flags", Field::U16(|h| h.flags)),
+    ("cgroup_id", Field::U64(|h| h.cgroup_id)),
+    ("enter_ns", Field::U64(|h| h.enter_ns)),
+    ("exit_ns", Field::U64(|h| h.exit_ns)),
+    ("ret", Field::I64(|h| h.ret)),
+    ("seq", Field::U64(|h| h.seq)),
 ];
 
+/// Column `name` of records `range` of `b`: its native-endian bytes, its
+/// buffer format and item size.
 fn column_bytes(
     b: &CoreBatch,
     range: std::ops::Range<usize>,
     name: &str,
 ) -> Option<(Vec<u8>, &'static str, usize)> {
-    let (_, fmt) = COLUMNS.iter().find(|(n, _)| *n == name)?;
-    let n = range.len();
-    let mut out: Vec<u8>;
-    macro_rules! col {
-        ($ty:ty, $f:expr) => {{
-            out = Vec::with_capacity(n * size_of::<$ty>());
-            for i in range.clone() {
-                let h = b.header(i);
-                let v: $ty = $f(&h);
-                out.extend_from_slice(&v.to_ne_bytes());
+    let (_, field) = COLUMNS.iter().find(|(n, _)| *n == name)?;
+    macro_rules! collect {
+        ($f:expr, $fmt:literal, $ty:ty) => {{
+            let mut out = Vec::with_capacity(range.len() * size_of::<$ty>());
+            for i in range {
+                out.extend_from_slice(&$f(&b.header(i)).to_ne_bytes());
             }
-            size_of::<$ty>()
+            (out, $fmt, size_of::<$ty>())
         }};
     }
-    let size = match name {
-        "nr" => col!(u32, |h: &SyscallEvent| h.nr),
-        "tgid" => col!(u32, |h: &SyscallEvent| h.tgid),
-        "tid" => col!(u32, |h: &SyscallEvent| h.tid),
-        "ns_tgid" => col!(u32, |h: &SyscallEvent| h.ns_tgid),
-        "ns_tid" => col!(u32, |h: &SyscallEvent| h.ns_tid),
-        "uid" => col!(u32, |h: &SyscallEvent| h.uid),
-        "gid" => col!(u32, |h: &SyscallEvent| h.gid),
-        "pid_ns" => col!(u32, |h: &SyscallEvent| h.pid_ns),
-        "key_ns" => col!(u32, |h: &SyscallEvent| h.filter_key().pid_ns),
-        "mnt_ns" => col!(u32, |h: &SyscallEvent| h.mnt_ns),
-        "uts_ns" => col!(u32, |h: &SyscallEvent| h.uts_ns),
-        "flags" => col!(u16, |h: &SyscallEvent| h.flags),
-        "cgroup_id" => col!(u64, |h: &SyscallEvent| h.cgroup_id),
-        "enter_ns" => col!(u64, |h: &SyscallEvent| h.enter_ns),
-        "exit_ns" => col!(u64, |h: &SyscallEvent| h.exit_ns),
-        "ret" => col!(i64, |h: &SyscallEvent| h.ret),
-        "seq" => col!(u64, |h: &SyscallEvent| h.seq),
-        _ => return None,
-    };
-    Some((out, fmt, size))
+    Some(match *field {
+        Field::U16(f) => collect!(f, "H", u16),
+        Field::U32(f) => collect!(f, "I", u32),
+        Field::U64(f) => collect!(f, "Q", u64),
+        Field::I64(f) => collect!(f, "q", i64),
+    })
 }
 
 #[pymethods]

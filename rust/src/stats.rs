@@ -7,18 +7,38 @@ use pyo3::types::{PyDict, PyList};
 use syshub_bpf::accounting::{KeyStats, ProbeStats};
 use syshub_bpf::syscalls::SyscallTable;
 
+/// Sets counter names to values in `d`.
+fn set_counts(d: &Bound<'_, PyDict>, items: &[(&str, u64)]) -> PyResult<()> {
+    for (k, v) in items {
+        d.set_item(*k, *v)?;
+    }
+    Ok(())
+}
+
+/// A dict of counter names to values.
+fn counts<'py>(py: Python<'py>, items: &[(&str, u64)]) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    set_counts(&d, items)?;
+    Ok(d)
+}
+
 fn key_to_py<'py>(py: Python<'py>, k: &KeyStats) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("pid_ns", k.key.pid_ns)?;
     d.set_item("nr", k.key.nr)?;
     let name = SyscallTable::get().by_nr(k.key.nr).map(|x| x.name.as_str());
     d.set_item("syscall", name)?;
-    d.set_item("matched", k.matched)?;
-    d.set_item("sampled_out", k.sampled_out)?;
-    d.set_item("dropped", k.dropped)?;
-    d.set_item("emitted", k.emitted)?;
-    d.set_item("delivered", k.delivered)?;
-    d.set_item("pending", k.pending)?;
+    set_counts(
+        &d,
+        &[
+            ("matched", k.matched),
+            ("sampled_out", k.sampled_out),
+            ("dropped", k.dropped),
+            ("emitted", k.emitted),
+            ("delivered", k.delivered),
+            ("pending", k.pending),
+        ],
+    )?;
     Ok(d)
 }
 
@@ -30,27 +50,32 @@ pub(crate) fn stats_to_py<'py>(py: Python<'py>, s: &ProbeStats) -> PyResult<Boun
         keys.append(key_to_py(py, k)?)?;
     }
     out.set_item("keys", keys)?;
-    let total = PyDict::new(py);
-    total.set_item("matched", s.total.matched)?;
-    total.set_item("sampled_out", s.total.sampled_out)?;
-    total.set_item("dropped", s.total.dropped)?;
-    total.set_item("delivered", s.total.delivered)?;
-    out.set_item("total", total)?;
+    let t = &s.total;
+    let total = [
+        ("matched", t.matched),
+        ("sampled_out", t.sampled_out),
+        ("dropped", t.dropped),
+        ("delivered", t.delivered),
+    ];
+    out.set_item("total", counts(py, &total)?)?;
     let g = &s.kernel;
-    let kernel = PyDict::new(py);
-    kernel.set_item("matched", g.matched)?;
-    kernel.set_item("sampled_out", g.sampled_out)?;
-    kernel.set_item("dropped", g.dropped)?;
-    kernel.set_item("emitted", g.emitted)?;
-    kernel.set_item("orphaned", g.orphaned)?;
-    kernel.set_item("nomem", g.nomem)?;
-    kernel.set_item("nokey", g.nokey)?;
-    out.set_item("kernel", kernel)?;
-    let reader = PyDict::new(py);
-    reader.set_item("records", s.reader.records)?;
-    reader.set_item("decode_errors", s.reader.decode_errors)?;
-    reader.set_item("batches", s.reader.batches)?;
-    reader.set_item("wakeups", s.reader.wakeups)?;
-    out.set_item("reader", reader)?;
+    let kernel = [
+        ("matched", g.matched),
+        ("sampled_out", g.sampled_out),
+        ("dropped", g.dropped),
+        ("emitted", g.emitted),
+        ("orphaned", g.orphaned),
+        ("nomem", g.nomem),
+        ("nokey", g.nokey),
+    ];
+    out.set_item("kernel", counts(py, &kernel)?)?;
+    let r = &s.reader;
+    let reader = [
+        ("records", r.records),
+        ("decode_errors", r.decode_errors),
+        ("batches", r.batches),
+        ("wakeups", r.wakeups),
+    ];
+    out.set_item("reader", counts(py, &reader)?)?;
     Ok(out)
 }

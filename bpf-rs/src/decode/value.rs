@@ -68,14 +68,20 @@ impl Value {
             Self::Octal(v) => format!("0{v:o}"),
             Self::Sym { text, .. } => text.to_string(),
             Self::Str {
-                bytes,
+                bytes: data,
                 truncated,
                 fault,
+            }
+            | Self::Bytes {
+                data,
+                truncated,
+                fault,
+                ..
             } => {
-                if *fault && bytes.is_empty() {
+                if *fault && data.is_empty() {
                     "<unreadable>".into()
                 } else {
-                    quote(bytes, *truncated)
+                    quote(data, *truncated)
                 }
             }
             Self::StrList {
@@ -98,18 +104,6 @@ impl Value {
                 }
                 s.push(']');
                 s
-            }
-            Self::Bytes {
-                data,
-                truncated,
-                fault,
-                ..
-            } => {
-                if *fault && data.is_empty() {
-                    "<unreadable>".into()
-                } else {
-                    quote(data, *truncated)
-                }
             }
             Self::Sockaddr(sa) => sa.to_text(),
             Self::Struct(fields) => {
