@@ -140,11 +140,11 @@ def test_trace_command_json(known_calls: Path) -> None:
         "class": "FileSystem",
         "group": "Files",
     }
-    assert ok["error"] == "OK" and ok["return"] == 3
-    assert bad["error"] == "ENOENT" and bad["return"] == -2
+    assert ok["error"] == "OK" and ok["return"] == 3 and ok["errno"] is None
+    assert bad["error"] == "ENOENT" and bad["return"] == -2 and bad["errno"] == 2
     for e in evs:
         # The command is PID 2 of its namespace, under syshub's minimal init.
-        assert e["container_pid"] == 2
+        assert e["pid"] == e["tgid"] == e["tid"] and e["ns_pid"] == 2 == e["container_pid"]
         assert e["comm"] == "known_calls"
         assert e["start"] <= e["finish"]
         assert e["pid_ns"] != os.stat("/proc/self/ns/pid").st_ino
