@@ -22,8 +22,8 @@ pub const RING_BYTES_MAX: u32 = 1 << 30;
 ///
 /// # Errors
 /// `value` outside `min..=max`.
-pub fn in_range<T: TryFrom<i128>>(name: &str, value: i128, min: u64, max: u64) -> Result<T> {
-    if (i128::from(min)..=i128::from(max)).contains(&value)
+pub fn in_range<T: TryFrom<i128>>(name: &str, value: i128, min: i128, max: i128) -> Result<T> {
+    if (min..=max).contains(&value)
         && let Ok(v) = T::try_from(value)
     {
         return Ok(v);
@@ -34,7 +34,7 @@ pub fn in_range<T: TryFrom<i128>>(name: &str, value: i128, min: u64, max: u64) -
 /// The error for a setting outside `min..=max` (`shown` is the value as the
 /// user wrote it, which may not fit any integer type).
 #[must_use]
-pub fn out_of_range(name: &str, shown: &str, min: u64, max: u64) -> Error {
+pub fn out_of_range(name: &str, shown: &str, min: i128, max: i128) -> Error {
     Error::InvalidArgument(format!("{name} must be in {min}..={max}, got {shown}"))
 }
 

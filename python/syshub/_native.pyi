@@ -111,7 +111,8 @@ class Probe:
         for the next poll). The GIL is
         released while waiting; Ctrl-C raises KeyboardInterrupt; ``close()``
         from another thread makes it return an empty batch. Raises
-        :class:`syshub.errors.ProbeError` on a closed probe."""
+        :class:`syshub.errors.ProbeError` on a closed probe, ``ValueError``
+        for ``max_events`` outside 1..=2**32-1."""
     def stats(self) -> dict[str, Any]:
         """``keys``: per key matched, sampled_out, dropped (in the kernel),
         emitted (read out of the ring), delivered (returned by poll), pending

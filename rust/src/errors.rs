@@ -66,9 +66,10 @@ impl IntArg {
         &self,
         py: Python<'_>,
         name: &str,
-        min: u64,
-        max: u64,
+        min: impl Into<i128>,
+        max: impl Into<i128>,
     ) -> PyResult<T> {
+        let (min, max) = (min.into(), max.into());
         match &self.0 {
             Ok(v) => map_err(py, limits::in_range(name, *v, min, max)),
             Err(shown) => Err(to_py(py, limits::out_of_range(name, shown, min, max))),

@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -65,8 +64,8 @@ impl Probe {
         let ring: u32 = ring_bytes.get(
             py,
             "ring_bytes",
-            limits::RING_BYTES_MIN.into(),
-            limits::RING_BYTES_MAX.into(),
+            limits::RING_BYTES_MIN,
+            limits::RING_BYTES_MAX,
         )?;
         let cfg = ProbeConfig {
             ring_bytes: map_err(py, limits::ring_bytes(ring.into()))?,
@@ -74,7 +73,7 @@ impl Probe {
                 .map(|w| w.get(py, "wakeup_bytes", 0, u64::MAX))
                 .transpose()?,
             self_tgid: self_tgid
-                .map(|t| t.get(py, "self_tgid", 0, u32::MAX.into()))
+                .map(|t| t.get(py, "self_tgid", 0, u32::MAX))
                 .transpose()?,
         };
         let poll_ms: i32 = poll_ms.get(py, "poll_ms", 1, 1000)?;
@@ -110,14 +109,13 @@ impl Probe {
         argv_max: IntArg,
         buf_max: IntArg,
     ) -> PyResult<()> {
-        let pid_ns: u32 = pid_ns.get(py, "pid_ns", 0, u32::MAX.into())?;
-        let sample_rate: u32 =
-            sample_rate.get(py, "sample_rate", 0, limits::SAMPLE_RATE_MAX.into())?;
+        let pid_ns: u32 = pid_ns.get(py, "pid_ns", 0, u32::MAX)?;
+        let sample_rate: u32 = sample_rate.get(py, "sample_rate", 0, limits::SAMPLE_RATE_MAX)?;
         let spec = FilterSpec {
             sample_rate: sample_rate.max(1),
-            str_max: str_max.get(py, "str_max", 1, limits::STR_MAX_LIMIT.into())?,
-            argv_max: argv_max.get(py, "argv_max", 0, limits::ARGV_MAX_LIMIT.into())?,
-            buf_max: buf_max.get(py, "buf_max", 0, limits::BUF_MAX_LIMIT.into())?,
+            str_max: str_max.get(py, "str_max", 1, limits::STR_MAX_LIMIT)?,
+            argv_max: argv_max.get(py, "argv_max", 0, limits::ARGV_MAX_LIMIT)?,
+            buf_max: buf_max.get(py, "buf_max", 0, limits::BUF_MAX_LIMIT)?,
         };
         let nr = resolve_nr(py, syscall)?;
         with_probe(py, &self.inner, |p| p.add_filter(pid_ns, nr, spec))
@@ -127,9 +125,10 @@ impl Probe {
     fn remove_filter(
         &self,
         py: Python<'_>,
-        pid_ns: u32,
+        pid_ns: IntArg,
         syscall: &Bound<'_, PyAny>,
     ) -> PyResult<bool> {
+        let pid_ns: u32 = pid_ns.get(py, "pid_ns", 0, u32::MAX)?;
         let nr = resolve_nr(py, syscall)?;
         with_probe(py, &self.inner, |p| p.remove_filter(pid_ns, nr))
     }
@@ -199,11 +198,14 @@ impl Probe {
     }
 
     /// Wait up to `timeout_ms` for events; returns a (possibly empty) Batch.
-    #[pyo3(signature = (max_events = 8192, timeout_ms = 1000))]
-    fn poll(&self, py: Python<'_>, max_events: usize, timeout_ms: i64) -> PyResult<Batch> {
-        if max_events == 0 {
-            return Err(PyValueError::new_err("max_events must be > 0"));
-        }
+    #[pyo3(
+        signature = (max_events = IntArg::from(8192), timeout_ms = IntArg::from(1000)),
+        text_signature = "($self, max_events=8192, timeout_ms=1000)"
+    )]
+    fn poll(&self, py: Python<'_>, max_events: IntArg, timeout_ms: IntArg) -> PyResult<Batch> {
+        let max_events: usize = max_events.get(py, "max_events", 1, u32::MAX)?;
+        // Negative: no deadline.
+        let timeout_ms: i64 = timeout_ms.get(py, "timeout_ms", i64::MIN, i64::MAX)?;
         if let Some(b) = self.take_leftover(max_events) {
             return Ok(b);
         }

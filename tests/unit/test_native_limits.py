@@ -69,3 +69,12 @@ def test_add_filter_rejects_out_of_range(kwargs: dict[str, int], message: str) -
             buf_max=_native.BUF_MAX_LIMIT,
         )
         assert probe.filters()[0]["str_max"] == _native.STR_MAX_LIMIT
+        with pytest.raises(ValueError, match=r"pid_ns must be in 0\.\.=4294967295, got -1"):
+            probe.remove_filter(-1, "getpid")
+        with pytest.raises(ValueError, match=r"max_events must be in 1\.\.=4294967295, got 0"):
+            probe.poll(0)
+        with pytest.raises(ValueError, match=r"max_events must be in 1\.\.="):
+            probe.poll(-5)
+        with pytest.raises(ValueError, match="timeout_ms must be in "):
+            probe.poll(1, timeout_ms=2**70)
+        assert isinstance(probe.poll(1, timeout_ms=0), _native.Batch)
