@@ -10,13 +10,16 @@ the measured cost of the Hub (``python -m benches --scenario fanout``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from syshub import syscalls
+from syshub.errors import HubError
 from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import JobContext
 from syshub.hub.plan import Key
-from syshub.hub.subscriptions import Subscription
+from syshub.hub.subscriptions import Overflow, Subscription
 from syshub.topology import Container
 
 _ANY_NS_FLAG = 0x8  # SYSHUB_EVF_ANY_NS: matched the every-namespace key
@@ -44,6 +47,19 @@ def _key_columns(events: Any) -> Iterable[tuple[int, int, int, int, Any]] | None
     )
 
 
+def path_key(path: Iterable[str]) -> tuple[str, ...]:
+    """A (namespace, pod, container, syscall) prefix; an empty element ends
+    it (a wildcard for the rest); the syscall is given its canonical name."""
+    parts: list[str] = []
+    for p in path:
+        if not p:
+            break
+        parts.append(syscalls.canonical_name(p) if len(parts) == 3 else p)
+    if len(parts) > 4:
+        raise HubError("a path has at most 4 parts: namespace, pod, container, syscall")
+    return tuple(parts)
+
+
 class Router:
     """Routing tables and counters; :meth:`route` runs on the reader thread."""
 
@@ -54,6 +70,39 @@ class Router:
         self.path_subs: dict[tuple[str, ...], tuple[Subscription, ...]] = {}
         self.routed = 0
         self.unrouted = 0
+        self._write = threading.Lock()
+        """Serialises table replacements (readers never lock)."""
+
+    def subscribe(
+        self, table: str, key: Any, name: str, maxsize: int, overflow: Overflow | str
+    ) -> Subscription:
+        """A new bounded queue in ``job_subs`` (by job id) or ``path_subs``
+        (by path prefix); closing it takes it out of the table."""
+
+        def unsubscribe(s: Subscription) -> None:
+            self._replace(table, key, lambda subs: tuple(x for x in subs if x is not s))
+
+        sub = Subscription(name, maxsize, overflow, on_close=unsubscribe)
+        self._replace(table, key, lambda subs: (*subs, sub))
+        return sub
+
+    def _replace(
+        self,
+        table: str,
+        key: Any,
+        change: Callable[[tuple[Subscription, ...]], tuple[Subscription, ...]],
+    ) -> None:
+        with self._write:
+            new = dict(getattr(self, table))
+            subs = change(new.get(key, ()))
+            if subs:
+                new[key] = subs
+            else:
+                new.pop(key, None)
+            setattr(self, table, new)
+
+    def subscriptions(self) -> list[Subscription]:
+        return [s for g in (*self.job_subs.values(), *self.path_subs.values()) for s in g]
 
     def route(self, events: Iterable[Any]) -> None:
         routes = self.routes

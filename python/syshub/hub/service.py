@@ -27,7 +27,7 @@ from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import Job, JobContext, JobList, Target, TargetKind
 from syshub.hub.kernel import KernelFilters, NamespaceHold, ProbeFilters
 from syshub.hub.plan import CaptureSizes, Key, KeyConfig, key_config, plan_key
-from syshub.hub.router import Router
+from syshub.hub.router import Router, path_key
 from syshub.hub.stats import HubStats, JobKeyStats, JobStats
 from syshub.hub.subscriptions import CallbackWorker, Overflow, Subscription
 from syshub.probe import Probe, ProbeStats
@@ -129,7 +129,7 @@ class Hub:
             self._probe.close()  # ends a poll in progress at once
         for t in self._threads:
             t.join(timeout=5)
-        for s in self._all_subs():
+        for s in self._router.subscriptions():
             s.close()
         self.observer.close()
 
@@ -143,10 +143,6 @@ class Hub:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
         self._threads.append(t)
-
-    def _all_subs(self) -> list[Subscription]:
-        r = self._router
-        return [s for g in (*r.job_subs.values(), *r.path_subs.values()) for s in g]
 
     # jobs ----------------------------------------------------------------
     def run_trace(
@@ -509,31 +505,6 @@ class Hub:
         self._router.publish_path(ev)
 
     # subscriptions -------------------------------------------------------
-    def _set_subs(
-        self,
-        table: str,
-        key: Any,
-        change: Callable[[tuple[Subscription, ...]], tuple[Subscription, ...]],
-    ) -> None:
-        with self._lock:
-            new = dict(getattr(self._router, table))
-            subs = change(new.get(key, ()))
-            if subs:
-                new[key] = subs
-            else:
-                new.pop(key, None)
-            setattr(self._router, table, new)
-
-    def _new_sub(
-        self, table: str, key: Any, name: str, maxsize: int, overflow: Overflow | str
-    ) -> Subscription:
-        def unsubscribe(s: Subscription) -> None:
-            self._set_subs(table, key, lambda subs: tuple(x for x in subs if x is not s))
-
-        sub = Subscription(name, maxsize, overflow, on_close=unsubscribe)
-        self._set_subs(table, key, lambda subs: (*subs, sub))
-        return sub
-
     def subscribe(
         self,
         target: Trace | Job | str,
@@ -543,7 +514,7 @@ class Hub:
     ) -> Subscription:
         """A queue of the events of a trace / job (by object or job id)."""
         job_id = self.job(self._job_id(target)).job_id
-        return self._new_sub("job_subs", job_id, job_id, maxsize, overflow)
+        return self._router.subscribe("job_subs", job_id, job_id, maxsize, overflow)
 
     def subscribe_path(
         self,
@@ -555,15 +526,8 @@ class Hub:
     ) -> Subscription:
         """Events below a (namespace, pod, container, syscall) prefix; an empty
         element ends the prefix (a wildcard for the rest)."""
-        parts: list[str] = []
-        for p in path:
-            if not p:
-                break
-            parts.append(syscalls.canonical_name(p) if len(parts) == 3 else p)
-        if len(parts) > 4:
-            raise HubError("a path has at most 4 parts: namespace, pod, container, syscall")
-        key = tuple(parts)
-        return self._new_sub("path_subs", key, name or "/".join(key), maxsize, overflow)
+        key = path_key(path)
+        return self._router.subscribe("path_subs", key, name or "/".join(key), maxsize, overflow)
 
     def attach_trace(
         self, trace: Trace | Job | str, cb: Callable[[str, TraceEvent], None], **kw: Any
