@@ -130,7 +130,8 @@ class TraceRun:
         job = self.hub.run_job(Job(trace, target=target, capture=self.capture))
         # The contract subscribes to a running job. For a command nothing is
         # lost: it is still held. For --pid/--host, calls routed in between
-        # show in the summary as dropped (output) (delivered - printed).
+        # show in the summary as dropped (output) (delivered - printed), and
+        # the summary says how many never reached the queue.
         try:
             sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
         except BaseException:
@@ -251,8 +252,8 @@ class TraceRun:
         )
         sub = self.sub.stats()
         early = js.delivered - (sub.delivered + sub.dropped + sub.queued)
-        if early:
-            line += f" ({early} of the dropped (output) came before the output was subscribed)"
+        if early:  # routed to the job while no subscription was open to take them
+            line += f" ({early} of the dropped (output) never reached the output queue)"
         if st.decode_errors:
             line += f"; {st.decode_errors} malformed records"
         with contextlib.suppress(OSError):  # stderr itself may be the broken output
