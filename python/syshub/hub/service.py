@@ -512,8 +512,11 @@ class Hub:
         maxsize: int = 65536,
         overflow: Overflow | str = Overflow.DROP_NEWEST,
     ) -> Subscription:
-        """A queue of the events of a trace / job (by object or job id)."""
-        job_id = self.job(self._job_id(target)).job_id
+        """A queue of the events of a trace / job (by object or job id). A
+        :class:`Job` not yet run may be subscribed to, so that none of its
+        events is routed before the queue exists; a trace or id must name a
+        job of this hub."""
+        job_id = target.job_id if isinstance(target, Job) else self.job(self._job_id(target)).job_id
         return self._router.subscribe("job_subs", job_id, job_id, maxsize, overflow)
 
     def subscribe_path(
