@@ -29,7 +29,7 @@ $(STAMP)/venv: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
-		protobuf grpcio-tools mypy-protobuf pydantic durationpy kubernetes kmock ruff mypy \
+		protobuf grpcio-tools mypy-protobuf pydantic durationpy jsonschema kubernetes kmock ruff mypy \
 		types-PyYAML types-grpcio types-protobuf matplotlib
 	@touch $@
 

@@ -9,44 +9,103 @@ Everything public imports from here::
 
 from __future__ import annotations
 
-from syshub.errors import (
-    CriError,
-    HubError,
-    KubernetesError,
-    ProbeError,
-    SelectorError,
-    SyscallNameError,
-    SyshubError,
-    TopologyError,
-    TraceSpecError,
-)
-from syshub.hub import (
-    Hub,
-    HubConfig,
-    HubStats,
-    Job,
-    JobContext,
-    JobKeyStats,
-    JobList,
-    JobStats,
-    Overflow,
-    SubscriberStats,
-    Subscription,
-    Target,
-    TraceEvent,
-)
-from syshub.probe import (
-    Batch,
-    Event,
-    FilterInfo,
-    KernelCounters,
-    KeyStats,
-    KeyTotals,
-    Probe,
-    ProbeStats,
-    ReaderCounters,
-)
-from syshub.spec.trace import Trace, TraceState, TraceStatus, load_traces
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from syshub.errors import (
+        CriError,
+        HubError,
+        KubernetesError,
+        ProbeError,
+        SelectorError,
+        SyscallNameError,
+        SyshubError,
+        TopologyError,
+        TraceSpecError,
+    )
+    from syshub.hub import (
+        Hub,
+        HubConfig,
+        HubStats,
+        Job,
+        JobContext,
+        JobKeyStats,
+        JobList,
+        JobStats,
+        Overflow,
+        SubscriberStats,
+        Subscription,
+        Target,
+        TraceEvent,
+    )
+    from syshub.probe import (
+        Batch,
+        Event,
+        FilterInfo,
+        KernelCounters,
+        KeyStats,
+        KeyTotals,
+        Probe,
+        ProbeStats,
+        ReaderCounters,
+    )
+    from syshub.spec.trace import Trace, TraceState, TraceStatus, load_traces
+
+# Loaded on first use (PEP 562): the command line installs its signal
+# handling before the heavier modules (pydantic, the native probe) load, so
+# Ctrl-C during start-up is one line, never a traceback.
+_EXPORTS = {
+    "Batch": "syshub.probe",
+    "CriError": "syshub.errors",
+    "Event": "syshub.probe",
+    "FilterInfo": "syshub.probe",
+    "Hub": "syshub.hub",
+    "HubConfig": "syshub.hub",
+    "HubError": "syshub.errors",
+    "HubStats": "syshub.hub",
+    "Job": "syshub.hub",
+    "JobContext": "syshub.hub",
+    "JobKeyStats": "syshub.hub",
+    "JobList": "syshub.hub",
+    "JobStats": "syshub.hub",
+    "KernelCounters": "syshub.probe",
+    "KeyStats": "syshub.probe",
+    "KeyTotals": "syshub.probe",
+    "KubernetesError": "syshub.errors",
+    "Overflow": "syshub.hub",
+    "Probe": "syshub.probe",
+    "ProbeError": "syshub.errors",
+    "ProbeStats": "syshub.probe",
+    "ReaderCounters": "syshub.probe",
+    "SelectorError": "syshub.errors",
+    "SubscriberStats": "syshub.hub",
+    "Subscription": "syshub.hub",
+    "SyscallNameError": "syshub.errors",
+    "SyshubError": "syshub.errors",
+    "Target": "syshub.hub",
+    "TopologyError": "syshub.errors",
+    "Trace": "syshub.spec.trace",
+    "TraceEvent": "syshub.hub",
+    "TraceSpecError": "syshub.errors",
+    "TraceState": "syshub.spec.trace",
+    "TraceStatus": "syshub.spec.trace",
+    "load_traces": "syshub.spec.trace",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'syshub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

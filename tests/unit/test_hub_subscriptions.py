@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from support.hub_env import NR, Env, box, demo, drain, events, running_env, totals, wait_until
-from syshub import HubError, Overflow, SubscriberStats, TraceEvent
+from syshub import HubError, Overflow, SubscriberStats, Subscription, TraceEvent
 
 
 @pytest.fixture
@@ -236,3 +236,16 @@ def test_queued_events_stay_readable_after_delete(env: Env) -> None:
     js = env.hub.stats().jobs[job.job_id]
     assert totals(js) == (10, 5, 0, 5)
     assert js.subscribers == (SubscriberStats(job.job_id, 5, 0, 0),)
+
+
+def test_events_routed_to_a_closed_queue_are_counted_as_dropped() -> None:
+    """A batch routed while its trace ends (the queue already closed) is lost
+    to the subscriber, never uncounted: delivered + dropped + queued holds."""
+    sub = Subscription("closing", maxsize=8)
+    sub.put_many([1, 2, 3])
+    sub.close()
+    assert sub.put_many([4, 5]) == 2
+    assert sub.put(6) is False
+    assert sub.get_batch(10, timeout=0) == [1, 2, 3]
+    st = sub.stats()
+    assert (st.delivered, st.dropped, st.queued) == (3, 3, 0)

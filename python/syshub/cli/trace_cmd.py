@@ -127,16 +127,13 @@ class TraceRun:
             )
         except (TraceSpecError, ValueError) as e:
             raise UsageError(str(e)) from None
-        job = self.hub.run_job(Job(trace, target=target, capture=self.capture))
-        # The contract subscribes to a running job. For a command nothing is
-        # lost: it is still held. For --pid/--host, calls routed in between
-        # show in the summary as dropped (output) (delivered - printed), and
-        # the summary says how many never reached the queue.
+        job = Job(trace, target=target, capture=self.capture)
+        # Subscribed before it runs: no call is routed before the queue exists.
+        sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
         try:
-            sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
+            self.hub.run_job(job)
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.hub.delete_trace(job)
+            sub.close()
             raise
         return job, sub
 
@@ -250,10 +247,6 @@ class TraceRun:
             f"syshub: {js.matched} matched: {printed} printed, {js.dropped} dropped (kernel), "
             f"{js.delivered - printed} dropped (output), {js.sampled_out} sampled out"
         )
-        sub = self.sub.stats()
-        early = js.delivered - (sub.delivered + sub.dropped + sub.queued)
-        if early:  # routed to the job while no subscription was open to take them
-            line += f" ({early} of the dropped (output) never reached the output queue)"
         if st.decode_errors:
             line += f"; {st.decode_errors} malformed records"
         with contextlib.suppress(OSError):  # stderr itself may be the broken output

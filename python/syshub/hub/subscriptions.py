@@ -50,7 +50,7 @@ class Subscription:
         self.delivered = 0
         """Events handed to the consumer."""
         self.dropped = 0
-        """Events lost to this subscriber's full queue."""
+        """Events lost to this subscriber: its queue was full, or closed."""
         self.enqueued = 0
 
     # producer side -------------------------------------------------------
@@ -58,6 +58,7 @@ class Subscription:
         """Enqueue without blocking; returns False if an event was dropped."""
         with self._cv:
             if self._closed:
+                self.dropped += 1  # routed while the queue was closing: counted
                 return False
             ok = True
             if len(self._q) >= self.maxsize:
@@ -75,8 +76,11 @@ class Subscription:
         """Enqueue a run of events under one lock and one wake-up (the hub's
         path per poll batch); returns how many were dropped."""
         with self._cv:
-            if self._closed or not items:
-                return 0
+            if self._closed:
+                # Routed while the queue was closing (the trace ended before
+                # the ring was read): lost to this subscriber, and counted.
+                self.dropped += len(items)
+                return len(items)
             room = self.maxsize - len(self._q)
             dropped = 0
             if self.overflow is Overflow.DROP_NEWEST:
