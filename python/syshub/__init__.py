@@ -10,9 +10,13 @@ Everything public imports from here::
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+# Not typing.TYPE_CHECKING: importing typing (re, enum) costs start-up time
+# during which Ctrl-C would be a traceback; mypy reads this name the same way.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from syshub.errors import (
         CriError,
         HubError,
