@@ -4,14 +4,18 @@
 //! through a bounded channel. When the consumer lags, the channel fills, the
 //! reader stops draining and the kernel counts the drops per key: no record
 //! is ever lost silently in user space.
+//!
+//! [`Reader::sync`] wakes the thread and waits until it has emptied the ring
+//! once after the call: then every record the kernel wrote before it is
+//! counted as read (`per_key`), however late the timer would have fired.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::maps::{MapData, RingBuf};
 
@@ -90,6 +94,35 @@ pub struct ReaderCounters {
     pub decode_errors: AtomicU64,
     pub batches: AtomicU64,
     pub wakeups: AtomicU64,
+    sync: SyncState,
+}
+
+/// Requests of [`Reader::sync`] and the reader's answers.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Requests made so far.
+    requested: AtomicU64,
+    /// State the waiters watch.
+    done: Mutex<SyncDone>,
+    cond: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SyncDone {
+    /// The requests made before the last pass that emptied the ring began.
+    served: u64,
+    /// The thread waits for the consumer (whatever it read is counted) or
+    /// has stopped: no pass will end soon, a waiter does not wait for one.
+    stalled: bool,
+}
+
+impl SyncState {
+    fn set(&self, f: impl FnOnce(&mut SyncDone)) {
+        if let Ok(mut d) = self.done.lock() {
+            f(&mut d);
+            self.cond.notify_all();
+        }
+    }
 }
 
 /// Owner side of the reader thread.
@@ -146,9 +179,10 @@ impl Reader {
         let shutdown = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(ReaderCounters::default());
         let (sd, ctr) = (Arc::clone(&shutdown), Arc::clone(&counters));
+        let wake_fd = wake.as_raw_fd();
         let handle = std::thread::Builder::new()
             .name("syshub-reader".into())
-            .spawn(move || run(ring, &ep, &tx, &sd, &ctr, poll_ms))
+            .spawn(move || run(ring, &ep, wake_fd, &tx, &sd, &ctr, poll_ms))
             .map_err(|e| Error::io("spawn reader thread", e))?;
         Ok(Self {
             rx: Mutex::new(Some(rx)),
@@ -183,18 +217,41 @@ impl Reader {
         self.recv(Duration::ZERO)
     }
 
+    /// Wakes the thread and waits up to `timeout` until it has emptied the
+    /// ring once after this call, so that every record the kernel wrote
+    /// before the call is counted in [`ReaderCounters::per_key`]. True if
+    /// so; also true at once while the thread waits for the consumer (what it
+    /// read is counted already) or once it has stopped.
+    pub fn sync(&self, timeout: Duration) -> bool {
+        let sync = &self.counters.sync;
+        let ticket = sync.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Ok(wake) = self.wake.lock() {
+            wake_up(wake.as_ref());
+        }
+        let end = Instant::now() + timeout;
+        let Ok(mut d) = sync.done.lock() else {
+            return false;
+        };
+        while d.served < ticket && !d.stalled {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            d = match sync.cond.wait_timeout(d, left) {
+                Ok((g, _)) => g,
+                Err(_) => return false,
+            };
+        }
+        true
+    }
+
     /// Stops the thread (idempotent). Batches already queued stay readable.
     pub fn stop(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
         let Ok(mut wake) = self.wake.lock() else {
             return;
         };
-        if let Some(fd) = wake.as_ref() {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes to our own eventfd.
-            let _ =
-                unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast::<libc::c_void>(), 8) };
-        }
+        wake_up(wake.as_ref());
         if let Ok(mut h) = self.handle.lock()
             && let Some(h) = h.take()
         {
@@ -206,6 +263,24 @@ impl Reader {
     }
 }
 
+/// Makes the reader's epoll wait return.
+fn wake_up(fd: Option<&OwnedFd>) {
+    if let Some(fd) = fd {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes to our own eventfd.
+        let _ = unsafe { libc::write(fd.as_raw_fd(), (&raw const one).cast::<libc::c_void>(), 8) };
+    }
+}
+
+/// Resets the eventfd (non-blocking), so the level-triggered epoll set does
+/// not report it again.
+fn clear_wake(fd: i32) {
+    let mut v: u64 = 0;
+    // SAFETY: reading 8 bytes into a local from an eventfd that outlives the
+    // reader thread (closed only after it was joined).
+    let _ = unsafe { libc::read(fd, (&raw mut v).cast::<libc::c_void>(), 8) };
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
         self.stop();
@@ -215,6 +290,7 @@ impl Drop for Reader {
 fn run(
     mut ring: RingBuf<MapData>,
     ep: &OwnedFd,
+    wake_fd: i32,
     tx: &SyncSender<Batch>,
     shutdown: &AtomicBool,
     ctr: &ReaderCounters,
@@ -228,7 +304,18 @@ fn run(
         let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), 2, poll_ms) };
         if n > 0 {
             ctr.wakeups.fetch_add(1, Ordering::Relaxed);
+            let n = usize::try_from(n).unwrap_or(0).min(events.len());
+            if events[..n].iter().any(|e| {
+                let which = e.u64;
+                which == 1
+            }) {
+                clear_wake(wake_fd);
+            }
         }
+        // The sync requests made before this pass began are served once it
+        // has emptied the ring (the eventfd was reset first: a request made
+        // after this load wakes the next pass).
+        let ticket = ctr.sync.requested.load(Ordering::SeqCst);
         loop {
             let mut got = 0usize;
             while let Some(item) = ring.next() {
@@ -252,7 +339,7 @@ fn run(
                     }
                 }
                 let b = std::mem::take(&mut batch);
-                if !send(tx, b, shutdown) {
+                if !send(tx, b, shutdown, &ctr.sync) {
                     break 'outer;
                 }
                 ctr.batches.fetch_add(1, Ordering::Relaxed);
@@ -261,19 +348,31 @@ fn run(
                 break;
             }
         }
+        ctr.sync.set(|d| d.served = d.served.max(ticket));
     }
+    ctr.sync.set(|d| d.stalled = true);
 }
 
 /// Sends, waiting while the consumer lags; false once shutting down or the
-/// consumer is gone.
-fn send(tx: &SyncSender<Batch>, mut b: Batch, shutdown: &AtomicBool) -> bool {
+/// consumer is gone. While it waits, a sync does not wait for it.
+fn send(tx: &SyncSender<Batch>, mut b: Batch, shutdown: &AtomicBool, sync: &SyncState) -> bool {
+    let mut stalled = false;
     loop {
         match tx.try_send(b) {
-            Ok(()) => return true,
+            Ok(()) => {
+                if stalled {
+                    sync.set(|d| d.stalled = false);
+                }
+                return true;
+            }
             Err(TrySendError::Disconnected(_)) => return false,
             Err(TrySendError::Full(back)) => {
                 if shutdown.load(Ordering::Relaxed) {
                     return false;
+                }
+                if !stalled {
+                    stalled = true;
+                    sync.set(|d| d.stalled = true);
                 }
                 b = back;
                 std::thread::sleep(Duration::from_micros(500));

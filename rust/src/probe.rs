@@ -19,6 +19,9 @@ use crate::errors::{IntArg, map_err, to_py};
 use crate::stats::stats_to_py;
 use crate::syscalls::resolve_nr;
 
+/// How long `stats` waits for the reader thread to empty the ring.
+const STATS_SYNC: Duration = Duration::from_secs(1);
+
 struct Inner {
     probe: Mutex<Option<CoreProbe>>,
     reader: Reader,
@@ -240,8 +243,15 @@ impl Probe {
     }
 
     /// Counters: {"keys": [per key dicts], "total": {...}, "kernel": {...}, "reader": {...}}.
+    /// A record the kernel wrote before the call is counted as emitted: the
+    /// reader thread first empties the ring (waiting for it, up to a second,
+    /// rather than for its poll timer, which a busy machine may delay).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
+        if !inner.closed.load(Ordering::SeqCst) {
+            let sync = Arc::clone(inner);
+            py.detach(move || sync.reader.sync(STATS_SYNC));
+        }
         let stats = with_probe(py, inner, |p| {
             ProbeStats::collect(p, &inner.reader.counters, &inner.delivered)
         })?;

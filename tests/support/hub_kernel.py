@@ -18,9 +18,10 @@ from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container
 
 
-def run_job(hub: Hub, trace: Trace, **kw: Any) -> Job:
-    """Run ``trace`` and wait until its filters are in (its observer follows)."""
-    job = hub.run_trace(trace, **kw)
+def run_job(hub: Hub, trace: Trace | Job, **kw: Any) -> Job:
+    """Run ``trace`` (or a job made beforehand, e.g. to subscribe to it
+    first) and wait until its filters are in (its observer follows)."""
+    job = hub.run_job(trace) if isinstance(trace, Job) else hub.run_trace(trace, **kw)
     assert hub.wait_applied(job, timeout=5), f"job {job.job_id} never applied"
     return job
 
