@@ -74,7 +74,7 @@ def test_every_namespace_sees_a_fresh_namespace(hub_obs: tuple[Hub, LocalObserve
     assert hub.probe is not None
     seen = (hub.probe.stats().key(*key), hub.probe.hooked(), hub.probe.stats().kernel)
     hub.delete_trace(t)  # routes what the kernel emitted, then ends the subscription
-    evs = col.wait(lambda _: col.sub.closed)
+    evs = col.finish()
     mine = [e for e in evs if e.pid_ns == child.pid_ns]
     assert [(e.tgid, e.ns_tgid, e.syscall) for e in mine] == [(child.pid, 1, "getsid")] * n, seen
     seqs = [e.seq for e in mine]
@@ -109,7 +109,7 @@ def test_namespace_of_a_namespaced_process(
         hub.delete_trace(t)
         assert kernel_filters(hub) == {}
         assert ns_holds(child.pid_ns) == held
-    evs = col.wait(lambda _: col.sub.closed)
+    evs = col.finish()
     assert [e.seq for e in evs] == list(range(4, n + 1, 4))
     assert {(e.pid_ns, e.tgid, e.ns_tgid) for e in evs} == {(child.pid_ns, child.pid, 1)}
     js = hub.stats().jobs[job.job_id]
@@ -198,8 +198,8 @@ def test_every_namespace_and_a_namespace_job_both_see_a_call(
         hub.delete_trace(wide)
     finally:
         child.close()
-    narrow_evs = c_narrow.wait(lambda _: c_narrow.sub.closed)
-    wide_evs = c_wide.wait(lambda _: c_wide.sub.closed)
+    narrow_evs = c_narrow.finish()
+    wide_evs = c_wide.finish()
     assert len(narrow_evs) == n
     assert len([e for e in wide_evs if e.pid_ns == child.pid_ns]) == n
 
@@ -230,7 +230,7 @@ def test_process_target_follows_descendants(
         if shell.poll() is None:
             shell.kill()
             shell.wait()
-    evs = col.wait(lambda _: col.sub.closed)
+    evs = col.finish()
     # dash itself may call getppid once at start-up (if it had not yet when scoped)
     kids = [e for e in evs if e.tgid != shell.pid]
     assert len(kids) == n, f"scope {scope}: {seen}; events {[(e.tgid, e.seq) for e in evs]}"
@@ -270,7 +270,7 @@ def test_delete_trace_does_not_wait_for_the_reader_timer(known_calls: Path) -> N
         assert k is not None and (k.matched, k.emitted) == (n, n)  # read out for the counters
         hub.delete_trace(t)
         assert col.sub.closed
-        evs = col.wait(lambda _: False, timeout=0.2)
+        evs = col.finish()
         assert [e.seq for e in evs] == list(range(1, n + 1))
         js = hub.stats().jobs[job.job_id]
         assert totals(js) == (n, n, 0, 0) and balanced(js)

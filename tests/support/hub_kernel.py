@@ -55,16 +55,28 @@ class Collector:
 
     def _run(self) -> None:
         while True:
+            # Read before the get: a queue closed by then holds its last
+            # events already, so an empty get after it means all were taken
+            # (checked after the get, events routed and closed meanwhile
+            # would be left behind).
+            closed = self.sub.closed
             batch = self.sub.get_batch(4096, timeout=0.05)
             if batch:
                 with self._lock:
                     self.events.extend(batch)
-            elif self.sub.closed:
+            elif closed:
                 return
 
     def snapshot(self) -> list[Any]:
         with self._lock:
             return list(self.events)
+
+    def finish(self, timeout: float = 10.0) -> list[Any]:
+        """Every event of a subscription that is (or is about to be) closed:
+        waits until the thread has taken the last one and ended."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"{self.sub.name}: not closed in {timeout} s"
+        return self.snapshot()
 
     def wait(self, pred: Callable[[list[Any]], bool], timeout: float = 10.0) -> list[Any]:
         end = time.monotonic() + timeout
