@@ -114,7 +114,9 @@ class Probe:
         :class:`syshub.errors.ProbeError` on a closed probe, ``ValueError``
         for ``max_events`` outside 1..=2**32-1."""
     def stats(self) -> dict[str, Any]:
-        """``keys``: per key matched, sampled_out, dropped (in the kernel),
+        """The reader first empties the ring (waiting up to 1 s, GIL
+        released), so ``emitted`` counts every record the kernel wrote before
+        the call. ``keys``: per key matched, sampled_out, dropped (in the kernel),
         emitted (read out of the ring), delivered (returned by poll), pending
         (matched, not yet delivered nor dropped/sampled out); ``total``;
         ``kernel``: global counters (matched, sampled_out, dropped, emitted,

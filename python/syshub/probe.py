@@ -203,6 +203,8 @@ class Probe:
         return self._native.poll(max_events, timeout_ms)
 
     def stats(self) -> ProbeStats:
+        """Counters; the reader first empties the ring (up to 1 s), so every
+        record the kernel wrote before the call counts as emitted."""
         return _probe_stats(self._native.stats())
 
     def close(self) -> None:

@@ -353,7 +353,8 @@ class Hub:
             if job.stopped:
                 raise HubError(f"job `{job.job_id}` is stopped")
             key = (pid_ns, nr)
-            if key not in self._applied:
+            new_key = key not in self._applied
+            if new_key:
                 # A re-added key restarts its kernel sequence: contexts still
                 # draining the old one must not take the new numbers.
                 self._draining.pop(key, None)
@@ -370,7 +371,8 @@ class Hub:
                 raise HubError(f"cannot install the {name} filter of key {pid_ns}: {e}") from e
             # The sequence is read once the kernel samples at the new rate: a
             # call sampled at the old rate is never counted as this job's drop.
-            ctx.base_seq = self._sequences().get(key, 0)
+            # A key new to the kernel starts at 0: every call it matched is ours.
+            ctx.base_seq = 0 if new_key else self._sequences().get(key, 0)
             ctxs[key] = ctx
             self._publish_route(key)
             return ctx
@@ -477,26 +479,22 @@ class Hub:
 
     def flush(self, keys: Iterable[Key] | None = None, timeout: float = 1.0) -> bool:
         """Wait until what the kernel emitted on ``keys`` (default: all) has
-        been routed: every matched call accounted for, or, once the reader
-        has had a few poll intervals to empty the ring, every record read out
-        of it delivered (calls still running are not waited for). True if so
-        within ``timeout``."""
+        been routed: every record read out of the ring (``Probe.stats`` has
+        the reader empty it first) delivered by poll and routed. Calls still
+        running are not waited for. True if so within ``timeout``."""
         probe = self._probe
         if probe is None or probe.closed:
             return True
         wanted = None if keys is None else set(keys)
-        start = time.monotonic()
-        ring_read = start + 3 * self.config.poll_ms / 1000
+        end = time.monotonic() + timeout
         while True:
+            now = time.monotonic()
             st = probe.stats()
             ks = [k for k in st.keys if wanted is None or (k.pid_ns, k.nr) in wanted]
             routed = self._seen >= sum(k.delivered for k in st.keys)
-            now = time.monotonic()
-            if routed and all(k.pending == 0 for k in ks):
+            if routed and all(k.delivered >= k.emitted for k in ks):
                 return True
-            if routed and now >= ring_read and all(k.delivered >= k.emitted for k in ks):
-                return True
-            if now - start >= timeout:
+            if now >= end:
                 return False
             time.sleep(0.002)
 
