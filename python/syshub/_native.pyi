@@ -53,6 +53,11 @@ class Probe:
     the argument and its range) for ``ring_bytes`` that is not a power of two
     in ``RING_BYTES_MIN..=RING_BYTES_MAX``, ``poll_ms`` outside 1..=1000, or a
     negative ``wakeup_bytes``/``self_tgid``; never ``OverflowError``.
+
+    ``tracepoint_syscalls`` (default 3, 0..=512): how many syscalls may use
+    their own tracepoints (other syscalls pay nothing for them, but each costs
+    ~0.1 s to detach); tracing more moves them all to the raw hooks (cheap to
+    detach, ~+45 ns on every syscall of the host).
     """
 
     def __new__(
@@ -62,6 +67,7 @@ class Probe:
         wakeup_bytes: int | None = None,
         poll_ms: int = 10,
         self_tgid: int | None = None,
+        tracepoint_syscalls: int | None = None,
     ) -> Probe: ...
     def add_filter(
         self,

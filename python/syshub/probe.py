@@ -133,12 +133,29 @@ class Probe:
     Raises ``PermissionError`` (naming CAP_BPF/CAP_PERFMON or root) without
     privileges, :class:`~syshub.errors.ProbeError` when tracefs is missing and
     cannot be mounted or the kernel refuses the probe, ``ValueError`` for a
-    ring size that is not a power of two in range."""
+    ring size that is not a power of two in range.
+
+    ``tracepoint_syscalls`` (default 3): how many syscalls may be hooked
+    through their own tracepoints, which cost other syscalls nothing but take
+    ~0.1 s each to detach; tracing more moves them all to the raw hooks (fast
+    to detach, ~+45 ns on every syscall of the host). A short-lived tracer
+    (the CLI) keeps it low to leave fast; a long-lived one (a node agent)
+    raises it so the node stays fast."""
 
     def __init__(
-        self, ring_bytes: int = 16 << 20, *, wakeup_bytes: int | None = None, poll_ms: int = 10
+        self,
+        ring_bytes: int = 16 << 20,
+        *,
+        wakeup_bytes: int | None = None,
+        poll_ms: int = 10,
+        tracepoint_syscalls: int | None = None,
     ) -> None:
-        self._native = _native.Probe(ring_bytes, wakeup_bytes=wakeup_bytes, poll_ms=poll_ms)
+        self._native = _native.Probe(
+            ring_bytes,
+            wakeup_bytes=wakeup_bytes,
+            poll_ms=poll_ms,
+            tracepoint_syscalls=tracepoint_syscalls,
+        )
 
     # filters -------------------------------------------------------------
     def add_filter(

@@ -8,9 +8,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use syshub_bpf::Error;
+use syshub_bpf::abi;
 use syshub_bpf::accounting::{Delivered, ProbeStats};
 use syshub_bpf::limits;
-use syshub_bpf::probe::{FilterSpec, Probe as CoreProbe, ProbeConfig};
+use syshub_bpf::probe::{FilterSpec, MAX_TP_SYSCALLS, Probe as CoreProbe, ProbeConfig};
 use syshub_bpf::reader::{Batch as CoreBatch, Reader};
 use syshub_bpf::syscalls::SyscallTable;
 
@@ -54,8 +55,8 @@ fn with_probe<T>(
 impl Probe {
     #[new]
     #[pyo3(
-        signature = (ring_bytes = IntArg::from(16 << 20), *, wakeup_bytes = None, poll_ms = IntArg::from(10), self_tgid = None),
-        text_signature = "(ring_bytes=16777216, *, wakeup_bytes=None, poll_ms=10, self_tgid=None)"
+        signature = (ring_bytes = IntArg::from(16 << 20), *, wakeup_bytes = None, poll_ms = IntArg::from(10), self_tgid = None, tracepoint_syscalls = None),
+        text_signature = "(ring_bytes=16777216, *, wakeup_bytes=None, poll_ms=10, self_tgid=None, tracepoint_syscalls=None)"
     )]
     fn new(
         py: Python<'_>,
@@ -63,6 +64,7 @@ impl Probe {
         wakeup_bytes: Option<IntArg>,
         poll_ms: IntArg,
         self_tgid: Option<IntArg>,
+        tracepoint_syscalls: Option<IntArg>,
     ) -> PyResult<Self> {
         let ring: u32 = ring_bytes.get(
             py,
@@ -78,6 +80,10 @@ impl Probe {
             self_tgid: self_tgid
                 .map(|t| t.get(py, "self_tgid", 0, u32::MAX))
                 .transpose()?,
+            tracepoint_syscalls: match tracepoint_syscalls {
+                Some(n) => n.get(py, "tracepoint_syscalls", 0, abi::MAX_SYSCALLS)?,
+                None => MAX_TP_SYSCALLS,
+            },
         };
         let poll_ms: i32 = poll_ms.get(py, "poll_ms", 1, 1000)?;
         let (probe, ring) = map_err(py, py.detach(|| CoreProbe::open(&cfg)))?;

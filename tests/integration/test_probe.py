@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from probe_helpers import drain
-from syshub import Probe
+from syshub import Probe, syscalls
 from syshub.errors import ProbeError, SyscallNameError
 from syshub.nsproc import NamespacedProcess, pid_namespace_inode
 
@@ -368,3 +368,18 @@ def test_missing_tracefs_without_privileges_is_a_clear_error() -> None:
     r = _in_private_mount_ns_without_tracefs(code, "setpriv", "--bounding-set=-all", "--")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("PERM") and "tracefs" in r.stdout, r.stdout
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize(("limit", "raw"), [(None, True), (8, False)])
+def test_tracepoint_syscalls_bounds_per_syscall_hooks(limit: int | None, raw: bool) -> None:
+    """Past ``tracepoint_syscalls`` (default 3) every traced syscall moves to
+    the raw hooks; with a higher limit each keeps its own tracepoint."""
+    names = ["getppid", "getpid", "getuid", "getgid", "geteuid"]
+    nrs = {syscalls.lookup(n).nr for n in names}
+    with Probe(1 << 16, tracepoint_syscalls=limit) as p:
+        for n in names:
+            p.add_filter(0, n)
+        hooked = dict(p.hooked())
+        assert nrs <= set(hooked)
+        assert {hooked[nr] for nr in nrs} == {raw}

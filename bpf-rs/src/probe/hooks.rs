@@ -7,7 +7,8 @@
 //! normal) grace period *while holding the kernel's global `event_mutex`*.
 //! Detaches therefore run one after another whatever the number of threads
 //! (36-140 ms each here: 383 syscalls, 766 events, took 24-28 s to close).
-//! So at most [`MAX_TP_SYSCALLS`] syscalls use their own tracepoints: when
+//! So at most `ProbeConfig::tracepoint_syscalls` (default
+//! [`MAX_TP_SYSCALLS`]) syscalls use their own tracepoints: when
 //! one more is traced, every traced syscall moves to the raw hooks (whose
 //! links are released without a synchronous grace period) and the
 //! tracepoint hooks, silent from then on, are parked for the reaper. Tracing
@@ -29,8 +30,8 @@ use crate::error::{Error, Result};
 use crate::names;
 use crate::syscalls::SyscallDef;
 
-/// Syscalls hooked through their own tracepoints at most (parked ones
-/// included); detaching each costs 2 x 36-140 ms of serialized RCU waits.
+/// Default of `ProbeConfig::tracepoint_syscalls` (parked ones included);
+/// detaching each costs 2 x 36-140 ms of serialized RCU waits.
 pub const MAX_TP_SYSCALLS: usize = 3;
 
 /// How long unneeded hooks stay attached before the reaper drops them.
@@ -162,7 +163,7 @@ impl Probe {
                 self.hooks.insert(def.nr, Hook::Tracepoint { enter, exit });
                 return Ok(());
             }
-            if self.tracepoint_hooks() < MAX_TP_SYSCALLS {
+            if self.tracepoint_hooks() < self.tracepoint_syscalls {
                 return self.attach_tracepoint(def.nr, &tp);
             }
         }

@@ -34,6 +34,10 @@ pub struct ProbeConfig {
     pub wakeup_bytes: Option<u64>,
     /// Host pid whose syscalls are never traced (default: this process).
     pub self_tgid: Option<u32>,
+    /// Syscalls hooked through their own tracepoints at most (see `hooks`):
+    /// more are all moved to the raw hooks. Low for a short-lived tracer
+    /// (leaving is fast), high for a long-lived one (other syscalls stay cheap).
+    pub tracepoint_syscalls: usize,
 }
 
 impl Default for ProbeConfig {
@@ -42,6 +46,7 @@ impl Default for ProbeConfig {
             ring_bytes: 16 << 20,
             wakeup_bytes: None,
             self_tgid: None,
+            tracepoint_syscalls: MAX_TP_SYSCALLS,
         }
     }
 }
@@ -88,6 +93,7 @@ pub struct Probe {
     reaper_stop: Arc<AtomicBool>,
     reaper: Option<std::thread::JoinHandle<()>>,
     self_tgid: u32,
+    tracepoint_syscalls: usize,
     /// Live process scopes: id -> root pid.
     scopes: BTreeMap<u16, u32>,
     /// The scope id handed out last (ids go round, 1..=65535).
@@ -223,6 +229,7 @@ impl Probe {
             reaper_stop: Arc::new(AtomicBool::new(false)),
             reaper: None,
             self_tgid,
+            tracepoint_syscalls: cfg.tracepoint_syscalls,
             scopes: BTreeMap::new(),
             last_scope: 0,
             scope_count,

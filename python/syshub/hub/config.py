@@ -23,6 +23,9 @@ class HubConfig:
     ring_bytes: int = 16 << 20
     poll_ms: int = 10
     node_name: str | None = None
+    tracepoint_syscalls: int | None = None
+    """Syscalls hooked through their own tracepoints at most (see
+    :class:`~syshub.probe.Probe`; None: the probe's default, 3)."""
     flush_timeout: float = 1.0
     """How long deleting a trace waits for the events the kernel already
     emitted for it to be routed (calls still running are counted as dropped)."""

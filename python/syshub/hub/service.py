@@ -99,7 +99,11 @@ class Hub:
             self._started = True
         if self._filters is None:
             if self._probe is None:
-                self._probe = Probe(self.config.ring_bytes, poll_ms=self.config.poll_ms)
+                self._probe = Probe(
+                    self.config.ring_bytes,
+                    poll_ms=self.config.poll_ms,
+                    tracepoint_syscalls=self.config.tracepoint_syscalls,
+                )
                 self._own_probe = True
             self._filters = ProbeFilters(self._probe)
         self.observer.connect()
