@@ -103,9 +103,9 @@ def alive(pid: int) -> bool:
 
 
 def has_scopes() -> bool:
-    from syshub import _native
+    from syshub import Probe
 
-    return hasattr(_native.Probe, "add_scope")
+    return hasattr(Probe, "add_scope")
 
 
 @pytest.mark.bpf
@@ -339,10 +339,10 @@ def test_without_privileges_one_line_exit_2() -> None:
 
 
 @pytest.mark.bpf
-def test_native_probe_raises_permission_error_without_caps() -> None:
+def test_probe_raises_permission_error_without_caps() -> None:
     code = (
-        "from syshub import _native\n"
-        "try:\n    _native.Probe()\n"
+        "from syshub import Probe\n"
+        "try:\n    Probe()\n"
         "except PermissionError as e:\n    print('PERM', e)\n"
     )
     r = subprocess.run(
