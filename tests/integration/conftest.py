@@ -24,6 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 if TYPE_CHECKING:
     from containerd_env import ContainerdEnv
 
+    from syshub import Hub
+    from syshub.topology import LocalObserver
+
 _ENV_REQUIRE = "SYSHUB_REQUIRE_CONTAINERD"
 _timings_key = pytest.StashKey[dict[str, float]]()
 
@@ -67,3 +70,18 @@ def pytest_terminal_summary(
     if timings:
         parts = ", ".join(f"{k}={v * 1000:.0f}ms" for k, v in sorted(timings.items()))
         terminalreporter.write_line(f"containerd timings: {parts}")
+
+
+@pytest.fixture
+def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
+    """A started Hub on the real probe with a LocalObserver the test drives."""
+    from syshub import Hub, HubConfig
+    from syshub.topology import LocalObserver
+
+    obs = LocalObserver()
+    hub = Hub(HubConfig(ring_bytes=1 << 22), obs)
+    hub.start()
+    try:
+        yield hub, obs
+    finally:
+        hub.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,29 +16,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from support.hub_env import balanced, totals
+from support.hub_env import NR, balanced, totals
 from support.hub_kernel import Collector, container, getppid_box, kernel_filters, run_job
-from syshub import Hub, HubConfig, Job, SubscriberStats, Trace, syscalls
+from syshub import Hub, Job, SubscriberStats, Trace
 from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, LocalObserver
 
 pytestmark = pytest.mark.bpf
 
-NR = {name: syscalls.lookup(name).nr for name in ("getppid", "openat", "close", "read")}
-
 
 # --------------------------------------------------------------------------- scaffolding
-
-
-@pytest.fixture
-def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
-    obs = LocalObserver()
-    hub = Hub(HubConfig(ring_bytes=1 << 22), obs)
-    hub.start()
-    try:
-        yield hub, obs
-    finally:
-        hub.stop()
 
 
 def hostname_opens(evs: list[Any], pid_ns: int) -> int:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from support.hub_env import balanced, totals
+from support.hub_env import NR, balanced, totals
 from support.hub_kernel import (
     Collector,
     container,
@@ -28,19 +27,6 @@ from syshub.nsproc import NamespacedProcess
 from syshub.topology import LocalObserver
 
 pytestmark = pytest.mark.bpf
-
-NR = {name: syscalls.lookup(name).nr for name in ("getppid", "openat", "close", "read")}
-
-
-@pytest.fixture
-def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
-    obs = LocalObserver()
-    hub = Hub(HubConfig(ring_bytes=1 << 22), obs)
-    hub.start()
-    try:
-        yield hub, obs
-    finally:
-        hub.stop()
 
 
 # --------------------------------------------------------------------------- targets

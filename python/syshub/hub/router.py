@@ -22,7 +22,6 @@ from syshub.hub.plan import Key
 from syshub.hub.subscriptions import Overflow, Subscription
 from syshub.topology import Container
 
-_ANY_NS_FLAG = 0x8  # SYSHUB_EVF_ANY_NS: matched the every-namespace key
 _NO_END = 1 << 64
 
 
@@ -31,17 +30,11 @@ def _key_columns(events: Any) -> Iterable[tuple[int, int, int, int, Any]] | None
     column = getattr(events, "column", None)
     if column is None:
         return None
-    pid_ns = memoryview(column("pid_ns")).tolist()
-    if "key_ns" in events.column_names:
-        key_ns = memoryview(column("key_ns")).tolist()
-    else:
-        flags = memoryview(column("flags")).tolist()
-        key_ns = [0 if f & _ANY_NS_FLAG else ns for ns, f in zip(pid_ns, flags, strict=True)]
     return zip(
-        key_ns,
+        memoryview(column("key_ns")).tolist(),
         memoryview(column("nr")).tolist(),
         memoryview(column("seq")).tolist(),
-        pid_ns,
+        memoryview(column("pid_ns")).tolist(),
         events,
         strict=True,
     )
