@@ -30,7 +30,8 @@ $(STAMP)/venv: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
 		protobuf grpcio-tools mypy-protobuf pydantic durationpy jsonschema kubernetes kmock ruff mypy \
-		types-PyYAML types-grpcio types-protobuf matplotlib
+		types-PyYAML types-grpcio types-protobuf matplotlib \
+		grpcio-health-checking grpcio-reflection
 	@touch $@
 
 build: $(STAMP)/apt $(STAMP)/venv
@@ -91,26 +92,42 @@ wheel-check: wheel
 		-s openat -o - -- cat /etc/hostname | grep -q 'openat(AT_FDCWD, "/etc/hostname", O_RDONLY) = 3'
 	@echo "wheel-check: the installed wheel traced with no clang on PATH"
 
-# The CRI subset (proto/cri) -> checked-in Python code under the package (the wheel
-# ships it). `proto-check` regenerates into a scratch directory and fails on any
-# difference from what is checked in.
+# The CRI subset (proto/cri) and syshub's own API (proto/syshub/v1) -> checked-in Python
+# code under the package (the wheel ships it): proto/cri into python/syshub/topology/cri,
+# proto/syshub/v1/*.proto into python/syshub/v1 (imports are rooted at proto/, so the
+# generated agent_pb2 imports syshub.v1.event_pb2). `proto-check` regenerates into a
+# scratch directory and fails on any difference from what is checked in.
 CRI_PROTOS := runtime/v1/api.proto
 CRI_GEN := python/syshub/topology/cri
 CRI_GENERATED := $(foreach p,$(CRI_PROTOS),$(patsubst %.proto,%_pb2.py,$(p)) $(patsubst %.proto,%_pb2.pyi,$(p)))
+SYSHUB_PROTOS := syshub/v1/event.proto syshub/v1/agent.proto
+SYSHUB_GEN := python
+SYSHUB_GENERATED := $(foreach p,$(SYSHUB_PROTOS),$(patsubst %.proto,%_pb2.py,$(p)) $(patsubst %.proto,%_pb2.pyi,$(p)))
 
 define gen_cri
 	$(PY) -m grpc_tools.protoc -I proto/cri --python_out=$(1) --mypy_out=$(1) \
 		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy $(addprefix proto/cri/,$(CRI_PROTOS))
 endef
 
+define gen_syshub
+	$(PY) -m grpc_tools.protoc -I proto --python_out=$(1) --mypy_out=$(1) \
+		--plugin=protoc-gen-mypy=$(VENV)/bin/protoc-gen-mypy $(addprefix proto/,$(SYSHUB_PROTOS))
+endef
+
 proto:
 	$(call gen_cri,$(CRI_GEN))
+	$(call gen_syshub,$(SYSHUB_GEN))
 
 proto-check:
-	@rm -rf $(STAMP)/proto-check && mkdir -p $(STAMP)/proto-check
-	$(call gen_cri,$(STAMP)/proto-check)
+	@rm -rf $(STAMP)/proto-check && mkdir -p $(STAMP)/proto-check/cri $(STAMP)/proto-check/syshub
+	$(call gen_cri,$(STAMP)/proto-check/cri)
+	$(call gen_syshub,$(STAMP)/proto-check/syshub)
 	@for f in $(CRI_GENERATED); do \
-		diff -q $(STAMP)/proto-check/$$f $(CRI_GEN)/$$f >/dev/null || \
+		diff -q $(STAMP)/proto-check/cri/$$f $(CRI_GEN)/$$f >/dev/null || \
 		{ echo "proto-check: $(CRI_GEN)/$$f differs from proto/cri (run make proto)"; exit 1; }; \
 	done
-	@echo "proto-check: generated CRI code is up to date"
+	@for f in $(SYSHUB_GENERATED); do \
+		diff -q $(STAMP)/proto-check/syshub/$$f $(SYSHUB_GEN)/$$f >/dev/null || \
+		{ echo "proto-check: $(SYSHUB_GEN)/$$f differs from proto/ (run make proto)"; exit 1; }; \
+	done
+	@echo "proto-check: generated CRI and syshub API code is up to date"
