@@ -155,7 +155,13 @@ fn epoll_with(fds: &[i32]) -> Result<OwnedFd> {
     let ep = unsafe { OwnedFd::from_raw_fd(ep) };
     for (i, &fd) in fds.iter().enumerate() {
         let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
+            // Edge-triggered: the ring's fd is readable whenever a record is
+            // pending, so level-triggered epoll returns at once after every
+            // pass under load (tiny batches, 2x the consumer's CPU per event,
+            // benches throughput 2026-11-30). Edge-triggered, the reader wakes
+            // when the kernel forces a wake-up (pending bytes crossed
+            // `wakeup_bytes`), on the eventfd, or on the `poll_ms` timer.
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: i as u64,
         };
         // SAFETY: valid epoll fd, valid fd, valid event pointer.
