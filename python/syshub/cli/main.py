@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 0
         if args.command == "syscalls":
             return _syscalls(args.klass)
+        if args.command in ("agent", "traces", "watch"):
+            from syshub.cli.remote_cmd import run_remote
+
+            return run_remote(args)
         status = _trace(args)
         if argv is None:
             _leave(status)

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from syshub import __version__, syscalls
 from syshub.cli.errors import UsageError
+from syshub.cli.remote_cmd import add_remote_parsers
 from syshub.errors import SyscallNameError
 from syshub.spec import limits
 
@@ -267,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CLASS",
         help=f"only this class (any case): {', '.join(class_names())}",
     )
+    add_remote_parsers(sub, _Formatter)
     return p
 
 

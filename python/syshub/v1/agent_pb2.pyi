@@ -700,3 +700,120 @@ class SyscallsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SyscallsResponse: _TypeAlias = SyscallsResponse  # noqa: Y015
+
+@_typing.final
+class MetricsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricsRequest: _TypeAlias = MetricsRequest  # noqa: Y015
+
+@_typing.final
+class MetricsRow(_message.Message):
+    """One series: calls of one syscall with one result in one pid namespace."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PID_NS_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    POD_FIELD_NUMBER: _builtins.int
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    SYSCALL_FIELD_NUMBER: _builtins.int
+    CLASS_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    ERRNO_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    TOTAL_NS_FIELD_NUMBER: _builtins.int
+    BUCKETS_FIELD_NUMBER: _builtins.int
+    pid_ns: _builtins.int
+    namespace: _builtins.str
+    pod: _builtins.str
+    container: _builtins.str
+    syscall: _builtins.str
+    group: _builtins.str
+    errno: _builtins.int
+    """0 for success."""
+    error: _builtins.str
+    """"OK", "ENOENT", ..."""
+    count: _builtins.int
+    total_ns: _builtins.int
+    @_builtins.property
+    def buckets(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Bucket b counts the calls whose latency in ns has b significant bits
+        (< 2**b ns); the last bucket is open-ended.
+        """
+
+    def __init__(
+        self,
+        *,
+        pid_ns: _builtins.int = ...,
+        namespace: _builtins.str = ...,
+        pod: _builtins.str = ...,
+        container: _builtins.str = ...,
+        syscall: _builtins.str = ...,
+        group: _builtins.str = ...,
+        errno: _builtins.int = ...,
+        error: _builtins.str = ...,
+        count: _builtins.int = ...,
+        total_ns: _builtins.int = ...,
+        buckets: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buckets", b"buckets", "class", b"class", "container", b"container", "count", b"count", "errno", b"errno", "error", b"error", "group", b"group", "namespace", b"namespace", "pid_ns", b"pid_ns", "pod", b"pod", "syscall", b"syscall", "total_ns", b"total_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricsRow: _TypeAlias = MetricsRow  # noqa: Y015
+
+@_typing.final
+class MetricsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NODE_FIELD_NUMBER: _builtins.int
+    TAKEN_AT_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    OVERFLOW_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    MAX_ENTRIES_FIELD_NUMBER: _builtins.int
+    node: _builtins.str
+    taken_at: _builtins.float
+    """Unix time (s) of the snapshot."""
+    mode: _builtins.str
+    """"node" or "containers"."""
+    entries: _builtins.int
+    max_entries: _builtins.int
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MetricsRow]: ...
+    @_builtins.property
+    def overflow(self) -> Global___MetricsRow:
+        """Calls that did not fit the bounded kernel map (counted, exact)."""
+
+    def __init__(
+        self,
+        *,
+        node: _builtins.str = ...,
+        taken_at: _builtins.float = ...,
+        mode: _builtins.str = ...,
+        rows: _abc.Iterable[Global___MetricsRow] | None = ...,
+        overflow: Global___MetricsRow | None = ...,
+        entries: _builtins.int = ...,
+        max_entries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["overflow", b"overflow"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "max_entries", b"max_entries", "mode", b"mode", "node", b"node", "overflow", b"overflow", "rows", b"rows", "taken_at", b"taken_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MetricsResponse: _TypeAlias = MetricsResponse  # noqa: Y015
