@@ -1,4 +1,4 @@
-"""A small but faithful Kubernetes API server for pods, for tests.
+"""A small but faithful Kubernetes API server for tests.
 
 It serves what a list+watch client needs, over plain HTTP on 127.0.0.1, to the
 *real* ``kubernetes`` Python client:
@@ -15,6 +15,12 @@ It serves what a list+watch client needs, over plain HTTP on 127.0.0.1, to the
   ends the stream cleanly; a ``resourceVersion`` older than the retained history
   gets ``410 Gone`` as an ERROR event in the stream (or, in ``gone_mode="status"``,
   as an HTTP 410 status).
+
+Beyond pods (:mod:`support.k8s_store`, :mod:`support.k8s_routes`): every resource type of
+``BUILTIN_TYPES`` and, once a CustomResourceDefinition is created, its custom resources under
+their group (discovery at ``/apis``), with GET/LIST/WATCH as above and POST, PUT, PATCH (JSON
+merge patch, resourceVersion preconditions -> 409), DELETE; the ``status`` subresource;
+core Events; pod logs (``follow=true`` streams what tests append with :meth:`append_log`).
 
 Tests drive it from Python: create/update/delete pods, expire the history, drop
 open watch connections mid-stream, send bookmarks, and take the whole server down
@@ -33,12 +39,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from support.k8s_http import RecordedRequest, _HistoryEntry, _Server, _WatchState
-from support.k8s_objects import Pod, _merge, make_pod
+from support.k8s_objects import Pod, ResourceType, _merge, make_pod
+from support.k8s_store import ApiError, Store
 
-__all__ = ["FakeApiServer", "Pod", "RecordedRequest", "make_pod"]
+__all__ = ["ApiError", "FakeApiServer", "Pod", "RecordedRequest", "ResourceType", "make_pod"]
 
 
-class FakeApiServer:
+class FakeApiServer(Store):
     """The server and its state. Use as a context manager or call :meth:`start`/:meth:`close`."""
 
     def __init__(
@@ -54,7 +61,8 @@ class FakeApiServer:
         self.bookmarks_sent = 0
         self._port = port
         self._cond = threading.Condition()
-        self._pods: dict[tuple[str, str], Pod] = {}
+        Store.__init__(self)
+        self._pods: dict[tuple[str, str], Pod] = self._store["pods"]
         self._history: list[_HistoryEntry] = []
         self._rv = 100  # start away from 0 so "0" keeps its special meaning
         self._floor = self._rv
@@ -113,11 +121,11 @@ class FakeApiServer:
         return f"http://127.0.0.1:{self._port}"
 
     # ------------------------------------------------------------------ state changes
-    def _commit(self, kind: str, obj: Pod, old: Pod | None) -> Pod:
+    def _commit(self, kind: str, obj: Pod, old: Pod | None, resource: str = "pods") -> Pod:
         # caller holds self._cond
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        self._history.append(_HistoryEntry(self._rv, kind, copy.deepcopy(obj), old))
+        self._history.append(_HistoryEntry(self._rv, kind, copy.deepcopy(obj), old, resource))
         self._cond.notify_all()
         return copy.deepcopy(obj)
 
@@ -228,9 +236,12 @@ class FakeApiServer:
         with self._cond:
             self.requests.append(req)
 
-    def _list(self, matches: Callable[[Pod | None], bool]) -> tuple[list[Pod], int]:
+    def _list(
+        self, matches: Callable[[Pod | None], bool], resource: str = "pods"
+    ) -> tuple[list[Pod], int]:
         with self._cond:
-            return [copy.deepcopy(p) for p in self._pods.values() if matches(p)], self._rv
+            objs = self._store[resource].values()
+            return [copy.deepcopy(p) for p in objs if matches(p)], self._rv
 
     def _history_after(self, rv: int) -> Iterator[_HistoryEntry]:
         # caller holds self._cond; history is append-only and sorted by rv

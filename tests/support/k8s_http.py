@@ -1,11 +1,11 @@
-"""HTTP side of the local API server: the request handler (LIST, WATCH streams)."""
+"""HTTP side of the local API server: the request handler (GET, LIST, WATCH streams, pod
+logs; the write verbs go to :mod:`support.k8s_routes`)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
 import json
-import re
 import select
 import socket
 import threading
@@ -19,9 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 from support.k8s_objects import (
     BadSelector,
     Pod,
+    ResourceType,
     parse_field_selector,
     parse_label_selector,
 )
+from support.k8s_routes import decode_body, discovery, parse_path, write
+from support.k8s_store import ApiError
 
 if TYPE_CHECKING:
     from support.k8s_apiserver import FakeApiServer
@@ -56,6 +59,7 @@ class _HistoryEntry:
     type: str
     obj: Pod
     old: Pod | None
+    resource: str = "pods"
 
 
 @dataclass
@@ -131,46 +135,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     # ------------------------------------------------------------------ routing
-    def do_GET(self) -> None:
-        api = self.server.api
+    def _request(self, method: str) -> tuple[RecordedRequest, str, dict[str, str]]:
         parts = urlsplit(self.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        req = RecordedRequest("GET", parts.path, params)
-        api._record(req)
-        path = parts.path.rstrip("/")
+        req = RecordedRequest(method, parts.path, params)
+        self.server.api._record(req)
+        return req, parts.path.rstrip("/"), params
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        api = self.server.api
+        req, path, params = self._request("GET")
         if path == "/version":
             self._send_json(200, _VERSION)
             return
-        if path == "/api":
-            self._send_json(200, {"kind": "APIVersions", "versions": ["v1"]})
+        doc = discovery(api, path)
+        if doc is not None:
+            self._send_json(200, doc)
             return
-        if path == "/api/v1":
-            self._send_json(
-                200,
-                {
-                    "kind": "APIResourceList",
-                    "groupVersion": "v1",
-                    "resources": [
-                        {
-                            "name": "pods",
-                            "singularName": "pod",
-                            "namespaced": True,
-                            "kind": "Pod",
-                            "verbs": ["get", "list", "watch"],
-                        }
-                    ],
-                },
-            )
+        route = parse_path(api, path)
+        if route is None:
+            self._status(404, "NotFound", f"the server could not find {req.path}")
             return
-        namespace: str | None
-        if path == "/api/v1/pods":
-            namespace = None
-        else:
-            m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", path)
-            if not m:
-                self._status(404, "NotFound", f"the server could not find {parts.path}")
+        if route.name:
+            if route.sub == "log" and route.rt.key == "pods":
+                self._pod_log(route.namespace or "default", route.name, params)
                 return
-            namespace = m.group(1)
+            try:
+                obj = api.get(route.rt, route.namespace, route.name)
+            except ApiError as exc:
+                self._status(exc.code, exc.reason, exc.message)
+                return
+            self._send_json(200, obj)
+            return
+        namespace = route.namespace
         try:
             labels = parse_label_selector(params.get("labelSelector", ""))
             fields = parse_field_selector(params.get("fieldSelector", ""))
@@ -187,21 +188,90 @@ class _Handler(BaseHTTPRequestHandler):
             return labels(meta.get("labels") or {}) and fields(pod)
 
         if req.is_watch:
-            self._watch(params, matches)
+            self._watch(params, matches, route.rt)
         else:
-            items, rv = api._list(matches)
+            items, rv = api._list(matches, route.rt.key)
             self._send_json(
                 200,
                 {
-                    "kind": "PodList",
-                    "apiVersion": "v1",
+                    "kind": f"{route.rt.kind}List",
+                    "apiVersion": route.rt.api_version,
                     "metadata": {"resourceVersion": str(rv)},
                     "items": items,
                 },
             )
 
+    def _write(self, method: str) -> None:
+        api = self.server.api
+        req, path, _ = self._request(method)
+        raw = self._read_body()
+        route = parse_path(api, path)
+        if route is None:
+            self._status(404, "NotFound", f"the server could not find {req.path}")
+            return
+        content_type = self.headers.get("Content-Type") or "application/json"
+        try:
+            body = decode_body(raw, content_type) if raw else None
+            code, obj = write(api, method, route, body, content_type)
+        except ApiError as exc:
+            self._status(exc.code, exc.reason, exc.message)
+            return
+        self._send_json(code, obj)
+
+    def do_POST(self) -> None:
+        self._write("POST")
+
+    def do_PUT(self) -> None:
+        self._write("PUT")
+
+    def do_PATCH(self) -> None:
+        self._write("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._write("DELETE")
+
+    def _pod_log(self, namespace: str, pod: str, params: dict[str, str]) -> None:
+        """The pod's log; with ``follow=true`` a chunked stream until the pod is deleted,
+        the server stops or the client goes away."""
+        api = self.server.api
+        if params.get("follow", "") not in ("1", "true", "True"):
+            data = api.log_text(namespace, pod).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        sent = 0
+        try:
+            while True:
+                with api._cond:
+                    while True:
+                        text = api._logs[(namespace, pod)]
+                        gone = (namespace, pod) not in api._pods
+                        if len(text) > sent or gone or not api._serving:
+                            break
+                        if _peer_closed(self.connection):
+                            return
+                        api._cond.wait(0.05)
+                if len(text) > sent:
+                    self._chunk(text[sent:].encode())
+                    sent = len(text)
+                if gone or not api._serving:
+                    self._chunk(b"")
+                    return
+        except OSError:
+            return
+
     # ------------------------------------------------------------------ watch
-    def _watch(self, params: dict[str, str], matches: Callable[[Pod | None], bool]) -> None:
+    def _watch(
+        self, params: dict[str, str], matches: Callable[[Pod | None], bool], rt: ResourceType
+    ) -> None:
         api = self.server.api
         rv_param = params.get("resourceVersion", "")
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
@@ -213,7 +283,7 @@ class _Handler(BaseHTTPRequestHandler):
                 cursor = api._rv
                 initial = [
                     {"type": "ADDED", "object": copy.deepcopy(p)}
-                    for p in api._pods.values()
+                    for p in api._store[rt.key].values()
                     if matches(p)
                 ]
             else:
@@ -301,6 +371,8 @@ class _Handler(BaseHTTPRequestHandler):
                             waits.append(next_periodic - now)
                         api._cond.wait(max(0.0, min(waits)))
                     for entry in api._history_after(cursor):
+                        if entry.resource != rt.key:
+                            continue
                         translated = _translate(entry, matches)
                         if translated is not None:
                             out.append(translated)
@@ -310,8 +382,8 @@ class _Handler(BaseHTTPRequestHandler):
                             {
                                 "type": "BOOKMARK",
                                 "object": {
-                                    "kind": "Pod",
-                                    "apiVersion": "v1",
+                                    "kind": rt.kind,
+                                    "apiVersion": rt.api_version,
                                     "metadata": {
                                         "resourceVersion": str(cursor),
                                         "creationTimestamp": None,

@@ -1,4 +1,5 @@
-"""Pod objects and selector matching for the local API server (:mod:`support.k8s_apiserver`)."""
+"""Objects, resource types and selector matching for the local API server
+(:mod:`support.k8s_apiserver`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import copy
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 Pod = dict[str, Any]
@@ -152,3 +155,85 @@ def _merge(dst: dict[str, Any], patch: Mapping[str, Any]) -> None:
             _merge(dst[key], value)
         else:
             dst[key] = copy.deepcopy(value)
+
+
+# --------------------------------------------------------------------------- resource types
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One served resource: where it lives and how it behaves."""
+
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    status_subresource: bool = False
+    custom: bool = False  # served from a CRD: generation counts spec changes only
+
+    @property
+    def key(self) -> str:
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "pods", "Pod", True, status_subresource=True),
+    ResourceType("", "v1", "namespaces", "Namespace", False, status_subresource=True),
+    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True),
+    ResourceType("", "v1", "events", "Event", True),
+    ResourceType("", "v1", "configmaps", "ConfigMap", True),
+    ResourceType("", "v1", "services", "Service", True, status_subresource=True),
+    ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, status_subresource=True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    ResourceType(
+        "rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False
+    ),
+    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    ResourceType(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        status_subresource=True,
+    ),
+    ResourceType("events.k8s.io", "v1", "events", "Event", True),
+)
+
+
+def crd_types(crd: Mapping[str, Any]) -> list[ResourceType]:
+    """The resource types a CustomResourceDefinition serves (one per served version)."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    out = []
+    for v in spec.get("versions") or []:
+        if not v.get("served", True):
+            continue
+        out.append(
+            ResourceType(
+                str(spec["group"]),
+                str(v["name"]),
+                str(names["plural"]),
+                str(names["kind"]),
+                spec.get("scope", "Namespaced") == "Namespaced",
+                status_subresource="status" in (v.get("subresources") or {}),
+                custom=True,
+            )
+        )
+    return out
+
+
+def merge_patch(dst: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``dst`` with the JSON merge patch ``patch`` applied (RFC 7386); ``dst`` is changed."""
+    _merge(dst, patch)
+    return dst
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
