@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 0
         if args.command == "syscalls":
             return _syscalls(args.klass)
+        handler = getattr(args, "handler", None)
+        if handler is not None:  # commands that register their own (crd, run)
+            return int(handler(args))
         if args.command in ("agent", "traces", "watch"):
             from syshub.cli.remote_cmd import run_remote
 

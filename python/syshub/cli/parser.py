@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from syshub import __version__, syscalls
+from syshub.cli.crd_cmd import add_crd_parser
 from syshub.cli.errors import UsageError
 from syshub.cli.remote_cmd import add_remote_parsers
 from syshub.errors import SyscallNameError
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only this class (any case): {', '.join(class_names())}",
     )
     add_remote_parsers(sub, _Formatter)
+    add_crd_parser(sub, _Formatter)
     return p
 
 
