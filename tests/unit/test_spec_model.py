@@ -68,7 +68,7 @@ def test_swoll_manifest_writes_back_in_swoll_shape() -> None:
             "state": "Running",
             "job": "trace-nginx-abc",
             "startTime": "2021-01-02T03:04:05Z",
-            "completeTime": "2021-01-02T03:09:05Z",
+            "completionTime": "2021-01-02T03:09:05Z",
         },
     }
     assert Trace.from_dict(data, resolve=resolve) == trace
@@ -244,23 +244,22 @@ def test_timestamps_variants() -> None:
             "spec.hostSelector[1]: container name",
         ),
         (manifest(duration="-5m"), "spec.duration", "spec.duration: must be positive"),
-        (manifest(duration="0s"), "spec.duration", "spec.duration: must be positive"),
         (manifest(duration="five minutes"), "spec.duration", "spec.duration: invalid duration"),
         (manifest(sampleRte=2), "spec.sampleRte", "spec.sampleRte: unknown field"),
         (
             {
                 "apiVersion": API_VERSION,
                 "kind": "Trace",
-                "metadata": {},
+                "metadata": {"generateName": "Bad_"},
                 "spec": {"syscalls": ["read"]},
             },
-            "metadata.name",
-            "metadata.name: required",
+            "metadata.generateName",
+            "metadata.generateName: invalid prefix 'Bad_'",
         ),
         (
-            {"apiVersion": API_VERSION, "kind": "Trace", "spec": {"syscalls": ["read"]}},
-            "metadata.name",
-            "metadata.name: required",
+            {**manifest(), "metadata": {"generateName": ["x-"]}},
+            "metadata.generateName",
+            "metadata.generateName: expected a string, got list",
         ),
         (
             {**manifest(), "metadata": {"name": "Bad_Name"}},
@@ -333,7 +332,7 @@ def test_sample_rate_missing_defaults_to_one() -> None:
     trace = Trace.from_dict(manifest(), resolve=resolve)
     assert trace.spec.sample_rate == 1
     assert trace.spec.duration is None
-    assert trace.to_dict()["spec"] == {"syscalls": ["openat"], "sampleRate": 1}
+    assert trace.to_dict()["spec"] == {"syscalls": ["openat"]}  # written only when set
     assert trace.metadata.namespace == "default"
 
 

@@ -77,7 +77,7 @@ def test_schema_uses_the_manifest_names(schema: dict[str, Any]) -> None:
     assert spec["properties"]["sampleRate"]["maximum"] == 2**32 - 1
     assert spec["properties"]["duration"] == {
         "type": "string",
-        "description": "complete the trace after this long",
+        "description": "complete the trace after this long (0s or absent: no limit)",
     }
     assert schema["properties"]["apiVersion"]["enum"] == [
         "syshub.io/v1alpha1",

@@ -85,7 +85,8 @@ def test_new_validates() -> None:
     with pytest.raises(TraceSpecError, match=re.escape("spec.syscalls[0]: unknown syscall")):
         Trace.new("demo", ["nosuchcall"], resolve=resolve)
     with pytest.raises(TraceSpecError, match=re.escape("metadata.name")):
-        Trace.new("", ["read"], resolve=resolve)
+        Trace.new("Bad_Name", ["read"], resolve=resolve)
+    assert Trace.new("", ["read"], resolve=resolve).name.startswith("trace-")  # generated
 
 
 def test_constructor_checks_api_version_and_kind() -> None:

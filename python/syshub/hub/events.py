@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from syshub.topology import Container
+
+#: Event document styles: ours (the default) and swoll's TraceEvent JSON.
+EventStyle = Literal["syshub", "swoll"]
 
 
 class TraceEvent(tuple[Any, "Container | None"]):
@@ -44,9 +47,17 @@ class TraceEvent(tuple[Any, "Container | None"]):
             return ("", "", "", name)
         return (c.namespace, c.pod, c.name, name)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, style: EventStyle = "syshub") -> dict[str, Any]:
         """The one event document (the CLI's JSON lines, the agent's streams):
-        the kernel event's fields plus ``container`` (null when unknown)."""
+        the kernel event's fields plus ``container`` (null when unknown).
+        ``style="swoll"``: swoll's TraceEvent document instead
+        (:mod:`syshub.hub.swoll_event`)."""
+        if style != "syshub":
+            if style != "swoll":
+                raise ValueError(f"unknown event style {style!r} (expected 'syshub' or 'swoll')")
+            from syshub.hub.swoll_event import swoll_document
+
+            return swoll_document(self)
         d: dict[str, Any] = self[0].to_dict()
         c = self[1]
         d["container"] = c.to_dict() if c is not None else None

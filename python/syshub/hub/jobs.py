@@ -11,9 +11,11 @@ import enum
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 from syshub import syscalls
+from syshub.hub.events import TraceEvent
 from syshub.hub.plan import CaptureSizes
 from syshub.spec.trace import Trace, TraceState, TraceStatus, new_job_id
 from syshub.topology import Container
@@ -66,6 +68,16 @@ class Target:
         if self.kind in (TargetKind.CONTAINERS, TargetKind.EVERY_NAMESPACE):
             return str(self.kind.value)
         return f"{self.kind.value}:{self.value}"
+
+
+class EventStreams(Protocol):
+    """Where :meth:`Job.write_event` publishes (the :class:`~syshub.hub.service.Hub`)."""
+
+    def write_event(self, ev: TraceEvent) -> None:
+        """Publish on the event's (namespace, pod, container, syscall) path streams."""
+
+    def write_job_event(self, job: Job | str, ev: TraceEvent) -> None:
+        """Publish on one job's stream (its subscribers)."""
 
 
 @dataclass(eq=False)
@@ -170,10 +182,10 @@ class Job:
         return self.trace.status
 
     @property
-    def duration(self) -> float:
-        """Spec duration in seconds, -1 when unbounded."""
+    def duration(self) -> timedelta:
+        """The spec's duration; zero when it has none (no limit), as swoll's ``Duration()``."""
         d = self.trace.spec.duration
-        return -1.0 if d is None else float(d)
+        return timedelta(0) if d is None else timedelta(seconds=d)
 
     @property
     def sample_rate(self) -> int:
@@ -182,6 +194,15 @@ class Job:
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def write_event(self, hub: EventStreams, ev: TraceEvent) -> None:
+        """Publish ``ev`` as ``hub`` publishes an event it routed to this job: on the event's
+        path streams (swoll's ``Hub.WriteEvent``) and on this job's stream (swoll's
+        ``Job.WriteEvent``). The kernel already sampled routed events at the job's rate; an
+        event written here is published as is. A job's stream takes events once the job
+        runs (or was subscribed to before it ran)."""
+        hub.write_event(ev)
+        hub.write_job_event(self, ev)
 
     def add_container(self, pod: str, name: str) -> None:
         self._hosts[f"{name}.{pod}"] = True

@@ -5,19 +5,20 @@ job contexts (:mod:`syshub.hub.plan`); each key is sampled in the kernel at
 the gcd of its jobs' rates and every job with rate r receives exactly the
 calls whose per-key sequence number is a multiple of r.
 
-Threads: the reader loop polls the probe and routes events into subscriber
-queues (:mod:`syshub.hub.router`; never running subscriber code, never
-blocking); the topology loop follows the hub's observer; one thread per
-observer-driven job follows its selection; one worker per callback
-subscriber calls it.
+Threads: the reader loop (:mod:`syshub.hub.reader`) polls the probe and
+routes events into subscriber queues (:mod:`syshub.hub.router`; never running
+subscriber code, never blocking); the topology loop follows the hub's
+observer; one thread per observer-driven job follows its selection; one worker
+per callback subscriber calls it.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from syshub import syscalls
@@ -27,12 +28,15 @@ from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import Job, JobContext, JobList, Target, TargetKind
 from syshub.hub.kernel import KernelFilters, NamespaceHold, ProbeFilters
 from syshub.hub.plan import CaptureSizes, Key, KeyConfig, key_config, plan_key
+from syshub.hub.reader import ReaderLoop
 from syshub.hub.router import Router, path_key
 from syshub.hub.stats import HubStats, JobKeyStats, JobStats
 from syshub.hub.subscriptions import CallbackWorker, Overflow, Subscription
 from syshub.probe import Probe, ProbeStats
 from syshub.spec.trace import Trace, TraceState
 from syshub.topology import ContainerEvent, ContainerEventKind, Observer, Topology
+
+_log = logging.getLogger(__name__)
 
 
 class Hub:
@@ -66,12 +70,8 @@ class Hub:
         self._workers: list[CallbackWorker] = []
         self.topology = Topology()
         self._router = Router(self.topology.lookup_container)
-        self._seen = 0
-        self._lost = 0
-        self._reader_errors = 0
-        self.last_error: str | None = None
-        """The reader loop's last failure, for operators."""
         self._stop = threading.Event()
+        self._reader = ReaderLoop(self._router, self._stop)
         self._threads: list[threading.Thread] = []
         self._started = False
         self._stopped = False
@@ -82,6 +82,11 @@ class Hub:
     @property
     def probe(self) -> Probe | None:
         return self._probe
+
+    @property
+    def last_error(self) -> str | None:
+        """The reader loop's last failure, for operators."""
+        return self._reader.last_error
 
     @property
     def routed(self) -> int:
@@ -109,13 +114,23 @@ class Hub:
         self.observer.connect()
         self._spawn(lambda: self.observer.run(self.topology.apply, self._stop), "syshub-topology")
         if self._probe is not None:
-            self._spawn(self._reader_loop, "syshub-reader-loop")
+            probe = self._probe
+            self._spawn(lambda: self._reader.run(probe), "syshub-reader-loop")
         return self
 
     def run(self) -> None:
-        """Start and block until :meth:`stop` (swoll's ``Run``)."""
+        """Start and block until :meth:`stop` (swoll's ``Run``); errors are raised."""
         self.start()
         self._stop.wait()
+
+    def must_run(self) -> None:
+        """:meth:`run`, or on any error log it and exit the process with status 1 (swoll's
+        ``MustRun``, a fail-wrapper around ``Run``). :meth:`run` is the Pythonic entry."""
+        try:
+            self.run()
+        except Exception as e:
+            _log.critical("hub failed: %s: %s", type(e).__name__, e)
+            sys.exit(1)
 
     def stop(self) -> None:
         """Stop every job, release every filter, stop threads, close the probe.
@@ -186,8 +201,8 @@ class Hub:
                 job.mark_applied()
         if job.target.follows_observer:
             self._spawn(lambda: self._follow(job), f"syshub-job-{job.job_id}")
-        if job.duration > 0:
-            timer = threading.Timer(job.duration, self._expire, args=(job,))
+        if job.duration > timedelta(0):
+            timer = threading.Timer(job.duration.total_seconds(), self._expire, args=(job,))
             timer.daemon = True
             timer.start()
         return job
@@ -446,65 +461,26 @@ class Hub:
             return out
 
     # events --------------------------------------------------------------
-    def _reader_loop(self) -> None:
-        """Poll and route until the hub stops. A failing poll or route never
-        ends the loop: it is counted (``HubStats.reader_errors``, with the
-        last message) and the events of a batch that could not be routed are
-        counted as lost (``HubStats.lost``)."""
-        probe = self._probe
-        assert probe is not None
-        while not self._stop.is_set():
-            try:
-                batch = probe.poll(timeout_ms=100)
-            except Exception as e:
-                if self._stop.is_set() or probe.closed:
-                    return
-                self._reader_failed(e)
-                self._stop.wait(0.1)
-                continue
-            if not batch:
-                continue
-            try:
-                self._router.route(batch)
-            except Exception as e:
-                self._reader_failed(e)
-                self._lost += len(batch)
-            self._seen += len(batch)
-
-    def _reader_failed(self, e: Exception) -> None:
-        self._reader_errors += 1
-        self.last_error = f"{type(e).__name__}: {e}"
-
     def route(self, events: Any) -> None:
         """Route a batch (a :class:`~syshub.probe.Batch` or a sequence of
         events) to job and path subscribers (the reader thread's work)."""
-        self._router.route(events)
-        self._seen += len(events)
+        self._reader.route(events)
 
     def flush(self, keys: Iterable[Key] | None = None, timeout: float = 1.0) -> bool:
         """Wait until what the kernel emitted on ``keys`` (default: all) has
-        been routed: every record read out of the ring (``Probe.stats`` has
-        the reader empty it first) delivered by poll and routed. Calls still
-        running are not waited for. True if so within ``timeout``."""
-        probe = self._probe
-        if probe is None or probe.closed:
-            return True
-        wanted = None if keys is None else set(keys)
-        end = time.monotonic() + timeout
-        while True:
-            now = time.monotonic()
-            st = probe.stats()
-            ks = [k for k in st.keys if wanted is None or (k.pid_ns, k.nr) in wanted]
-            routed = self._seen >= sum(k.delivered for k in st.keys)
-            if routed and all(k.delivered >= k.emitted for k in ks):
-                return True
-            if now >= end:
-                return False
-            time.sleep(0.002)
+        been routed (:meth:`ReaderLoop.flush`); calls still running are not
+        waited for. True if so within ``timeout``."""
+        return self._reader.flush(self._probe, keys, timeout)
 
     def write_event(self, ev: TraceEvent) -> None:
         """Publish an event on its path streams (swoll's ``WriteEvent``)."""
         self._router.publish_path(ev)
+
+    def write_job_event(self, job: Job | str, ev: TraceEvent) -> None:
+        """Publish an event on one job's stream, to its subscribers."""
+        job_id = job.job_id if isinstance(job, Job) else job
+        for sub in self._router.job_subs.get(job_id, ()):
+            sub.put(ev)
 
     # subscriptions -------------------------------------------------------
     def subscribe(
@@ -593,6 +569,6 @@ class Hub:
             jobs,
             self._router.routed,
             self._router.unrouted,
-            reader_errors=self._reader_errors,
-            lost=self._lost,
+            reader_errors=self._reader.errors,
+            lost=self._reader.lost,
         )

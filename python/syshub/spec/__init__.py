@@ -11,7 +11,9 @@ from __future__ import annotations
 from syshub.spec.duration import format_duration, parse_duration
 from syshub.spec.limits import Capture, validate_ring_bytes, validate_sample_rate
 from syshub.spec.model import (
+    ALL_NAMESPACES,
     API_VERSION,
+    DEFAULT_GENERATE_NAME,
     SUPPORTED_API_VERSIONS,
     SWOLL_API_VERSION,
     ObjectMeta,
@@ -21,13 +23,16 @@ from syshub.spec.model import (
     TraceState,
     TraceStatus,
     default_resolver,
+    generate_name,
 )
 from syshub.spec.schema import trace_json_schema
 from syshub.spec.selectors import FieldSelector, FrozenMap, LabelSelector, Requirement
 from syshub.spec.trace import Trace, load_traces, new_job_id
 
 __all__ = [
+    "ALL_NAMESPACES",
     "API_VERSION",
+    "DEFAULT_GENERATE_NAME",
     "SUPPORTED_API_VERSIONS",
     "SWOLL_API_VERSION",
     "Capture",
@@ -44,6 +49,7 @@ __all__ = [
     "TraceStatus",
     "default_resolver",
     "format_duration",
+    "generate_name",
     "load_traces",
     "new_job_id",
     "parse_duration",

@@ -23,7 +23,15 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 from syshub.errors import TraceSpecError
 from syshub.spec.common import short_repr, type_name
 
-__all__ = ["MAX_DURATION", "Duration", "OptionalDuration", "format_duration", "parse_duration"]
+__all__ = [
+    "MAX_DURATION",
+    "Duration",
+    "LimitDuration",
+    "OptionalDuration",
+    "format_duration",
+    "is_zero_duration",
+    "parse_duration",
+]
 
 #: Largest accepted duration: what Go's ``time.Duration`` (int64 nanoseconds) can hold.
 MAX_DURATION: Final = timedelta(microseconds=(2**63 - 1) // 1000)
@@ -80,6 +88,16 @@ def parse_duration(value: object, field: str = "spec.duration") -> float:
     return delta.total_seconds()
 
 
+def is_zero_duration(value: object) -> bool:
+    """Whether ``value`` is a valid spelling of zero (``"0s"``, ``"0"``, ``0``, ``"0h0m0s"``,
+    ``timedelta(0)``): what Go writes for an unset ``metav1.Duration``. Anything else,
+    malformed text included, is not (validation then reports it)."""
+    try:
+        return _timedelta(value, "") == timedelta(0)
+    except TraceSpecError:
+        return False
+
+
 def _format_fraction(whole: int, frac: int, digits: int) -> str:
     """``whole`` plus ``frac`` / 10**digits, with trailing zeros (and a bare '.') removed."""
     text = f"{frac:0{digits}d}".rstrip("0")
@@ -126,3 +144,12 @@ Duration = Annotated[
 ]
 #: :data:`Duration` or ``None`` (no limit), described as a plain string.
 OptionalDuration = Annotated[Duration | None, _SCHEMA]
+
+
+def _zero_is_no_limit(value: object) -> object:
+    return None if is_zero_duration(value) else value
+
+
+#: A time limit: :data:`OptionalDuration` where zero (``"0s"``, what swoll's Go types write
+#: for an unset duration) also means no limit (``None``).
+LimitDuration = Annotated[OptionalDuration, BeforeValidator(_zero_is_no_limit)]

@@ -5,7 +5,11 @@ Manifest keys are camelCase (``labelSelector``, ``sampleRate``, ``jobID``, ``sta
 the Python names are snake_case and accepted on input too. All three are immutable values.
 ``spec`` forbids unknown keys; ``metadata`` and ``status`` ignore them, because the API server
 and controllers add their own (``managedFields``, ``conditions``). swoll's status keys (``job``,
-``completeTime``) are read as well; ours win when both are present.
+and its YAML spelling ``completeTime``) are read as well; ours win when both are present.
+
+What swoll writes loads unchanged (docs/trace-spec.md): a Trace without ``metadata.name`` gets
+a generated one (Kubernetes ``generateName`` semantics, :func:`generate_name`),
+``metadata.namespace: ""`` means every namespace, ``duration: "0s"`` means no limit.
 
 Syscall names are checked by an injectable resolver, passed as ``resolve=`` or in the
 validation context ``{"resolve": fn}`` (by default ``syshub.syscalls.canonical_name``, imported
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Final
@@ -40,17 +45,20 @@ from syshub.spec.common import (
     expect_list,
     expect_str,
     key_path,
+    type_name,
     validate_label_key,
     validate_label_value,
 )
-from syshub.spec.duration import OptionalDuration
+from syshub.spec.duration import LimitDuration
 from syshub.spec.limits import SAMPLE_RATE_MAX, validate_sample_rate
 from syshub.spec.selectors import FieldSelector, LabelSelector
 from syshub.spec.timestamp import Timestamp
 
 __all__ = [
+    "ALL_NAMESPACES",
     "API_GROUP",
     "API_VERSION",
+    "DEFAULT_GENERATE_NAME",
     "KIND",
     "LIST_KINDS",
     "SUPPORTED_API_VERSIONS",
@@ -63,6 +71,7 @@ __all__ = [
     "TraceState",
     "TraceStatus",
     "default_resolver",
+    "generate_name",
 ]
 
 #: The one version of both groups; ours and swoll's resources have the same shape.
@@ -113,13 +122,34 @@ def _name_list(what: str) -> BeforeValidator:
 
 _Labels = Annotated[FrozenMap, Field(default_factory=FrozenMap)]
 
+#: ``metadata.namespace`` of a Trace that selects pods of every namespace (swoll's meaning).
+ALL_NAMESPACES: Final = ""
+#: The ``generateName`` prefix used for a Trace that has neither ``name`` nor ``generateName``.
+DEFAULT_GENERATE_NAME: Final = "trace-"
+#: Kubernetes' generated-name alphabet (``k8s.io/apimachinery/pkg/util/rand``): lowercase
+#: consonants and digits without look-alikes, so a generated name never spells words.
+_NAME_ALPHABET: Final = "bcdfghjklmnpqrstvwxz2456789"
+_NAME_SUFFIX: Final = 5
+#: Longest prefix kept: the API server cuts ``generateName`` so prefix + suffix <= 63.
+_MAX_PREFIX: Final = 63 - _NAME_SUFFIX
+
+
+def generate_name(prefix: str = DEFAULT_GENERATE_NAME) -> str:
+    """A name as the API server makes one from ``metadata.generateName``: the prefix (cut to
+    58 characters) followed by 5 random characters of Kubernetes' alphabet."""
+    suffix = "".join(secrets.choice(_NAME_ALPHABET) for _ in range(_NAME_SUFFIX))
+    return prefix[:_MAX_PREFIX] + suffix
+
 
 class ObjectMeta(FrozenSpecModel):
     """The parts of ``metadata`` syshub reads and writes back; others are dropped on load.
 
-    ``name`` must be a DNS subdomain (as for every custom resource) and ``namespace`` a DNS
-    label (missing or empty: ``default``); labels and annotation keys are validated like the
-    API server does.
+    ``name`` must be a DNS subdomain (as for every custom resource). Without a name one is
+    generated (:func:`generate_name`) from ``generate_name`` (``generateName``), or from
+    ``"trace-"`` when that is empty too, as the API server does for ``generateName``; the
+    prefix is kept in ``generate_name``. ``namespace`` is a DNS label; missing means
+    ``default`` and empty (:data:`ALL_NAMESPACES`) every namespace, as in swoll. Labels and
+    annotation keys are validated like the API server does.
     """
 
     model_config = ConfigDict(
@@ -128,7 +158,8 @@ class ObjectMeta(FrozenSpecModel):
     field_path: ClassVar[str] = "metadata"
     always_written: ClassVar[frozenset[str]] = frozenset({"name", "namespace"})
 
-    name: StrictStr
+    name: StrictStr = ""  # never stays empty: _prepare generates one
+    generate_name: StrictStr = Field("", alias="generateName")
     namespace: StrictStr = "default"
     labels: _Labels
     annotations: _Labels
@@ -143,7 +174,8 @@ class ObjectMeta(FrozenSpecModel):
         def __init__(
             self,
             *,
-            name: str,
+            name: str = "",
+            generate_name: str = "",
             namespace: str = "default",
             labels: Mapping[str, str] = ...,
             annotations: Mapping[str, str] = ...,
@@ -154,14 +186,28 @@ class ObjectMeta(FrozenSpecModel):
             finalizers: Iterable[str] = (),
         ) -> None: ...
 
+    @classmethod
+    def _prepare(cls, body: dict[str, Any]) -> dict[str, Any]:
+        """Generate the name of a Trace that has none (``generateName`` semantics)."""
+        if body.get("name", "") != "":
+            return body
+        prefix = body.get("generateName", body.get("generate_name", ""))
+        if not isinstance(prefix, str):
+            raise TraceSpecError(".generateName", f"expected a string, got {type_name(prefix)}")
+        name = generate_name(prefix or DEFAULT_GENERATE_NAME)
+        problem = dns_name_problem(name, label=False)
+        if problem is not None:
+            raise TraceSpecError(".generateName", f"invalid prefix {prefix!r}: {problem}")
+        return {**body, "name": name}
+
     @field_validator("name", "namespace")
     @classmethod
     def _check_dns_name(cls, value: str, info: ValidationInfo) -> str:
-        """``name``: a DNS subdomain; ``namespace``: a DNS label (empty: ``default``)."""
+        """``name``: a DNS subdomain; ``namespace``: a DNS label or empty (every namespace)."""
         is_namespace = info.field_name == "namespace"
         if not value:
             if is_namespace:
-                return "default"
+                return ALL_NAMESPACES
             raise TraceSpecError("", "required (a non-empty string)")
         problem = dns_name_problem(value, label=is_namespace)
         if problem is not None:
@@ -200,7 +246,11 @@ class TraceSpec(FrozenSpecModel):
     * ``host_selector``: container names (non-empty strings), duplicates removed.
     * ``sample_rate``: 1-in-N delivery in ``0..SAMPLE_RATE_MAX``; ``0`` is stored as ``1``.
     * ``duration``: seconds (> 0) after which the trace completes, or ``None`` for no limit;
-      Go duration text (``"1h30m"``) or seconds in, Go text out.
+      Go duration text (``"1h30m"``) or seconds in, Go text out. Zero (``"0s"``, what swoll's
+      Go types write for an unset duration) means no limit too.
+
+    :meth:`to_dict` writes ``sampleRate`` only when it was set (given, or not 1), as swoll's
+    ``omitempty`` does.
     """
 
     model_config = ConfigDict(
@@ -223,7 +273,9 @@ class TraceSpec(FrozenSpecModel):
         description="deliver 1 in N events (0 and 1: every event)",
         json_schema_extra={"minimum": 0, "maximum": SAMPLE_RATE_MAX},
     )
-    duration: OptionalDuration = Field(None, description="complete the trace after this long")
+    duration: LimitDuration = Field(
+        None, description="complete the trace after this long (0s or absent: no limit)"
+    )
 
     @validating_init
     def __init__(self, /, resolve: Resolver | None = None, **data: Any) -> None:
@@ -235,6 +287,13 @@ class TraceSpec(FrozenSpecModel):
     ) -> TraceSpec:
         """Build from a manifest's ``spec`` (camelCase keys); errors are under ``field``."""
         return cls.from_manifest(d, {"resolve": resolve}, field)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest ``spec``; ``sampleRate`` only when set (given, or not 1)."""
+        out = super().to_dict()
+        if self.sample_rate == 1 and "sample_rate" not in self.model_fields_set:
+            out.pop("sampleRate", None)
+        return out
 
     @field_validator("syscalls")
     @classmethod
@@ -297,9 +356,9 @@ _State = Annotated[
 class TraceStatus(FrozenSpecModel):
     """An immutable snapshot of ``status``. Times are aware UTC (naive input is taken as UTC).
 
-    Reads ours (``jobID``, ``completionTime``) and swoll's (``job``, ``completeTime``) keys;
-    unknown keys are ignored (controllers own status). :meth:`to_dict` writes the keys of the
-    trace's API group.
+    Reads ours (``jobID``, ``completionTime``) and swoll's (``job``, ``completionTime``, and
+    ``completeTime``, the YAML tag of swoll's Go type) keys; unknown keys are ignored
+    (controllers own status). :meth:`to_dict` writes the keys of the trace's API group.
     """
 
     model_config = ConfigDict(
@@ -338,10 +397,10 @@ class TraceStatus(FrozenSpecModel):
         return cls() if d is None else cls.from_manifest(d, field=field)
 
     def to_dict(self, api_version: str = API_VERSION) -> dict[str, Any]:
-        """The ``status`` with the key names of ``api_version``'s group (swoll: ``job`` and
-        ``completeTime``; ours: ``jobID`` and ``completionTime``); unset values are omitted."""
+        """The ``status`` with the key names of ``api_version``'s group, as its API server
+        stores them (swoll's JSON tags: ``job``, ``completionTime``; ours: ``jobID``,
+        ``completionTime``); unset values are omitted."""
         out = super().to_dict()
         if api_version == SWOLL_API_VERSION:
-            renames = {"jobID": "job", "completionTime": "completeTime"}
-            out = {renames.get(k, k): v for k, v in out.items()}
+            out = {("job" if k == "jobID" else k): v for k, v in out.items()}
         return out

@@ -5,6 +5,9 @@ groups are read: ours (``syshub.io/v1alpha1``) and swoll's
 (``tools.swoll.criticalstack.com/v1alpha1``), whose manifests load unchanged. Loading validates
 everything and every error is a :class:`~syshub.errors.TraceSpecError` whose ``field`` is the
 path of the offending field (``spec.syscalls[2]``, ``spec.labelSelector.matchLabels``).
+What swoll writes is accepted as swoll meant it (docs/trace-spec.md): no ``metadata.name``
+(a name is generated, ``generateName`` semantics), ``metadata.namespace: ""`` (every
+namespace), ``duration: "0s"`` (no limit).
 
 Metadata and spec are immutable values. The status is owned by the hub and changes while a job
 runs: a :class:`Trace` holds an immutable :class:`TraceStatus` snapshot and replaces it under a
@@ -103,7 +106,7 @@ class Trace(SpecModel):
 
     @classmethod
     def _prepare(cls, body: dict[str, Any]) -> dict[str, Any]:
-        body.setdefault("metadata", {})  # a missing metadata reports the missing name
+        body.setdefault("metadata", {})  # no metadata: a generated name, namespace default
         return body
 
     @field_validator("api_version")
@@ -146,19 +149,22 @@ class Trace(SpecModel):
         resolve: Resolver | None = None,
         api_version: str = API_VERSION,
     ) -> Trace:
-        """A pending Trace built in code. ``labels`` is a selector, a ``matchLabels`` mapping or
-        ``kubectl -l`` text; ``fields`` a selector or ``--field-selector`` text; ``duration``
-        seconds, a Go duration string or a ``timedelta``."""
+        """A pending Trace built in code. An empty ``name`` is generated (``"trace-"`` and 5
+        random characters); ``namespace=""`` selects pods of every namespace. ``labels`` is a
+        selector, a ``matchLabels`` mapping or ``kubectl -l`` text; ``fields`` a selector or
+        ``--field-selector`` text; ``duration`` seconds, a Go duration string or a
+        ``timedelta`` (zero: no limit)."""
         if fields is not None and not isinstance(fields, FieldSelector):
             fields = FieldSelector.parse(fields, "spec.fieldSelector")
+        rate: dict[str, Any] = {} if sample_rate == 1 else {"sample_rate": sample_rate}
         spec = TraceSpec(
             resolve=resolve,
             syscalls=list(syscalls) if not isinstance(syscalls, str) else syscalls,
             label_selector=_label_selector(labels),
             field_selector=fields,
             host_selector=list(hosts) if not isinstance(hosts, str) else hosts,
-            sample_rate=sample_rate,
             duration=duration,
+            **rate,
         )
         metadata = ObjectMeta(name=name, namespace=namespace)
         return cls(api_version=api_version, kind=KIND, metadata=metadata, spec=spec)
@@ -194,6 +200,11 @@ class Trace(SpecModel):
     @property
     def namespace(self) -> str:
         return self.metadata.namespace
+
+    @property
+    def all_namespaces(self) -> bool:
+        """Whether the trace selects pods of every namespace (``metadata.namespace: ""``)."""
+        return self.metadata.namespace == ""
 
     @property
     def key(self) -> tuple[str, str]:
