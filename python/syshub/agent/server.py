@@ -43,10 +43,14 @@ UNARY_WORKERS: Final = 8
 class Agent:
     """``Agent(config).run()``: serve until SIGTERM/SIGINT."""
 
-    def __init__(self, config: AgentConfig, observer: Observer | None = None) -> None:
+    def __init__(
+        self, config: AgentConfig, observer: Observer | None = None, hub: Hub | None = None
+    ) -> None:
+        """``observer``: the Hub's topology (default: as the config selects);
+        ``hub``: a Hub to serve instead of one built from the config (tests)."""
         self.config = config
         self.node = config.node_name
-        self.hub = Hub(
+        self.hub = hub or Hub(
             HubConfig(
                 alt_root=config.alt_root,
                 cri_endpoint=config.cri_endpoint,
