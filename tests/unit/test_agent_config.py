@@ -40,6 +40,7 @@ def test_file_env_flags_precedence(tmp_path: Path) -> None:
         ({"stream_queue": 0}, {}, "stream_queue (--stream-queue)"),
         ({"socket": ""}, {}, "nothing to listen on"),
         ({"log_level": "loud"}, {}, "log_level must be"),
+        ({"k8s_groups": "syshub,k8s"}, {}, "k8s_groups must be"),
         ({"metrics_mode": "pods"}, {}, "metrics_mode must be"),
     ],
 )

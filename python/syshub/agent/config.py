@@ -67,6 +67,9 @@ class AgentConfig(BaseModel):
     """Also export swoll's metric names."""
     kubernetes: bool = False
     """Run the Kubernetes Trace controller (syshub.agent.controller)."""
+    k8s_groups: str = "syshub"
+    """API groups of the Trace resources the controller follows: syshub, swoll or both
+    (comma-separated)."""
     log_level: str = "info"
 
     @model_validator(mode="after")
@@ -84,6 +87,9 @@ class AgentConfig(BaseModel):
                 )
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("tls_client_ca needs tls_cert and tls_key")
+        groups = [g.strip() for g in self.k8s_groups.split(",")]
+        if not groups or any(g not in ("syshub", "swoll") for g in groups):
+            raise ValueError("k8s_groups must be syshub, swoll or syshub,swoll")
         if self.metrics_mode not in ("node", "containers"):
             raise ValueError("metrics_mode must be node or containers")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):

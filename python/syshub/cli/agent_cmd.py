@@ -39,6 +39,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str, str], ...] = (
     ("--cri-endpoint", "cri_endpoint", str, "URL", "containers from this CRI socket"),
     ("--kubeconfig", "k8s_endpoint", str, "PATH", "pods from Kubernetes (kubeconfig or URL)"),
     ("--k8s-namespace", "k8s_namespace", str, "NS", "only pods of this namespace"),
+    ("--trace-groups", "k8s_groups", str, "GROUPS", "Trace API groups: syshub,swoll [syshub]"),
     ("--ring-bytes", "ring_bytes", int, "BYTES", "kernel ring buffer size [16M]"),
     ("--tracepoint-syscalls", "tracepoint_syscalls", int, "N", "syscalls on own tracepoints [16]"),
     ("--stream-queue", "stream_queue", int, "EVENTS", "queue bound per Watch stream [65536]"),
