@@ -18,9 +18,10 @@ listening:
   plain TCP: no encryption and no authentication, anyone who reaches the port can
   trace every process of this node. Use it only on a loopback address or in tests.
 
-settings: every flag is also SYSHUB_AGENT_<NAME> in the environment (SYSHUB_AGENT_LISTEN,
-  SYSHUB_AGENT_NODE_NAME, ...) and a key of the YAML --config file (listen: ..., node_name:
-  ...); flags win over the environment, which wins over the file.
+settings: every flag is also SYSHUB_AGENT_<SETTING> in the environment and a key of the
+  YAML --config file, the setting being the flag's name with underscores (SYSHUB_AGENT_LISTEN,
+  node_name: ...), except --kubeconfig (k8s_endpoint) and --trace-groups (k8s_groups). Flags
+  win over the environment, which wins over the file.
 
 logs: JSON lines on stderr. SIGTERM/SIGINT: stop accepting, end every stream with its
 final counters, stop the Hub, remove the socket.
