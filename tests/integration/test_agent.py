@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +172,40 @@ def test_client_that_goes_away_is_freed_within_a_second(
         r.get("msg") == "stream closed" and r.get("client_gone") for r in agent.log_records()
     )
     c.delete_trace("gone")
+
+
+def test_killed_stalled_client_is_freed_within_a_second(
+    agent: AgentProcess, work: Workload
+) -> None:
+    """A client process that stops reading, then dies (SIGKILL): its stream
+    and queue go within a second; the trace goes on."""
+    c = agent.client()
+    c.create_trace(work.manifest("killed"), wait_applied=10)
+    code = (
+        "import sys, time\n"
+        "from syshub.client import AgentClient\n"
+        f"call = AgentClient({agent.target!r}).watch_raw('killed', queue=32, max_batch=4)\n"
+        "next(iter(call))\n"
+        "print('reading', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        _stream_open(agent, "killed")
+        work.calls(3000)  # the first message, then a full queue: the client reads no more
+        assert proc.stdout is not None and proc.stdout.readline() == "reading\n"
+        assert wait_until(lambda: c.stats("killed").streams[0].counters.dropped > 0)
+        proc.kill()
+        proc.wait()
+        t0 = time.monotonic()
+        assert wait_until(lambda: not c.stats("killed").streams, timeout=3)
+        assert time.monotonic() - t0 < 1.0
+        (job,) = c.stats("killed").jobs
+        assert all(sub.queued == 0 for sub in job.subscribers)
+    finally:
+        proc.kill()
+        proc.wait()
+        c.delete_trace("killed")
 
 
 def test_watch_a_path(agent: AgentProcess, work: Workload) -> None:
