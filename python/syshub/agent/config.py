@@ -70,6 +70,9 @@ class AgentConfig(BaseModel):
     k8s_groups: str = "syshub"
     """API groups of the Trace resources the controller follows: syshub, swoll or both
     (comma-separated)."""
+    python_encoding: bool = False
+    """Encode events in Python (one object per event) even when the Hub can
+    hand out batches for the Rust encoders: slower, for comparisons."""
     log_level: str = "info"
 
     @model_validator(mode="after")

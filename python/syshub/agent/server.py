@@ -73,6 +73,7 @@ class Agent:
             config.stream_queue,
             config.max_batch,
         )
+        self.service.rust_encoding = not config.python_encoding
         self.health = health.HealthServicer()
         self.components: list[Component] = []
         self._servers: list[grpc.Server] = []

@@ -83,6 +83,12 @@ def add_agent_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="also export swoll's metric names on /metrics",
     )
     a.add_argument(
+        "--python-encoding",
+        action="store_true",
+        default=None,
+        help="encode events in Python, not in Rust (slower; for comparisons)",
+    )
+    a.add_argument(
         "--kubernetes",
         action="store_true",
         default=None,
@@ -95,6 +101,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "insecure",
         "kubernetes",
         "metrics_swoll",
+        "python_encoding",
     ]
     return {n: getattr(args, n) for n in names}
 

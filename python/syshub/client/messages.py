@@ -46,10 +46,14 @@ class WatchBatch:
     lines: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     agent: str = ""
+    batch: Any = None
+    """The ``syshub.v1.EventBatch`` message (format "proto"); ``events`` then
+    holds its protobuf JSON mapping, not the ``to_dict()`` document."""
 
 
 def watch_batch(msg: pb.WatchResponse, parse: bool, agent: str) -> WatchBatch:
     which = msg.WhichOneof("events")
+    batch = msg.batch if which == "batch" else None
     lines: list[str] = []
     events: list[dict[str, Any]] = []
     if which in ("json_lines", "text_lines"):
@@ -70,6 +74,7 @@ def watch_batch(msg: pb.WatchResponse, parse: bool, agent: str) -> WatchBatch:
         lines=lines,
         events=events,
         agent=agent,
+        batch=batch,
     )
 
 
