@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf import json_format
@@ -28,6 +28,17 @@ WRITE_METHODS: Final = frozenset({"CreateTrace", "DeleteTrace"})
 log = logging.getLogger("syshub.agent")
 
 _R = TypeVar("_R")
+
+
+class _BatchHub(Protocol):
+    """A Hub with batch subscriptions (events encoded in Rust, H-enc's
+    ``syshub.hub.batches``); checked with ``hasattr`` before use."""
+
+    def subscribe_batches(self, target: Any, *, maxsize: int, overflow: str) -> Subscription: ...
+
+    def subscribe_path_batches(
+        self, path: Any, *, name: str, maxsize: int, overflow: str
+    ) -> Subscription: ...
 
 
 class AgentService:
@@ -97,7 +108,7 @@ class AgentService:
             parts = requests.parse_path(req.path)
             name = "path:" + ("/".join(parts) or "*")
             if batches:
-                sub: Subscription = self.hub.subscribe_path_batches(  # type: ignore[attr-defined]
+                sub: Subscription = cast(_BatchHub, self.hub).subscribe_path_batches(
                     parts, name=name, maxsize=queue, overflow="drop_newest"
                 )
             else:
@@ -115,7 +126,7 @@ class AgentService:
                 f"({entry.trace.status.state.value}): delete it and create it again",
             )
         if batches:
-            sub = self.hub.subscribe_batches(  # type: ignore[attr-defined]
+            sub = cast(_BatchHub, self.hub).subscribe_batches(
                 entry.job, maxsize=queue, overflow="drop_newest"
             )
         else:
