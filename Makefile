@@ -31,7 +31,7 @@ $(STAMP)/venv: pyproject.toml
 	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
 		protobuf grpcio-tools mypy-protobuf pydantic durationpy jsonschema kubernetes kmock ruff mypy \
 		types-PyYAML types-grpcio types-protobuf matplotlib \
-		grpcio-health-checking grpcio-reflection types-grpcio-health-checking types-grpcio-reflection
+		grpcio-health-checking grpcio-reflection types-grpcio-health-checking types-grpcio-reflection prometheus-client rich
 	@touch $@
 
 build: $(STAMP)/apt $(STAMP)/venv

@@ -12,6 +12,14 @@ const SOURCES: &[&str] = &[
     "bpf/state.h",
     "bpf/capture.h",
     "bpf/scope.h",
+    "bpf/metrics.bpf.c",
+    "bpf/metrics_abi.h",
+];
+
+/// Each C program and the object it becomes in OUT_DIR.
+const OBJECTS: &[(&str, &str)] = &[
+    ("bpf/syshub.bpf.c", "syshub.bpf.o"),
+    ("bpf/metrics.bpf.c", "metrics.bpf.o"),
 ];
 
 fn main() {
@@ -32,13 +40,28 @@ fn main() {
         std::fs::copy(&src, out.join(f))
             .unwrap_or_else(|e| panic!("copying data file {}: {e}", src.display()));
     }
-    let obj = out.join("syshub.bpf.o");
     let candidates: Vec<String> = match env::var("SYSHUB_CLANG") {
         Ok(c) => vec![c],
         Err(_) => vec!["clang-19".into(), "clang".into()],
     };
     let mut tried = Vec::new();
     for clang in &candidates {
+        match compile(clang, &out) {
+            Ok(()) => return,
+            Err(e) => tried.push(e),
+        }
+    }
+    panic!(
+        "no clang to build the eBPF probe (tried {}); install clang-19 and libbpf-dev \
+         (apt-get install clang-19 libbpf-dev) or set SYSHUB_CLANG",
+        tried.join(", ")
+    );
+}
+
+/// Compiles every object with `clang`; `Err` when `clang` cannot be run
+/// (another candidate is tried), a panic when it fails on a source.
+fn compile(clang: &str, out: &std::path::Path) -> Result<(), String> {
+    for (src, obj) in OBJECTS {
         let status = Command::new(clang)
             .args([
                 "-target",
@@ -49,20 +72,16 @@ fn main() {
                 "-Werror",
                 "-I/usr/include/x86_64-linux-gnu",
                 "-c",
-                "bpf/syshub.bpf.c",
+                *src,
                 "-o",
             ])
-            .arg(&obj)
+            .arg(out.join(obj))
             .status();
         match status {
-            Ok(s) if s.success() => return,
-            Ok(s) => panic!("`{clang}` failed to compile bpf/syshub.bpf.c ({s})"),
-            Err(e) => tried.push(format!("`{clang}`: {e}")),
+            Ok(s) if s.success() => {}
+            Ok(s) => panic!("`{clang}` failed to compile {src} ({s})"),
+            Err(e) => return Err(format!("`{clang}`: {e}")),
         }
     }
-    panic!(
-        "no clang to build the eBPF probe (tried {}); install clang-19 and libbpf-dev \
-         (apt-get install clang-19 libbpf-dev) or set SYSHUB_CLANG",
-        tried.join(", ")
-    );
+    Ok(())
 }

@@ -2,8 +2,10 @@
 
 ns per getppid of an untraced loop while (a) nothing is loaded, (b) a probe
 is loaded with no filters, (c) the probe traces openat in another pid
-namespace (an idle ``sleep``), (d) node-wide metrics mode (not implemented).
-Variants alternate a, b, c, a, b, c, ... in one run."""
+namespace (an idle ``sleep``), (d) node-wide syscall metrics on (the metrics
+program counts every syscall of the host), (e) a bare raw_tp sys_enter +
+sys_exit pair (two empty programs: the floor any raw-hook design pays).
+Variants alternate a, b, c, d, e, a, b, ... in one run."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import syshub
 from benches.common import (
     Chart,
+    Check,
     Context,
     ScenarioResult,
     Table,
@@ -22,13 +25,17 @@ from benches.common import (
     median,
 )
 from benches.workload import Loop, LoopReport
+from syshub.metrics import BareHooks, Metrics
 from syshub.nsproc import NamespacedProcess
 
 VARIANTS = {
     "a": "nothing loaded",
     "b": "probe loaded, no filters",
     "c": "probe tracing openat in another pid namespace",
+    "d": "node-wide syscall metrics on",
+    "e": "bare raw_tp sys_enter + sys_exit pair (empty programs)",
 }
+GETPPID = 110
 TARGET_C = 0.80
 
 
@@ -36,6 +43,24 @@ def _measure(ctx: Context, secs: float) -> LoopReport:
     with Loop(ctx, "getppid", secs=secs) as loop:
         loop.start()
         return loop.finish()
+
+
+def _measure_metrics(ctx: Context, secs: float, label: str) -> tuple[LoopReport, Check]:
+    """(d): the loop under node-wide metrics, and a check that the metrics
+    counted each of its getppid calls (matched = the loop's own count)."""
+    with Metrics("node") as m, Loop(ctx, "getppid", secs=secs) as loop:
+        loop.start()
+        rep = loop.finish()
+        counted = sum(
+            r.count for r in m.snapshot().rows if r.pid_ns == loop.pid_ns and r.nr == GETPPID
+        )
+    return rep, Check(
+        label=f"{label}: metrics getppid count = loop calls",
+        matched=rep.calls,
+        delivered=counted,
+        dropped=0,
+        sampled_out=0,
+    )
 
 
 def run(ctx: Context) -> ScenarioResult:
@@ -48,8 +73,9 @@ def run(ctx: Context) -> ScenarioResult:
         description=(
             "ns per untraced getppid() (C loop pinned to one CPU, own pid namespace) with "
             "(a) nothing loaded, (b) the probe loaded with no filters, (c) the probe tracing "
-            "openat in another pid namespace, (d) node-wide metrics mode. Variants alternate "
-            "a, b, c per round; medians over rounds; ratio = rate / rate(a)."
+            "openat in another pid namespace, (d) node-wide syscall metrics on, (e) a bare "
+            "raw_tp sys_enter + sys_exit pair (empty programs). Variants alternate a, b, c, d, "
+            "e per round; medians over rounds; ratio = rate / rate(a); added = ns - ns(a)."
         ),
         params={"rounds": rounds, "secs_per_measurement": secs, "syscall": "getppid"},
     )
@@ -70,6 +96,11 @@ def run(ctx: Context) -> ScenarioResult:
                 checks += key_checks(stats, {other.pid_ns}, f"round {r + 1} (c)")
             finally:
                 probe.close()
+            rep, check = _measure_metrics(ctx, secs, f"round {r + 1} (d)")
+            ns["d"].append(rep.ns_per_iteration)
+            checks.append(check)
+            with BareHooks():
+                ns["e"].append(_measure(ctx, secs).ns_per_iteration)
             ctx.say(
                 f"idle: round {r + 1}/{rounds}: "
                 + ", ".join(f"{v}={ns[v][-1]:.1f} ns" for v in VARIANTS)
@@ -81,18 +112,24 @@ def run(ctx: Context) -> ScenarioResult:
     med = {v: median(ns[v]) for v in VARIANTS}
     ratio = {v: med["a"] / med[v] for v in VARIANTS}
     paired = {v: median(a / x for a, x in zip(ns["a"], ns[v], strict=True)) for v in VARIANTS}
+    added = {v: med[v] - med["a"] for v in VARIANTS}
+    paired_added = {v: median(x - a for a, x in zip(ns["a"], ns[v], strict=True)) for v in VARIANTS}
+    metrics_vs_bare = added["d"] / added["e"] if added["e"] > 0 else None
     res.checks = checks
     res.metrics = {
         "ns_per_call": ns,
         "median_ns": med,
         "ratio_to_a": ratio,
         "paired_ratio_to_a": paired,
-        "d": "n/a (not implemented)",
+        "added_ns": added,
+        "paired_added_ns": paired_added,
+        "metrics_added_vs_bare_pair": metrics_vs_bare,
     }
     rows: list[list[Any]] = [
         [
             f"({v}) {label}",
             f"{med[v]:.1f}",
+            f"{added[v]:+.1f}" if v != "a" else "-",
             f"{1e3 / med[v]:.2f} M",
             f"{ratio[v]:.3f}",
             f"{paired[v]:.3f}",
@@ -100,13 +137,13 @@ def run(ctx: Context) -> ScenarioResult:
         ]
         for v, label in VARIANTS.items()
     ]
-    rows.append(["(d) node-wide metrics mode", "n/a (not implemented)", "-", "-", "-", "-"])
     res.tables.append(
         Table(
             title="ns per untraced getppid (median of rounds)",
             columns=[
                 "variant",
                 "ns/call",
+                "added ns",
                 "calls/s",
                 "ratio to (a)",
                 "paired ratio",
@@ -126,12 +163,16 @@ def run(ctx: Context) -> ScenarioResult:
     )
     res.targets.append(
         Target(
-            what="node-wide metrics mode (d)/(a)",
-            target="(no target)",
-            value=None,
-            unit="",
-            met=None,
-            note="n/a (not implemented)",
+            what="node-wide metrics (d): untraced-to-metrics ratio vs a bare raw_tp pair (e)",
+            target=f">= ratio (e) = {ratio['e']:.3f}",
+            value=round(ratio["d"], 3),
+            unit="x untraced",
+            met=ratio["d"] >= ratio["e"],
+            note=(
+                f"added {added['d']:+.1f} ns/call (paired {paired_added['d']:+.1f}) vs bare pair "
+                f"{added['e']:+.1f} ns (paired {paired_added['e']:+.1f})"
+                + (f"; metrics/bare = {metrics_vs_bare:.2f}" if metrics_vs_bare else "")
+            ),
         )
     )
     res.charts.append(

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod error;
 pub mod flags;
 pub mod limits;
+pub mod metrics;
 pub mod probe;
 pub mod reader;
 pub mod syscalls;

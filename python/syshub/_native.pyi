@@ -10,6 +10,9 @@ __all__ = [
     "ABI_VERSION",
     "ARGV_MAX_LIMIT",
     "BUF_MAX_LIMIT",
+    "METRICS_BUCKETS",
+    "METRICS_MAX_ENTRIES_DEFAULT",
+    "METRICS_MAX_ENTRIES_MAX",
     "REC_MAX",
     "RING_BYTES_MAX",
     "RING_BYTES_MIN",
@@ -18,6 +21,7 @@ __all__ = [
     "Batch",
     "Column",
     "Event",
+    "MetricsProbe",
     "Probe",
     "abi_layout",
     "decode_record",
@@ -261,3 +265,56 @@ def abi_layout() -> dict[str, dict[str, tuple[int, int]]]:
 
 def probe_object() -> bytes:
     """The embedded compiled eBPF object."""
+
+# syscall metrics (H-metrics): the kernel metrics program ----------------------
+METRICS_BUCKETS: int
+"""Latency buckets per series (bucket b: ns with b significant bits)."""
+METRICS_MAX_ENTRIES_DEFAULT: int
+METRICS_MAX_ENTRIES_MAX: int
+
+@final
+class MetricsProbe:
+    """The syscall metrics program: per (pid namespace, syscall, errno) calls,
+    total ns and a log2 latency histogram, on the raw sys_enter/sys_exit hooks.
+    ``mode``: ``"node"`` (every namespace), ``"containers"`` (the namespace
+    set) or ``"bare"`` (an empty hook pair: a benchmark baseline). ``attach``:
+    attach the hooks at once. ``PermissionError`` / ``ProbeError`` /
+    ``ValueError`` as :class:`Probe`."""
+
+    def __new__(
+        cls,
+        mode: str = "node",
+        *,
+        max_entries: int = 16384,
+        self_tgid: int | None = None,
+        attach: bool = True,
+    ) -> MetricsProbe: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def max_entries(self) -> int: ...
+    @property
+    def attached(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    def attach(self) -> None: ...
+    def detach(self) -> None: ...
+    def add_namespace(self, pid_ns: int) -> bool: ...
+    def remove_namespace(self, pid_ns: int) -> bool: ...
+    def namespaces(self) -> list[int]: ...
+    def prune_namespace(self, pid_ns: int) -> int: ...
+    def remove_series(self, keys: list[tuple[int, int, int]]) -> int: ...
+    def snapshot(
+        self,
+    ) -> tuple[list[tuple[int, int, int, int, int]], bytes, tuple[int, int, bytes], int]:
+        """``(rows, hist, overflow, nomem)``: rows of (pid_ns, nr, errno,
+        count, total_ns); hist: ``len(rows) * METRICS_BUCKETS`` native u64
+        (row-major); overflow: (count, total_ns, buckets as u64 bytes)."""
+    def close(self) -> None: ...
+    def __enter__(self) -> MetricsProbe: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...

@@ -6,6 +6,7 @@ mod batch;
 mod convert;
 mod errors;
 mod event;
+mod metrics;
 mod probe;
 mod stats;
 mod syscalls;
@@ -25,5 +26,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(syscalls::returns_pointer, m)?)?;
     m.add_function(wrap_pyfunction!(abi::abi_layout, m)?)?;
     m.add_function(wrap_pyfunction!(abi::probe_object, m)?)?;
+    metrics::register(m)?;
     abi::add_constants(m)
 }

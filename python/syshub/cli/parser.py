@@ -14,6 +14,7 @@ from syshub import __version__, syscalls
 from syshub.cli.crd_cmd import add_crd_parser
 from syshub.cli.errors import UsageError
 from syshub.cli.remote_cmd import add_remote_parsers
+from syshub.cli.top_cmd import add_top_parser
 from syshub.errors import SyscallNameError
 from syshub.spec import limits
 
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only this class (any case): {', '.join(class_names())}",
     )
     add_remote_parsers(sub, _Formatter)
+    add_top_parser(sub, _Formatter)
     add_crd_parser(sub, _Formatter)
     return p
 

@@ -1,0 +1,156 @@
+"""``/metrics`` over HTTP (prometheus_client's server) and the agent's metrics
+component.
+
+:func:`serve_metrics` serves one :class:`ContainerMetrics` (plus a Hub's
+health) at ``host:port``; :func:`component` is what ``syshub agent
+--metrics-port`` loads: it opens the kernel metrics program, follows the
+agent Hub's topology for labels, serves ``/metrics`` and offers
+``snapshot()`` to the agent's gRPC Metrics method."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from prometheus_client import CollectorRegistry, start_http_server
+
+from syshub.metrics.kernel import DEFAULT_MAX_ENTRIES, Metrics, Mode
+from syshub.metrics.labels import ContainerMetrics
+from syshub.metrics.prometheus import StatsSource, SyscallCollector
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+
+def parse_addr(addr: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``host:port``, ``:port``, ``port`` or ``[v6]:port`` -> (host, port)."""
+    text = addr.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or default_host
+    try:
+        n = int(port)
+    except ValueError:
+        raise ValueError(f"metrics address must be HOST:PORT, got {addr!r}") from None
+    if not 0 <= n <= 65535:
+        raise ValueError(f"metrics port must be in 0..65535, got {n}")
+    return host, n
+
+
+class MetricsServer:
+    """A running ``/metrics`` endpoint; :attr:`port` is the bound port (useful
+    with port 0). :meth:`close` stops it."""
+
+    def __init__(
+        self, server: WSGIServer, thread: threading.Thread, collector: SyscallCollector
+    ) -> None:
+        self._server = server
+        self._thread = thread
+        self.collector = collector
+        self.host = str(server.server_address[0])
+        self.port = int(server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def serve_metrics(
+    addr: str,
+    source: ContainerMetrics,
+    *,
+    hub: StatsSource | None = None,
+    streams: Callable[[], Iterable[Any]] | None = None,
+    swoll_names: bool = False,
+) -> MetricsServer:
+    """Serve ``/metrics`` for ``source`` at ``addr`` (``host:port``) in a
+    background thread. OSError when the address cannot be bound."""
+    host, port = parse_addr(addr)
+    registry = CollectorRegistry(auto_describe=False)
+    collector = SyscallCollector(source, hub=hub, streams=streams, swoll_names=swoll_names)
+    registry.register(collector)
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(server, thread, collector)
+
+
+class MetricsComponent:
+    """The agent's ``/metrics`` component (``name == "metrics"``)."""
+
+    name = "metrics"
+
+    def __init__(
+        self,
+        addr: str,
+        *,
+        mode: Mode = "node",
+        swoll_names: bool = False,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self.addr = addr
+        self.mode: Mode = mode
+        self.swoll_names = swoll_names
+        self.max_entries = max_entries
+        self.metrics: Metrics | None = None
+        self.labels: ContainerMetrics | None = None
+        self.server: MetricsServer | None = None
+
+    def start(self, agent: Any) -> None:
+        hub = agent.hub
+        node = str(getattr(agent.config, "node_name", None) or "") or None
+        self.metrics = Metrics(self.mode, max_entries=self.max_entries)
+        try:
+            self.labels = ContainerMetrics(self.metrics, hub, node=node).start()
+            streams = getattr(agent, "streams", None)
+            self.server = serve_metrics(
+                self.addr,
+                self.labels,
+                hub=hub,
+                streams=streams if callable(streams) else None,
+                swoll_names=self.swoll_names,
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def snapshot(self) -> Mapping[str, Any]:
+        """One labelled report as a dict (the agent's Metrics method)."""
+        if self.labels is None:
+            raise RuntimeError("the metrics component is not started")
+        return self.labels.report().to_dict()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.labels is not None:
+            self.labels.stop()
+            self.labels = None
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+
+
+def component(agent: Any) -> MetricsComponent:
+    """Build the metrics component from the agent's configuration:
+    ``metrics_host``/``metrics_port`` (or ``metrics_addr``), ``metrics_mode``
+    (``node`` | ``containers``), ``metrics_swoll``."""
+    cfg = agent.config
+    addr = getattr(cfg, "metrics_addr", None)
+    if not addr:
+        addr = f"{getattr(cfg, 'metrics_host', '127.0.0.1')}:{cfg.metrics_port}"
+    mode = str(getattr(cfg, "metrics_mode", "node") or "node")
+    if mode not in ("node", "containers"):
+        raise ValueError(f'metrics_mode must be "node" or "containers", got {mode!r}')
+    return MetricsComponent(
+        str(addr),
+        mode=cast(Mode, mode),
+        swoll_names=bool(getattr(cfg, "metrics_swoll", False)),
+    )

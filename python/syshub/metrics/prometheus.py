@@ -1,0 +1,243 @@
+"""A prometheus_client Collector that reads the kernel metrics maps at scrape
+time (no Python work per syscall):
+
+* ``syshub_syscalls_total`` (counter) and ``syshub_syscall_duration_seconds``
+  (histogram, from the kernel's log2 buckets) with labels namespace, pod,
+  container, syscall, class, group, errno (``OK`` for success);
+* health: the metrics map's use, overflow and read time, the scrape time,
+  and with a Hub its events and drops per reason;
+* with ``swoll_names=True`` also ``swoll_node_metrics_syscall_count`` and
+  ``swoll_node_metrics_syscall_time`` (total ns) with swoll's labels
+  (namespace, pod, container, syscall as ``sys_<name>``, class, group, err).
+
+Series of the same labels (for example unlabelled host namespaces) are
+summed; series of stopped containers are pruned by :class:`ContainerMetrics`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    UnknownMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from syshub.metrics.labels import ContainerMetrics
+from syshub.metrics.report import MetricsReport
+
+LABELS = ("namespace", "pod", "container", "syscall", "class", "group", "errno")
+SWOLL_LABELS = ("namespace", "pod", "container", "syscall", "class", "group", "err")
+
+#: Exported histogram bounds: every second kernel bucket from 2**10 ns (~1 us)
+#: to 2**34 ns (~17 s), then +Inf (the kernel keeps them all; `top` uses all).
+EXPORT_BITS: tuple[int, ...] = tuple(range(10, 35, 2))
+_LE = tuple(repr((1 << b) / 1e9) for b in EXPORT_BITS)
+
+
+class StatsSource(Protocol):
+    """What the collector reads of a Hub: ``stats()``."""
+
+    def stats(self) -> Any: ...
+
+
+def histogram_buckets(buckets: tuple[int, ...] | list[int]) -> list[tuple[str, float]]:
+    """Cumulative Prometheus buckets (le in seconds) from kernel log2 buckets:
+    le=2**k ns counts the kernel buckets 0..k (every call shorter than 2**k ns)."""
+    out: list[tuple[str, float]] = []
+    acc = 0
+    b = 0
+    n = len(buckets)
+    for bits, le in zip(EXPORT_BITS, _LE, strict=True):
+        while b <= bits and b < n:
+            acc += buckets[b]
+            b += 1
+        out.append((le, float(acc)))
+    out.append(("+Inf", float(sum(buckets))))
+    return out
+
+
+class SyscallCollector(Collector):
+    """Collects one :class:`ContainerMetrics` (and optionally a Hub's health)
+    per scrape. Register it in a ``CollectorRegistry``."""
+
+    def __init__(
+        self,
+        source: ContainerMetrics,
+        *,
+        hub: StatsSource | None = None,
+        streams: Callable[[], Iterable[Any]] | None = None,
+        swoll_names: bool = False,
+    ) -> None:
+        self.source = source
+        self.hub = hub
+        self.streams = streams
+        self.swoll_names = swoll_names
+        self.last_scrape_seconds = 0.0
+        self.scrapes = 0
+
+    def describe(self) -> Iterable[Metric]:
+        # intent: no describe-time read of the kernel (registering stays cheap)
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        t0 = time.perf_counter()
+        report = self.source.report()
+        yield from self._syscalls(report)
+        yield from self._health(report)
+        if self.hub is not None:
+            yield from hub_health(self.hub.stats(), self._stream_drops())
+        self.scrapes += 1
+        took = time.perf_counter() - t0
+        self.last_scrape_seconds = took
+        g = GaugeMetricFamily(
+            "syshub_scrape_duration_seconds",
+            "Time this scrape took to read and label the metrics maps (the Hub's stats included)",
+        )
+        g.add_metric([], took)
+        yield g
+
+    def _stream_drops(self) -> int | None:
+        if self.streams is None:
+            return None
+        return sum(int(getattr(s, "dropped", 0)) for s in self.streams())
+
+    def _syscalls(self, report: MetricsReport) -> Iterator[Metric]:
+        merged: dict[tuple[str, ...], tuple[int, int, list[int]]] = {}
+        for r in report.rows:
+            k: tuple[str, ...] = (
+                r.namespace,
+                r.pod,
+                r.container,
+                r.syscall,
+                r.klass,
+                r.group,
+                r.error,
+            )
+            have = merged.get(k)
+            if have is None:
+                merged[k] = (r.count, r.total_ns, list(r.buckets))
+            else:
+                acc = have[2]
+                for i, x in enumerate(r.buckets):
+                    acc[i] += x
+                merged[k] = (have[0] + r.count, have[1] + r.total_ns, acc)
+        total = CounterMetricFamily(
+            "syshub_syscalls", "Syscalls that returned, per container and errno", labels=LABELS
+        )
+        duration = HistogramMetricFamily(
+            "syshub_syscall_duration_seconds",
+            "Syscall latency from entry to exit (kernel log2 buckets)",
+            labels=LABELS,
+        )
+        swoll_count = UnknownMetricFamily(
+            "swoll_node_metrics_syscall_count",
+            "The count of sys-function calls",
+            labels=SWOLL_LABELS,
+        )
+        swoll_time = UnknownMetricFamily(
+            "swoll_node_metrics_syscall_time",
+            "The total time spent in sys-function calls (ns)",
+            labels=SWOLL_LABELS,
+        )
+        for k, (count, total_ns, buckets) in merged.items():
+            labels = list(k)
+            total.add_metric(labels, float(count))
+            duration.add_metric(labels, histogram_buckets(buckets), total_ns / 1e9)
+            if self.swoll_names:
+                swoll = [*k[:3], f"sys_{k[3]}", *k[4:]]
+                swoll_count.add_metric(swoll, float(count))
+                swoll_time.add_metric(swoll, float(total_ns))
+        yield total
+        yield duration
+        if self.swoll_names:
+            yield swoll_count
+            yield swoll_time
+
+    def _health(self, report: MetricsReport) -> Iterator[Metric]:
+        def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], value)
+            return g
+
+        def counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], value)
+            return c
+
+        yield gauge("syshub_metrics_series", "Series in the kernel metrics map", report.entries)
+        yield gauge(
+            "syshub_metrics_series_max", "Capacity of the kernel metrics map", report.max_entries
+        )
+        yield counter(
+            "syshub_metrics_overflow_calls",
+            "Syscalls counted outside any series because the metrics map was full",
+            report.overflow.count,
+        )
+        yield counter(
+            "syshub_metrics_unmeasured_calls",
+            "Syscall entries not measured: no per-task slot in the kernel",
+            report.nomem,
+        )
+        yield counter(
+            "syshub_metrics_pruned_series",
+            "Series deleted because their containers stopped",
+            self.source.pruned,
+        )
+        yield gauge(
+            "syshub_metrics_read_seconds",
+            "Time reading the kernel metrics map took",
+            report.read_seconds,
+        )
+
+
+def hub_health(stats: Any, stream_drops: int | None = None) -> Iterator[Metric]:
+    """Health of the trace pipeline from ``Hub.stats()``: events per stage and
+    drops per reason."""
+    events = CounterMetricFamily(
+        "syshub_events", "Traced syscalls per stage of the pipeline", labels=("stage",)
+    )
+    dropped = CounterMetricFamily(
+        "syshub_dropped", "Traced syscalls lost, per reason (all counted)", labels=("reason",)
+    )
+    probe = getattr(stats, "probe", None)
+    if probe is not None:
+        k = probe.kernel
+        events.add_metric(["matched"], float(k.matched))
+        events.add_metric(["sampled_out"], float(k.sampled_out))
+        events.add_metric(["emitted"], float(k.emitted))
+        events.add_metric(["read"], float(probe.reader.records))
+        over_share = int(getattr(k, "over_share", 0))
+        dropped.add_metric(["ring_full"], float(k.dropped - k.nomem - over_share))
+        dropped.add_metric(["over_share"], float(over_share))
+        dropped.add_metric(["nomem"], float(k.nomem))
+        dropped.add_metric(["decode_error"], float(probe.reader.decode_errors))
+    events.add_metric(["routed"], float(stats.routed))
+    dropped.add_metric(["unrouted"], float(stats.unrouted))
+    dropped.add_metric(["lost"], float(stats.lost))
+    sub_drops = sum(s.dropped for j in stats.jobs.values() for s in j.subscribers)
+    dropped.add_metric(["subscriber_queue"], float(sub_drops))
+    if stream_drops is not None:
+        dropped.add_metric(["stream"], float(stream_drops))
+    yield events
+    yield dropped
+    jobs = GaugeMetricFamily(
+        "syshub_jobs", "Trace jobs known to the Hub, per state", labels=("state",)
+    )
+    states: dict[str, int] = {}
+    for j in stats.jobs.values():
+        states[j.state] = states.get(j.state, 0) + 1
+    for state, n in sorted(states.items()):
+        jobs.add_metric([state], float(n))
+    yield jobs
+    if probe is not None:
+        yield GaugeMetricFamily(
+            "syshub_filter_keys",
+            "Kernel filter keys the probe has counters for",
+            value=len(probe.keys),
+        )

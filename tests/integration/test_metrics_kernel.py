@@ -1,0 +1,226 @@
+"""The kernel metrics program on the real kernel: exact counts per (pid
+namespace, syscall, errno) for a known workload in its own pid namespace,
+histogram buckets of known sleeps, containers mode, the bounded map's
+overflow, pruning, and that closing detaches everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from metrics_support import build_metrics_calls
+
+from syshub.metrics import BareHooks, Metrics, MetricsRow, MetricsSnapshot, bucket_of
+from syshub.nsproc import NamespacedProcess
+
+pytestmark = pytest.mark.bpf
+
+
+@pytest.fixture(scope="session")
+def metrics_calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_metrics_calls(tmp_path_factory)
+
+
+NR_OPENAT, NR_GETPPID, NR_NANOSLEEP, NR_EXIT_GROUP = 257, 110, 35, 231
+ENOENT = 2
+
+
+def run_in_namespace(argv: list[str], before_release: object = None) -> int:
+    """Run argv as PID 1 of a new pid namespace to its end; its namespace inode."""
+    p = NamespacedProcess(argv, stdin=subprocess.DEVNULL)
+    try:
+        if callable(before_release):
+            before_release(p.pid_ns)
+        p.release()
+        assert p.wait() == 0
+        return p.pid_ns
+    finally:
+        p.kill()
+        p.close()
+
+
+def of_ns(snap: MetricsSnapshot, ns: int) -> dict[tuple[int, int], MetricsRow]:
+    return {(r.nr, r.errno): r for r in snap.rows if r.pid_ns == ns}
+
+
+@pytest.fixture
+def node() -> Iterator[Metrics]:
+    m = Metrics("node")
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+def test_exact_counts_of_a_known_workload(node: Metrics, metrics_calls: Path) -> None:
+    n, m, k = 40, 15, 1234
+    ns = run_in_namespace([str(metrics_calls), "mix", str(n), str(m), str(k)])
+    rows = of_ns(node.snapshot(), ns)
+    assert rows[(NR_OPENAT, 0)].count == n - m
+    assert rows[(NR_OPENAT, ENOENT)].count == m
+    assert rows[(NR_OPENAT, ENOENT)].error == "ENOENT"
+    assert rows[(NR_GETPPID, 0)].count == k
+    assert rows[(NR_GETPPID, 0)].syscall == "getppid"
+    assert rows[(NR_GETPPID, 0)].klass != ""
+    # exit_group never returns: counted at entry, with no duration
+    eg = rows[(NR_EXIT_GROUP, 0)]
+    assert eg.count == 1 and eg.total_ns == 0 and eg.buckets[0] == 1
+    for r in rows.values():
+        assert sum(r.buckets) == r.count
+        assert r.total_ns >= 0
+
+
+def test_histogram_buckets_of_known_sleeps(node: Metrics, metrics_calls: Path) -> None:
+    # lengths in the lower part of their buckets, with room for a loaded
+    # machine's wake-up delay: 2**23 < 9 ms < 2**24 ns, 2**25 < 35 ms < 2**26,
+    # 2**27 < 140 ms < 2**28; and two short 2.2 ms sleeps (2**21 < 2.2 ms < 2**22)
+    lengths = {9.0: 3, 35.0: 2, 140.0: 1}
+    argv = [str(metrics_calls), "sleep", "2.2", "2.2"]
+    for ms, times in lengths.items():
+        argv += [str(ms)] * times
+    ns = run_in_namespace(argv)
+    row = of_ns(node.snapshot(), ns)[(NR_NANOSLEEP, 0)]
+    assert row.count == 8
+    want = {bucket_of(int(ms * 1e6)): times for ms, times in lengths.items()}
+    assert want == {24: 3, 26: 2, 28: 1}
+    got = {b: n for b, n in enumerate(row.buckets) if n}
+    # a sleep never ends early; a short one may be late by a bucket under load
+    assert got.get(22, 0) + got.get(23, 0) == 2
+    assert {b: n for b, n in got.items() if b > 23} == want
+    assert row.total_ns >= (2 * 2.2 + sum(ms * t for ms, t in lengths.items())) * 1e6
+    p50 = row.percentile_ns(0.5)
+    assert p50 is not None and (1 << 23) <= p50 < (1 << 24)
+
+
+def test_containers_mode_counts_only_the_namespace_set(metrics_calls: Path) -> None:
+    with Metrics("containers") as m:
+        assert m.add_namespace(12345) and not m.add_namespace(12345)
+        assert m.remove_namespace(12345) and not m.remove_namespace(12345)
+        argv = [str(metrics_calls), "mix", "10", "4", "77"]
+        # both alive at once: a dead namespace's inode is reused at once
+        procs = [NamespacedProcess(argv, stdin=subprocess.DEVNULL) for _ in range(2)]
+        try:
+            wanted, other = (p.pid_ns for p in procs)
+            assert wanted != other
+            m.add_namespace(wanted)
+            for p in procs:
+                p.release()
+            assert [p.wait() for p in procs] == [0, 0]
+            snap = m.snapshot()
+        finally:
+            for p in procs:
+                p.kill()
+                p.close()
+        assert m.namespaces() == [wanted]
+    assert {r.pid_ns for r in snap.rows} == {wanted}
+    rows = of_ns(snap, wanted)
+    assert rows[(NR_GETPPID, 0)].count == 77
+    assert rows[(NR_OPENAT, ENOENT)].count == 4
+    assert rows[(NR_OPENAT, 0)].count == 6
+
+
+def test_a_full_map_counts_the_rest_in_the_overflow(metrics_calls: Path) -> None:
+    with Metrics("containers") as big, Metrics("containers", max_entries=3) as tiny:
+
+        def add(ns: int) -> None:
+            big.add_namespace(ns)
+            tiny.add_namespace(ns)
+
+        run_in_namespace([str(metrics_calls), "mix", "10", "4", "50"], before_release=add)
+        full, small = big.snapshot(), tiny.snapshot()
+    assert full.overflow.count == 0 and full.entries > 3
+    assert small.entries == 3
+    assert small.overflow.count > 0
+    # nothing lost: the series kept plus the overflow are every call
+    assert small.calls == full.calls
+    assert sum(small.overflow.buckets) == small.overflow.count
+    assert small.overflow.total_ns + sum(r.total_ns for r in small.rows) > 0
+
+
+def test_prune_and_remove_series(node: Metrics, metrics_calls: Path) -> None:
+    ns = run_in_namespace([str(metrics_calls), "mix", "3", "1", "5"])
+    before = of_ns(node.snapshot(), ns)
+    assert (NR_GETPPID, 0) in before
+    assert node.remove_series([(ns, NR_GETPPID, 0), (ns, NR_GETPPID, 99)]) == 1
+    assert (NR_GETPPID, 0) not in of_ns(node.snapshot(), ns)
+    assert node.prune_namespace(ns) == len(before) - 1
+    assert of_ns(node.snapshot(), ns) == {}
+
+
+def test_the_tracer_itself_is_not_counted(node: Metrics) -> None:
+    me = os.stat("/proc/self/ns/pid").st_ino
+
+    def getppids() -> int:
+        r = of_ns(node.snapshot(), me).get((NR_GETPPID, 0))
+        return 0 if r is None else r.count
+
+    before = getppids()
+    for _ in range(2000):
+        os.getppid()
+    # other host processes may call getppid now and then; this one made 2000
+    assert getppids() - before < 2000
+
+
+def _my_programs(prefix: str) -> set[int]:
+    """Ids of loaded BPF programs named ``prefix...`` this process holds an fd of."""
+    held: set[int] = set()
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                text = f.read()
+        except OSError:
+            continue
+        held |= {int(line.split()[1]) for line in text.splitlines() if line.startswith("prog_id:")}
+    out = subprocess.run(
+        ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return {
+        int(p["id"])
+        for p in json.loads(out)
+        if int(p["id"]) in held and p.get("name", "").startswith(prefix)
+    }
+
+
+def _loaded(ids: set[int]) -> set[int]:
+    out = subprocess.run(
+        ["bpftool", "-j", "prog", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    return ids & {int(p["id"]) for p in json.loads(out)}
+
+
+def _wait_unloaded(ids: set[int], timeout: float = 10.0) -> None:
+    # the kernel frees a closed program after a grace period
+    end = time.monotonic() + timeout
+    while _loaded(ids):
+        assert time.monotonic() < end, f"programs {sorted(_loaded(ids))} still loaded after close"
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(shutil.which("bpftool") is None, reason="needs bpftool")
+def test_metrics_off_leaves_nothing_loaded() -> None:
+    m = Metrics("node")
+    ids = _my_programs("syshub_mx_")
+    assert m.attached and len(ids) == 2
+    m.detach()
+    assert not m.attached
+    m.attach()
+    m.close()
+    assert m.closed
+    _wait_unloaded(ids)
+    with BareHooks():
+        bare = _my_programs("syshub_mx_bare")
+        assert len(bare) == 2
+    _wait_unloaded(bare)
+
+
+def test_bad_arguments_are_one_line_errors() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        Metrics("node", max_entries=0)
+    with pytest.raises(ValueError, match="mode"):
+        Metrics("cluster")  # type: ignore[arg-type]
