@@ -123,6 +123,7 @@ def make_pod(
             "restartCount": restarts.get(cname, 0),
             "ready": phase == "Running",
             "image": "busybox:latest",
+            "imageID": "",
             "state": {"running": {"startedAt": "2024-01-01T00:00:00Z"}}
             if phase == "Running"
             else {"waiting": {"reason": "ContainerCreating"}},

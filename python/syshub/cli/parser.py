@@ -14,6 +14,7 @@ from syshub import __version__, syscalls
 from syshub.cli.crd_cmd import add_crd_parser
 from syshub.cli.errors import UsageError
 from syshub.cli.remote_cmd import add_remote_parsers
+from syshub.cli.run_cmd import add_run_parser
 from syshub.cli.top_cmd import add_top_parser
 from syshub.errors import SyscallNameError
 from syshub.spec import limits
@@ -273,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_remote_parsers(sub, _Formatter)
     add_top_parser(sub, _Formatter)
     add_crd_parser(sub, _Formatter)
+    add_run_parser(sub, _Formatter)
     return p
 
 
