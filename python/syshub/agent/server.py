@@ -107,7 +107,8 @@ class Agent:
             self.components = [*self.components, *configured_components(self)]
             for c in self.components:
                 c.start(self)
-                log.info("component started", extra={"component": c.name})
+                where = getattr(getattr(c, "server", None), "url", None)  # e.g. /metrics
+                log.info("component started", extra={"component": c.name, "url": where})
                 snapshot = getattr(c, "snapshot", None)
                 if c.name == "metrics" and callable(snapshot):
                     self.service.metrics_snapshot = snapshot
