@@ -51,6 +51,16 @@ struct {
 	__type(value, struct syshub_key_counters);
 } counters SEC(".maps");
 
+/* Records of each live key the reader has taken out of the ring: written by
+ * user space only (created with the key's counters, at 0), read by the fair
+ * share check. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct syshub_filter_key);
+	__type(value, __u64);
+} key_read SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SYSHUB_MAX_SYSCALLS);

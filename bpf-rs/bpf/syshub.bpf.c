@@ -33,6 +33,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* Runtime knobs, set by the loader before load. */
 const volatile __u32 self_tgid = 0;	    /* the tracer: never traced */
 const volatile __u64 wakeup_bytes = 262144; /* wake the reader past this much */
+const volatile __u64 ring_size = 16777216;  /* bytes of the events ring */
+const volatile __u64 share_from = 8388608;  /* pending bytes past which keys get a fair share */
 const volatile __u32 nr_exit = 60;
 const volatile __u32 nr_exit_group = 231;
 
@@ -40,7 +42,36 @@ const volatile __u32 nr_exit_group = 231;
 const volatile struct syshub_event abi_event_type = {};
 const volatile struct syshub_capture abi_capture_type = {};
 
-/* Emit the finished record; charge a drop to the key when the ring is full. */
+/* Drop a record whose key is over its share of the ring (syshub_abi.h):
+ * counted in the key's dropped and over_share. */
+static __always_inline int over_share(struct inflight *st, __u64 avail, __u32 len)
+{
+	struct syshub_key_counters *kc;
+	__u64 *rd, read = 0, done, pending, free, slot;
+
+	kc = bpf_map_lookup_elem(&counters, &st->key);
+	if (!kc)
+		return 0;
+	rd = bpf_map_lookup_elem(&key_read, &st->key);
+	if (rd)
+		read = *rd;
+	/* intent: records of the key written (this one included) or still in a
+	 * call, less those the reader took out of the ring */
+	done = kc->sampled_out + kc->dropped + read;
+	pending = kc->matched > done ? kc->matched - done : 0;
+	free = ring_size > avail ? ring_size - avail : 0;
+	slot = (len + 8 + 7) & ~7ULL; /* ring record header, 8-byte aligned */
+	if (pending * slot <= free)
+		return 0;
+	__sync_fetch_and_add(&kc->dropped, 1);
+	__sync_fetch_and_add(&kc->over_share, 1);
+	gc_inc(SYSHUB_GC_DROPPED);
+	gc_inc(SYSHUB_GC_OVER_SHARE);
+	return 1;
+}
+
+/* Emit the finished record; charge a drop to the key when the ring is full
+ * or the key is over its fair share. */
 static __always_inline void emit(struct inflight *st)
 {
 	struct syshub_key_counters *kc;
@@ -54,10 +85,13 @@ static __always_inline void emit(struct inflight *st)
 	if (len < sizeof(struct syshub_event))
 		len = sizeof(struct syshub_event);
 	st->rec.ev.size = len;
+	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	/* intent: below share_from nothing is limited (one compare per record) */
+	if (avail + len > share_from && over_share(st, avail, len))
+		return;
 	/* intent: wake the reader once, when this record crosses the threshold;
 	 * past it the reader is awake or its poll timer fires, and waking it on
 	 * every record would slow the traced task instead */
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	if (avail < wakeup_bytes && avail + len >= wakeup_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, st->rec.buf, len, flags) != 0) {

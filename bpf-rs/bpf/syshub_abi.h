@@ -161,8 +161,9 @@ struct syshub_filter_cfg {
 struct syshub_key_counters {
 	__u64 matched;
 	__u64 sampled_out;
-	__u64 dropped; /* ring full or no per-task memory */
-	__u64 emitted; /* reserved: the reader counts records per key */
+	__u64 dropped;	  /* every loss: ring full, over its share, no per-task memory */
+	__u64 emitted;	  /* reserved: the reader counts records per key */
+	__u64 over_share; /* of dropped: the key held more than its fair share of the ring */
 };
 
 /* Global counters (per CPU array, index = SYSHUB_GC_*). */
@@ -174,13 +175,24 @@ struct syshub_key_counters {
 #define SYSHUB_GC_NOMEM	      5 /* no per-task storage: counted in dropped too */
 #define SYSHUB_GC_NOKEY	      6 /* counters entry missing for a matched key */
 #define SYSHUB_GC_SCOPE_FULL  7 /* a forked child not added: scope map full */
-#define SYSHUB_GC_COUNT	      8
+#define SYSHUB_GC_OVER_SHARE  8 /* dropped: the key was over its fair share */
+#define SYSHUB_GC_COUNT	      9
+
+/*
+ * Fair share of the ring. Once more than `share_from` bytes are pending in
+ * the ring, a record is written only if its key's pending records (written,
+ * not yet read out by the reader, whose counts user space keeps in the
+ * key_read map), at this record's size, fit in the ring's free space; else it
+ * is dropped and counted in dropped and over_share. One flooding key then
+ * holds at most about half of the ring, N flooding keys 1/(N+1) each, and a
+ * quiet key always finds room.
+ */
 
 _Static_assert(sizeof(struct syshub_event) == 160, "syshub_event size");
 _Static_assert(sizeof(struct syshub_capture) == 16, "syshub_capture size");
 _Static_assert(sizeof(struct syshub_capture_spec) == 32, "syshub_capture_spec size");
 _Static_assert(sizeof(struct syshub_filter_key) == 8, "syshub_filter_key size");
 _Static_assert(sizeof(struct syshub_filter_cfg) == 16, "syshub_filter_cfg size");
-_Static_assert(sizeof(struct syshub_key_counters) == 32, "syshub_key_counters size");
+_Static_assert(sizeof(struct syshub_key_counters) == 40, "syshub_key_counters size");
 
 #endif /* SYSHUB_ABI_H */

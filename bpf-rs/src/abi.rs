@@ -69,7 +69,8 @@ pub const GC_ORPHANED: u32 = 4;
 pub const GC_NOMEM: u32 = 5;
 pub const GC_NOKEY: u32 = 6;
 pub const GC_SCOPE_FULL: u32 = 7;
-pub const GC_COUNT: u32 = 8;
+pub const GC_OVER_SHARE: u32 = 8;
+pub const GC_COUNT: u32 = 9;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,6 +152,7 @@ pub struct KeyCounters {
     pub sampled_out: u64,
     pub dropped: u64,
     pub emitted: u64,
+    pub over_share: u64,
 }
 
 pub const EVENT_SIZE: usize = size_of::<SyscallEvent>();
@@ -161,7 +163,7 @@ const _: () = assert!(size_of::<Capture>() == 16);
 const _: () = assert!(size_of::<CaptureSpec>() == 32);
 const _: () = assert!(size_of::<FilterKey>() == 8);
 const _: () = assert!(size_of::<FilterCfg>() == 16);
-const _: () = assert!(size_of::<KeyCounters>() == 32);
+const _: () = assert!(size_of::<KeyCounters>() == 40);
 
 // SAFETY: plain-old-data: fixed-width integers and arrays, no padding holes
 // (padding is spelled out as fields), every bit pattern valid.

@@ -22,8 +22,11 @@ pub struct KeyStats {
     pub matched: u64,
     /// Matched calls the kernel's sampling skipped.
     pub sampled_out: u64,
-    /// Matched calls lost in the kernel (ring full).
+    /// Matched calls lost in the kernel: ring full, over the key's fair
+    /// share, or no per-task memory.
     pub dropped: u64,
+    /// Of `dropped`: the key held more than its fair share of the ring.
+    pub over_share: u64,
     /// Records read out of the ring (delivered or queued for a poll).
     pub emitted: u64,
     /// Records handed to the consumer.
@@ -42,6 +45,7 @@ impl KeyStats {
             matched: c.matched,
             sampled_out: c.sampled_out,
             dropped: c.dropped,
+            over_share: c.over_share,
             emitted,
             delivered,
             pending: c
@@ -58,6 +62,7 @@ pub struct Totals {
     pub matched: u64,
     pub sampled_out: u64,
     pub dropped: u64,
+    pub over_share: u64,
     pub delivered: u64,
 }
 
@@ -69,6 +74,7 @@ impl Totals {
             matched: t.matched + k.matched,
             sampled_out: t.sampled_out + k.sampled_out,
             dropped: t.dropped + k.dropped,
+            over_share: t.over_share + k.over_share,
             delivered: t.delivered + k.delivered,
         })
     }
@@ -154,6 +160,7 @@ pub fn add_counters(into: &mut KeyCounters, c: &KeyCounters) {
     into.matched += c.matched;
     into.sampled_out += c.sampled_out;
     into.dropped += c.dropped;
+    into.over_share += c.over_share;
 }
 
 /// Records handed to the consumer, per key. Thread-safe.
@@ -195,6 +202,7 @@ mod tests {
             matched,
             sampled_out,
             dropped,
+            over_share: dropped / 2,
             ..KeyCounters::default()
         }
     }
@@ -243,6 +251,7 @@ mod tests {
             matched: 14,
             sampled_out: 2,
             dropped: 5,
+            over_share: 2,
             delivered: 6,
         };
         assert_eq!(s.total, want);

@@ -23,6 +23,9 @@ use crate::abi::{self, FilterKey};
 use crate::decode;
 use crate::error::{Error, Result};
 
+/// Called with the records per key of each batch taken out of the ring.
+pub type OnRead = Box<dyn FnMut(&[(FilterKey, u64)]) + Send>;
+
 /// Records handed over at most per batch.
 pub const BATCH_RECORDS: usize = 8192;
 const BATCH_BYTES: usize = 4 << 20;
@@ -179,6 +182,20 @@ impl Reader {
     /// # Errors
     /// When the eventfd, epoll set or thread cannot be created.
     pub fn start(ring: RingBuf<MapData>, poll_ms: i32) -> Result<Self> {
+        Self::start_with(ring, poll_ms, None)
+    }
+
+    /// Like [`Reader::start`]; `on_read` is called with the records per key
+    /// of every batch taken out of the ring, before it is handed over (the
+    /// probe's fair-share feedback, `Probe::read_feedback`).
+    ///
+    /// # Errors
+    /// As [`Reader::start`].
+    pub fn start_with(
+        ring: RingBuf<MapData>,
+        poll_ms: i32,
+        on_read: Option<OnRead>,
+    ) -> Result<Self> {
         let wake = eventfd()?;
         let ep = epoll_with(&[ring.as_fd().as_raw_fd(), wake.as_raw_fd()])?;
         let (tx, rx) = sync_channel(QUEUE_BATCHES);
@@ -188,7 +205,7 @@ impl Reader {
         let wake_fd = wake.as_raw_fd();
         let handle = std::thread::Builder::new()
             .name("syshub-reader".into())
-            .spawn(move || run(ring, &ep, wake_fd, &tx, &sd, &ctr, poll_ms))
+            .spawn(move || run(ring, &ep, wake_fd, &tx, &sd, &ctr, poll_ms, on_read))
             .map_err(|e| Error::io("spawn reader thread", e))?;
         Ok(Self {
             rx: Mutex::new(Some(rx)),
@@ -293,6 +310,10 @@ impl Drop for Reader {
     }
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the reader thread's whole state, passed once"
+)]
 fn run(
     mut ring: RingBuf<MapData>,
     ep: &OwnedFd,
@@ -301,6 +322,7 @@ fn run(
     shutdown: &AtomicBool,
     ctr: &ReaderCounters,
     poll_ms: i32,
+    mut on_read: Option<OnRead>,
 ) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
     let mut batch = Batch::default();
@@ -339,6 +361,9 @@ fn run(
             // Hand over what was drained: a full batch, or whatever the ring had.
             if !batch.is_empty() {
                 batch.per_key = keys.drain().collect();
+                if let Some(f) = on_read.as_mut() {
+                    f(&batch.per_key);
+                }
                 if let Ok(mut m) = ctr.per_key.lock() {
                     for (k, n) in &batch.per_key {
                         *m.entry(*k).or_default() += n;

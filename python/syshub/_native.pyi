@@ -62,6 +62,10 @@ class Probe:
     their own tracepoints (other syscalls pay nothing for them, but each costs
     ~0.1 s to detach); tracing more moves them all to the raw hooks (cheap to
     detach, ~+45 ns on every syscall of the host).
+
+    ``fair_share_pct`` (default 50, 0..=100): past this fill of the ring, a
+    key may keep at most as many bytes pending as are free; the excess is
+    dropped and counted as ``over_share`` (also in ``dropped``). 100: off.
     """
 
     def __new__(
@@ -72,6 +76,7 @@ class Probe:
         poll_ms: int = 10,
         self_tgid: int | None = None,
         tracepoint_syscalls: int | None = None,
+        fair_share_pct: int = 50,
     ) -> Probe: ...
     def add_filter(
         self,
@@ -126,11 +131,12 @@ class Probe:
     def stats(self) -> dict[str, Any]:
         """The reader first empties the ring (waiting up to 1 s, GIL
         released), so ``emitted`` counts every record the kernel wrote before
-        the call. ``keys``: per key matched, sampled_out, dropped (in the kernel),
+        the call. ``keys``: per key matched, sampled_out, dropped (in the kernel;
+        of it over_share: over the key's fair share of the ring),
         emitted (read out of the ring), delivered (returned by poll), pending
         (matched, not yet delivered nor dropped/sampled out); ``total``;
         ``kernel``: global counters (matched, sampled_out, dropped, emitted,
-        orphaned, nomem, nokey); ``reader``: records,
+        orphaned, nomem, nokey, over_share); ``reader``: records,
         decode_errors, batches, wakeups. Once drained, per key
         matched == delivered + dropped + sampled_out."""
     def close(self) -> None: ...

@@ -45,7 +45,9 @@ class FilterInfo:
 class KeyStats:
     """Counters of one filter key. ``emitted``: records read out of the ring;
     ``pending``: matched calls not yet delivered nor dropped or sampled out
-    (still running, in the ring, or queued for poll)."""
+    (still running, in the ring, or queued for poll). ``dropped`` counts every
+    loss in the kernel; ``over_share`` the part of it dropped because the key
+    held more than its fair share of the ring (see :class:`Probe`)."""
 
     pid_ns: int
     nr: int
@@ -56,6 +58,7 @@ class KeyStats:
     emitted: int
     delivered: int
     pending: int
+    over_share: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +69,15 @@ class KeyTotals:
     sampled_out: int
     dropped: int
     delivered: int
+    over_share: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class KernelCounters:
     """Global kernel counters; ``orphaned``: calls whose exit hook went away,
     ``nomem``: no per-task storage (also in ``dropped``), ``nokey``: counters
-    missing for a matched key."""
+    missing for a matched key, ``over_share``: dropped over a key's fair share
+    (also in ``dropped``)."""
 
     matched: int
     sampled_out: int
@@ -81,6 +86,7 @@ class KernelCounters:
     orphaned: int
     nomem: int
     nokey: int
+    over_share: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +146,14 @@ class Probe:
     ~0.1 s each to detach; tracing more moves them all to the raw hooks (fast
     to detach, ~+45 ns on every syscall of the host). A short-lived tracer
     (the CLI) keeps it low to leave fast; a long-lived one (a node agent)
-    raises it so the node stays fast."""
+    raises it so the node stays fast.
+
+    ``fair_share_pct`` (default 50, 0..=100): once the ring is more than this
+    percent full, a key may keep at most as many bytes pending in it as are
+    still free (one flooding key then holds about half of the ring, N of them
+    1/(N+1) each), so a flood cannot make another key's records drop; what
+    exceeds the share is dropped and counted in the key's ``dropped`` and
+    ``over_share``. 100 turns it off."""
 
     def __init__(
         self,
@@ -149,12 +162,14 @@ class Probe:
         wakeup_bytes: int | None = None,
         poll_ms: int = 10,
         tracepoint_syscalls: int | None = None,
+        fair_share_pct: int = 50,
     ) -> None:
         self._native = _native.Probe(
             ring_bytes,
             wakeup_bytes=wakeup_bytes,
             poll_ms=poll_ms,
             tracepoint_syscalls=tracepoint_syscalls,
+            fair_share_pct=fair_share_pct,
         )
 
     # filters -------------------------------------------------------------

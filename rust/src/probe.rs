@@ -11,7 +11,9 @@ use syshub_bpf::Error;
 use syshub_bpf::abi;
 use syshub_bpf::accounting::{Delivered, ProbeStats};
 use syshub_bpf::limits;
-use syshub_bpf::probe::{FilterSpec, MAX_TP_SYSCALLS, Probe as CoreProbe, ProbeConfig};
+use syshub_bpf::probe::{
+    FAIR_SHARE_PCT, FilterSpec, MAX_TP_SYSCALLS, Probe as CoreProbe, ProbeConfig,
+};
 use syshub_bpf::reader::{Batch as CoreBatch, Reader};
 use syshub_bpf::syscalls::SyscallTable;
 
@@ -55,8 +57,8 @@ fn with_probe<T>(
 impl Probe {
     #[new]
     #[pyo3(
-        signature = (ring_bytes = IntArg::from(16 << 20), *, wakeup_bytes = None, poll_ms = IntArg::from(10), self_tgid = None, tracepoint_syscalls = None),
-        text_signature = "(ring_bytes=16777216, *, wakeup_bytes=None, poll_ms=10, self_tgid=None, tracepoint_syscalls=None)"
+        signature = (ring_bytes = IntArg::from(16 << 20), *, wakeup_bytes = None, poll_ms = IntArg::from(10), self_tgid = None, tracepoint_syscalls = None, fair_share_pct = IntArg::from(i64::from(FAIR_SHARE_PCT))),
+        text_signature = "(ring_bytes=16777216, *, wakeup_bytes=None, poll_ms=10, self_tgid=None, tracepoint_syscalls=None, fair_share_pct=50)"
     )]
     fn new(
         py: Python<'_>,
@@ -65,6 +67,7 @@ impl Probe {
         poll_ms: IntArg,
         self_tgid: Option<IntArg>,
         tracepoint_syscalls: Option<IntArg>,
+        fair_share_pct: IntArg,
     ) -> PyResult<Self> {
         let ring: u32 = ring_bytes.get(
             py,
@@ -84,10 +87,14 @@ impl Probe {
                 Some(n) => n.get(py, "tracepoint_syscalls", 0, abi::MAX_SYSCALLS)?,
                 None => MAX_TP_SYSCALLS,
             },
+            fair_share_pct: fair_share_pct.get(py, "fair_share_pct", 0, 100)?,
         };
         let poll_ms: i32 = poll_ms.get(py, "poll_ms", 1, 1000)?;
         let (probe, ring) = map_err(py, py.detach(|| CoreProbe::open(&cfg)))?;
-        let reader = map_err(py, Reader::start(ring, poll_ms))?;
+        let reader = map_err(
+            py,
+            Reader::start_with(ring, poll_ms, Some(probe.read_feedback())),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 probe: Mutex::new(Some(probe)),

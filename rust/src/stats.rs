@@ -34,6 +34,7 @@ fn key_to_py<'py>(py: Python<'py>, k: &KeyStats) -> PyResult<Bound<'py, PyDict>>
             ("matched", k.matched),
             ("sampled_out", k.sampled_out),
             ("dropped", k.dropped),
+            ("over_share", k.over_share),
             ("emitted", k.emitted),
             ("delivered", k.delivered),
             ("pending", k.pending),
@@ -55,6 +56,7 @@ pub(crate) fn stats_to_py<'py>(py: Python<'py>, s: &ProbeStats) -> PyResult<Boun
         ("matched", t.matched),
         ("sampled_out", t.sampled_out),
         ("dropped", t.dropped),
+        ("over_share", t.over_share),
         ("delivered", t.delivered),
     ];
     out.set_item("total", counts(py, &total)?)?;
@@ -67,6 +69,7 @@ pub(crate) fn stats_to_py<'py>(py: Python<'py>, s: &ProbeStats) -> PyResult<Boun
         ("orphaned", g.orphaned),
         ("nomem", g.nomem),
         ("nokey", g.nokey),
+        ("over_share", g.over_share),
     ];
     out.set_item("kernel", counts(py, &kernel)?)?;
     let r = &s.reader;

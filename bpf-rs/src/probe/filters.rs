@@ -5,11 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::Probe;
+use super::share::BPF_NOEXIST;
 use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
+use crate::accounting::add_counters;
 use crate::error::{Error, Result};
-
-/// `BPF_NOEXIST` map update flag (include/uapi/linux/bpf.h).
-const BPF_NOEXIST: u64 = 1;
 
 /// Capture settings of one filter key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,27 +77,56 @@ impl Probe {
         })?;
         let cfg = spec.to_cfg()?;
         let key = FilterKey { pid_ns, nr };
-        // Counters survive filter removal, so the sequence never restarts.
-        match self
+        // A live key keeps its counters (and sequence) when its settings change.
+        let created = match self
             .counters
             .insert(key, KeyCounters::default(), BPF_NOEXIST)
         {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                false
+            }
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+            {
+                return Err(Error::Bpf(format!(
+                    "the kernel filter map is full ({} keys): cannot trace syscall {nr} in \
+                     namespace {pid_ns}; remove other filters first",
+                    self.keys.len()
+                )));
+            }
             Err(e) => return Err(Error::Bpf(format!("creating counters for {key:?}: {e}"))),
+        };
+        let r = self.install(key, def, cfg);
+        if r.is_err() && created {
+            let _ = self.counters.remove(&key);
+            self.close_key_read(key);
         }
-        let new_hook = !self.hooks.contains_key(&nr);
+        r?;
+        self.keys.insert(key, spec);
+        Ok(())
+    }
+
+    /// The read count, hooks and filter entry of a key whose counters exist.
+    fn install(
+        &mut self,
+        key: FilterKey,
+        def: &crate::syscalls::SyscallDef,
+        cfg: FilterCfg,
+    ) -> Result<()> {
+        self.open_key_read(key)?;
+        let new_hook = !self.hooks.contains_key(&key.nr);
         if new_hook {
             self.attach(def)?;
         }
         if let Err(e) = self.filters.insert(key, cfg, 0) {
             if new_hook {
-                let _ = self.detach(nr);
+                let _ = self.detach(key.nr);
             }
             return Err(Error::Bpf(format!("inserting filter {key:?}: {e}")));
         }
-        self.keys.insert(key, spec);
         Ok(())
     }
 
@@ -121,12 +149,10 @@ impl Probe {
         // Retire the key's counters into user space, so the kernel map holds
         // only live keys (it would fill after 65536 keys otherwise).
         if let Ok(c) = self.counters.get(&key, 0) {
-            let r = self.retired.entry(key).or_default();
-            r.matched += c.matched;
-            r.sampled_out += c.sampled_out;
-            r.dropped += c.dropped;
+            add_counters(self.retired.entry(key).or_default(), &c);
             let _ = self.counters.remove(&key);
         }
+        self.close_key_read(key);
         if !self.keys.keys().any(|k| k.nr == nr) {
             self.detach(nr)?;
         }
@@ -155,10 +181,7 @@ impl Probe {
         let mut all: BTreeMap<FilterKey, KeyCounters> = self.retired.clone().into_iter().collect();
         for item in self.counters.iter() {
             let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            let r = all.entry(k).or_default();
-            r.matched += c.matched;
-            r.sampled_out += c.sampled_out;
-            r.dropped += c.dropped;
+            add_counters(all.entry(k).or_default(), &c);
         }
         Ok(all.into_iter().collect())
     }

@@ -5,10 +5,13 @@
 mod filters;
 mod hooks;
 mod scopes;
+mod share;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+
+use share::KeyRead;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::raw_trace_point::RawTracePointLinkId;
@@ -18,6 +21,7 @@ use aya::{Ebpf, EbpfLoader};
 pub use filters::FilterSpec;
 use hooks::{Hook, Parked, tracepoint_nargs};
 pub use hooks::{MAX_TP_SYSCALLS, TRACEFS_DIRS, ensure_tracefs};
+pub use share::{FAIR_SHARE_PCT, ReadFeedback, check_pct, share_from};
 
 use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
 use crate::error::{Error, Result};
@@ -38,6 +42,9 @@ pub struct ProbeConfig {
     /// more are all moved to the raw hooks. Low for a short-lived tracer
     /// (leaving is fast), high for a long-lived one (other syscalls stay cheap).
     pub tracepoint_syscalls: usize,
+    /// Percent of the ring past which each key is held to its fair share
+    /// (see `share`); 100 turns the fair share off.
+    pub fair_share_pct: u8,
 }
 
 impl Default for ProbeConfig {
@@ -47,6 +54,7 @@ impl Default for ProbeConfig {
             wakeup_bytes: None,
             self_tgid: None,
             tracepoint_syscalls: MAX_TP_SYSCALLS,
+            fair_share_pct: FAIR_SHARE_PCT,
         }
     }
 }
@@ -63,7 +71,18 @@ pub struct GlobalCounters {
     pub nokey: u64,
     /// Forked children not put in their parent's scope: scope map full.
     pub scope_full: u64,
+    /// Records dropped because their key was over its fair share of the
+    /// ring (also in `dropped`).
+    pub over_share: u64,
 }
+
+/// Type information of the running kernel, needed for CO-RE relocations.
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// The fair share's map and globals (see `share`).
+const MAP_KEY_READ: &str = "key_read";
+const GLOBAL_RING_SIZE: &str = "ring_size";
+const GLOBAL_SHARE_FROM: &str = "share_from";
 
 fn load_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error {
     let text = format!("{e:?}");
@@ -78,6 +97,9 @@ pub struct Probe {
     bpf: Ebpf,
     filters: BpfHashMap<MapData, FilterKey, FilterCfg>,
     counters: BpfHashMap<MapData, FilterKey, KeyCounters>,
+    /// Records the reader took out of the ring, per live key (see `share`).
+    key_read: KeyRead,
+    fair_share: bool,
     raw_on: Array<MapData, u32>,
     globals: PerCpuArray<MapData, u64>,
     hooks: HashMap<u32, Hook>,
@@ -164,11 +186,20 @@ impl Probe {
             )));
         }
         let tracefs = ensure_tracefs()?;
+        if !std::path::Path::new(KERNEL_BTF).exists() {
+            return Err(Error::Bpf(format!(
+                "kernel BTF is missing ({KERNEL_BTF} does not exist): syshub needs a kernel \
+                 built with CONFIG_DEBUG_INFO_BTF=y and /sys mounted"
+            )));
+        }
         let table = SyscallTable::get();
         let self_tgid = cfg.self_tgid.unwrap_or_else(std::process::id);
         let wakeup = cfg
             .wakeup_bytes
             .unwrap_or_else(|| (u64::from(cfg.ring_bytes) / 4).min(256 << 10));
+        let fair_share_pct = share::check_pct(cfg.fair_share_pct)?;
+        let ring_size = u64::from(cfg.ring_bytes);
+        let share_from = share::share_from(cfg.ring_bytes, fair_share_pct);
         let nr_exit = table.by_name("exit").map_or(60, |d| d.nr);
         let nr_exit_group = table.by_name("exit_group").map_or(231, |d| d.nr);
         let mut bpf = EbpfLoader::new()
@@ -176,6 +207,8 @@ impl Probe {
             .allow_unsupported_maps()
             .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
             .override_global(names::GLOBAL_WAKEUP_BYTES, &wakeup, true)
+            .override_global(GLOBAL_RING_SIZE, &ring_size, true)
+            .override_global(GLOBAL_SHARE_FROM, &share_from, true)
             .override_global(names::GLOBAL_NR_EXIT, &nr_exit, true)
             .override_global(names::GLOBAL_NR_EXIT_GROUP, &nr_exit_group, true)
             .map_max_entries(names::MAP_EVENTS, cfg.ring_bytes)
@@ -216,6 +249,8 @@ impl Probe {
         let probe = Self {
             filters: take(&mut bpf, names::MAP_FILTERS)?,
             counters: take(&mut bpf, names::MAP_COUNTERS)?,
+            key_read: Arc::new(Mutex::new(take(&mut bpf, MAP_KEY_READ)?)),
+            fair_share: fair_share_pct < 100,
             raw_on: take(&mut bpf, names::MAP_RAW_SYSCALLS)?,
             globals: take(&mut bpf, names::MAP_GLOBAL_COUNTERS)?,
             bpf,
@@ -265,6 +300,7 @@ impl Probe {
             nomem: read(abi::GC_NOMEM)?,
             nokey: read(abi::GC_NOKEY)?,
             scope_full: read(abi::GC_SCOPE_FULL)?,
+            over_share: read(abi::GC_OVER_SHARE)?,
         })
     }
 }

@@ -26,6 +26,10 @@ class HubConfig:
     tracepoint_syscalls: int | None = None
     """Syscalls hooked through their own tracepoints at most (see
     :class:`~syshub.probe.Probe`; None: the probe's default, 3)."""
+    fair_share_pct: int = 50
+    """Past this percent of the ring pending, each kernel key may keep at most
+    as many bytes pending as are free; the excess is dropped and counted as
+    ``over_share`` (see :class:`~syshub.probe.Probe`; 100: off)."""
     flush_timeout: float = 1.0
     """How long deleting a trace waits for the events the kernel already
     emitted for it to be routed (calls still running are counted as dropped)."""

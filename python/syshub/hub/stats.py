@@ -1,7 +1,8 @@
 """The Hub's counters as frozen values. For every job, on every key and in
 total: ``matched == delivered + dropped + sampled_out``, where ``delivered``
 counts the calls routed to the job and ``dropped`` the ones the kernel could
-not hand over (ring full). What a subscriber's own full queue lost is in its
+not hand over (ring full, or the key over its fair share of the ring:
+:attr:`HubStats.over_share`). What a subscriber's own full queue lost is in its
 :class:`SubscriberStats`."""
 
 from __future__ import annotations
@@ -81,3 +82,11 @@ class HubStats:
     @property
     def decode_errors(self) -> int:
         return self.probe.reader.decode_errors if self.probe is not None else 0
+
+    @property
+    def over_share(self) -> int:
+        """Calls the kernel dropped because their key held more than its fair
+        share of the ring (part of the drops; per key in ``probe.keys``). The
+        kernel tells the reason per key, not per call, so a job's ``dropped``
+        is not split by reason."""
+        return self.probe.total.over_share if self.probe is not None else 0
