@@ -206,9 +206,35 @@ class Fields(_message.Message):
 Global___Fields: _TypeAlias = Fields  # noqa: Y015
 
 @_typing.final
+class ArgList(_message.Message):
+    """An array of values (epoll_wait's events): the items have no name and no raw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """More items followed than were captured."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Arg]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___Arg] | None = ...,
+        truncated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ArgList: _TypeAlias = ArgList  # noqa: Y015
+
+@_typing.final
 class Arg(_message.Message):
     """One decoded argument. Exactly one of the value fields is set; `raw` is the
-    register as the call received it (0 for fields of a struct).
+    register as the call received it (0 for fields of a struct and list items).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -223,6 +249,7 @@ class Arg(_message.Message):
     BUFFER_FIELD_NUMBER: _builtins.int
     SOCKADDR_FIELD_NUMBER: _builtins.int
     STRUCT_FIELD_NUMBER: _builtins.int
+    LIST_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     raw: _builtins.int
     int: _builtins.int
@@ -245,6 +272,8 @@ class Arg(_message.Message):
     def sockaddr(self) -> Global___SockAddr: ...
     @_builtins.property
     def struct(self) -> Global___Fields: ...
+    @_builtins.property
+    def list(self) -> Global___ArgList: ...
     def __init__(
         self,
         *,
@@ -258,12 +287,13 @@ class Arg(_message.Message):
         buffer: Global___Buffer | None = ...,
         sockaddr: Global___SockAddr | None = ...,
         struct: Global___Fields | None = ...,
+        list: Global___ArgList | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["buffer", b"buffer", "int", b"int", "sockaddr", b"sockaddr", "str", b"str", "strs", b"strs", "struct", b"struct", "sym", b"sym", "uint", b"uint", "value", b"value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["buffer", b"buffer", "int", b"int", "list", b"list", "sockaddr", b"sockaddr", "str", b"str", "strs", b"strs", "struct", b"struct", "sym", b"sym", "uint", b"uint", "value", b"value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer", b"buffer", "int", b"int", "name", b"name", "raw", b"raw", "sockaddr", b"sockaddr", "str", b"str", "strs", b"strs", "struct", b"struct", "sym", b"sym", "uint", b"uint", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buffer", b"buffer", "int", b"int", "list", b"list", "name", b"name", "raw", b"raw", "sockaddr", b"sockaddr", "str", b"str", "strs", b"strs", "struct", b"struct", "sym", b"sym", "uint", b"uint", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["int", "uint", "sym", "str", "strs", "buffer", "sockaddr", "struct"]  # noqa: Y015
+    _WhichOneofReturnType_value: _TypeAlias = _typing.Literal["int", "uint", "sym", "str", "strs", "buffer", "sockaddr", "struct", "list"]  # noqa: Y015
     _WhichOneofArgType_value: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_value) -> _WhichOneofReturnType_value | None: ...
 
