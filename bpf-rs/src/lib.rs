@@ -8,6 +8,7 @@
 pub mod abi;
 pub mod accounting;
 pub mod decode;
+pub mod encode;
 pub mod error;
 pub mod flags;
 pub mod limits;

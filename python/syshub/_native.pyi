@@ -2,7 +2,7 @@
 
 Needs Linux >= 5.17 with BTF, tracefs and root (or CAP_BPF + CAP_PERFMON)."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, final
 
@@ -25,6 +25,9 @@ __all__ = [
     "Probe",
     "abi_layout",
     "decode_record",
+    "encode_json",
+    "encode_proto",
+    "encode_text",
     "errno_name",
     "lookup_syscall",
     "probe_object",
@@ -167,6 +170,18 @@ class Batch:
         ``cgroup_id``, ``enter_ns``, ``exit_ns``, ``seq`` uint64; ``ret`` int64).
         ``numpy.asarray(col)`` and ``memoryview(col)`` share its memory."""
     def raw(self, i: int) -> bytes: ...
+    @staticmethod
+    def from_records(records: Sequence[bytes]) -> Batch:
+        """A batch of raw records (recorded with :meth:`raw`, or built by
+        hand); ``ValueError`` naming the first malformed one."""
+    def runs(self) -> list[tuple[int, int, int, int, int, int, int]]:
+        """Runs of consecutive events with the same filter key and pid
+        namespace: ``(key_ns, nr, pid_ns, start, end, min_seq, max_seq)``."""
+    def select(
+        self, start: int, end: int, base: int, rate: int, last: int
+    ) -> list[tuple[int, int]]:
+        """Index ranges of events ``start..end`` whose ``seq`` is above
+        ``base``, a multiple of ``rate`` and at most ``last``, merged."""
 
 @final
 class Column:
@@ -229,10 +244,17 @@ class Event:
     @property
     def truncated(self) -> bool: ...
     @property
-    def errno(self) -> int | None: ...
+    def returned(self) -> bool:
+        """Whether the call returned to the program (False for exit,
+        exit_group and calls that did not come back)."""
+    @property
+    def errno(self) -> int | None:
+        """Positive errno when the call failed; None on success or when the
+        call did not return."""
     @property
     def error(self) -> str:
-        """``ENOENT``-style name, ``OK`` on success."""
+        """``ENOENT``-style name, ``OK`` on success, ``?`` when the call did
+        not return."""
     @property
     def raw_args(self) -> tuple[int, int, int, int, int, int]: ...
     @property
@@ -252,7 +274,8 @@ class Event:
         ``container_pid`` and ``ns_pid`` (process id in its pid namespace),
         ``container_tid``, ``uid``, ``gid``, ``comm``, ``session``,
         ``error`` (``ENOENT``-style name or ``OK``), ``errno`` (positive int
-        or None), ``return`` (None for calls that never return), ``pid_ns``,
+        or None), ``return``, ``returned`` (False for calls that did not
+        return: then ``error``, ``errno`` and ``return`` are None), ``pid_ns``,
         ``uts_ns``, ``mount_ns``, ``cgroup_id``, ``start``, ``finish``
         (monotonic ns), ``seq``, ``args`` (as :attr:`args`) and, when some
         capture was cut short, ``truncated`` (argument names)."""
@@ -260,6 +283,33 @@ class Event:
 
 def decode_record(rec: bytes) -> Event:
     """Decode one raw record; ``ValueError`` if malformed."""
+
+# encoders (H-enc): many events at once, no Python object per event ----------
+def encode_json(
+    batch: Batch,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    containers: dict[int, Mapping[str, Any] | None] | None = None,
+    *,
+    node: str | None = None,
+) -> bytes:
+    """One JSON line per event of ``ranges`` (index ranges; None: all),
+    byte-identical to ``json.dumps(doc, separators=(",", ":"))`` of the event
+    document with ``"container"`` from ``containers`` (pid_ns -> document;
+    absent: null) and ``"node"`` last when given. ``ValueError`` for a range
+    outside the batch, ``TypeError`` for a container value that is not
+    JSON-like."""
+
+def encode_text(batch: Batch, ranges: Sequence[tuple[int, int]] | None = None) -> bytes:
+    """One ``to_text()`` line per event, each ending in ``\n``."""
+
+def encode_proto(
+    batch: Batch,
+    ranges: Sequence[tuple[int, int]] | None = None,
+    containers: dict[int, Mapping[str, Any] | None] | None = None,
+    *,
+    node: str = "",
+) -> bytes:
+    """A serialized ``syshub.v1.EventBatch`` (proto/syshub/v1/event.proto)."""
 
 def syscall_table_tsv() -> str: ...
 def lookup_syscall(syscall: str | int) -> tuple[int, str, str, str]: ...

@@ -12,7 +12,7 @@ filters equal to what the running traces need.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,3 +266,48 @@ def probe_object() -> bytes:
 def abi_layout() -> dict[str, dict[str, tuple[int, int]]]:
     """Offset and size of every field of the kernel/user ABI (for ABI checks)."""
     return _native.abi_layout()
+
+
+Ranges = Sequence[tuple[int, int]]
+"""Half-open index ranges ``(start, end)`` of events of a batch, in order."""
+Containers = Mapping[int, Mapping[str, Any] | None]
+"""Pid namespace inode -> its container's document (``Container.to_dict()``);
+a namespace absent or None: ``"container": null``."""
+
+
+def _containers(c: Containers | None) -> dict[int, Mapping[str, Any] | None] | None:
+    return c if c is None or isinstance(c, dict) else dict(c)
+
+
+def encode_json(
+    batch: Batch,
+    ranges: Ranges | None = None,
+    containers: Containers | None = None,
+    *,
+    node: str | None = None,
+) -> bytes:
+    """The events of ``ranges`` (None: the whole batch) as JSON lines, encoded
+    in Rust with the GIL released: each line is exactly
+    ``json.dumps(ev.to_dict(), separators=(",", ":"))`` of the
+    :class:`~syshub.TraceEvent` whose container ``containers`` gives for its
+    pid namespace, plus ``"node"`` last when ``node`` is given."""
+    return _native.encode_json(batch, ranges, _containers(containers), node=node)
+
+
+def encode_text(batch: Batch, ranges: Ranges | None = None) -> bytes:
+    """The events of ``ranges`` as strace-style lines (``to_text()``), each
+    ending in a newline."""
+    return _native.encode_text(batch, ranges)
+
+
+def encode_proto(
+    batch: Batch,
+    ranges: Ranges | None = None,
+    containers: Containers | None = None,
+    *,
+    node: str = "",
+) -> bytes:
+    """The events of ``ranges`` as a serialized ``syshub.v1.EventBatch``
+    (``proto/syshub/v1/event.proto``). Concatenated results parse as one
+    EventBatch with all the events."""
+    return _native.encode_proto(batch, ranges, _containers(containers), node=node)

@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyIndexError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use syshub_bpf::abi::SyscallEvent;
+use syshub_bpf::abi::{self, SyscallEvent};
 use syshub_bpf::reader::Batch as CoreBatch;
 
 use crate::event::Event;
@@ -40,7 +40,55 @@ impl Batch {
     fn len(&self) -> usize {
         self.end - self.start
     }
+
+    /// The reader batch and the records of it this batch holds.
+    pub(crate) fn core(&self) -> (&Arc<CoreBatch>, std::ops::Range<usize>) {
+        (&self.inner, self.start..self.end)
+    }
 }
+
+/// A u32 / u64 header field of a record at its offset (records were
+/// validated at least a header long when read).
+fn u32_at(rec: &[u8], off: usize) -> u32 {
+    rec.get(off..off + 4)
+        .map_or(0, |b| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u64_at(rec: &[u8], off: usize) -> u64 {
+    rec.get(off..off + 8).map_or(0, |b| {
+        u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+    })
+}
+
+/// (key_ns, nr, pid_ns, seq) of a record, read at their offsets.
+fn route_fields(rec: &[u8]) -> (u32, u32, u32, u64) {
+    let flags = rec
+        .get(offset_of!(SyscallEvent, flags)..)
+        .and_then(|b| b.get(..2))
+        .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+    let pid_ns = u32_at(rec, offset_of!(SyscallEvent, pid_ns));
+    let key_ns = if flags & abi::EVF_ANY_NS != 0 {
+        0
+    } else if flags & abi::EVF_SCOPE != 0 {
+        let scope = rec
+            .get(offset_of!(SyscallEvent, scope)..)
+            .and_then(|b| b.get(..2))
+            .map_or(0, |b| u16::from_ne_bytes([b[0], b[1]]));
+        u32::from(scope)
+    } else {
+        pid_ns
+    };
+    (
+        key_ns,
+        u32_at(rec, offset_of!(SyscallEvent, nr)),
+        pid_ns,
+        u64_at(rec, offset_of!(SyscallEvent, seq)),
+    )
+}
+
+/// A run of records of one filter key and pid namespace: (key_ns, nr,
+/// pid_ns, start, end, smallest seq, largest seq).
+type Run = (u32, u32, u32, usize, usize, u64, u64);
 
 /// Where a column's value sits in a record header: a field read at its
 /// offset straight from the record bytes (no header copy, no call per
@@ -152,6 +200,76 @@ impl Batch {
             shape: [isize::try_from(self.len()).unwrap_or(0)],
             strides: [isize::try_from(itemsize).unwrap_or(0)],
         })
+    }
+
+    /// Runs of consecutive records with the same filter key and pid
+    /// namespace: `(key_ns, nr, pid_ns, start, end, min_seq, max_seq)`, index
+    /// ranges `start..end` of this batch (the router's unit of work).
+    fn runs(&self) -> Vec<Run> {
+        let mut out: Vec<Run> = Vec::new();
+        for i in self.start..self.end {
+            let (key_ns, nr, pid_ns, seq) = route_fields(self.inner.record(i));
+            let at = i - self.start;
+            match out.last_mut() {
+                Some(r) if r.0 == key_ns && r.1 == nr && r.2 == pid_ns && r.4 == at => {
+                    r.4 = at + 1;
+                    r.5 = r.5.min(seq);
+                    r.6 = r.6.max(seq);
+                }
+                _ => out.push((key_ns, nr, pid_ns, at, at + 1, seq, seq)),
+            }
+        }
+        out
+    }
+
+    /// Index ranges of records `start..end` whose sequence number is above
+    /// `base`, a multiple of `rate` and at most `last` (a job context's
+    /// share of a run), merged where adjacent.
+    #[pyo3(signature = (start, end, base, rate, last))]
+    fn select(
+        &self,
+        start: usize,
+        end: usize,
+        base: u64,
+        rate: u64,
+        last: u64,
+    ) -> PyResult<Vec<(usize, usize)>> {
+        if start > end || end > self.len() {
+            return Err(PyIndexError::new_err("select: range out of the batch"));
+        }
+        let rate = rate.max(1);
+        let mut out: Vec<(usize, usize)> = Vec::new();
+        for at in start..end {
+            let (_, _, _, seq) = route_fields(self.inner.record(self.start + at));
+            if seq <= base || !seq.is_multiple_of(rate) || seq > last {
+                continue;
+            }
+            match out.last_mut() {
+                Some(r) if r.1 == at => r.1 = at + 1,
+                _ => out.push((at, at + 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// A batch of raw records (as `raw()` returns them: recorded, or built
+    /// by hand); ValueError naming the first malformed one.
+    #[staticmethod]
+    fn from_records(records: Vec<Vec<u8>>) -> PyResult<Self> {
+        let mut keys = std::collections::HashMap::new();
+        let mut b = CoreBatch::default();
+        for (i, rec) in records.iter().enumerate() {
+            if !b.push(rec, &mut keys) {
+                let why = syshub_bpf::decode::validate(rec)
+                    .err()
+                    .map_or_else(String::new, |e| e.to_string());
+                return Err(PyValueError::new_err(format!(
+                    "record {i} is malformed: {why}"
+                )));
+            }
+        }
+        let n = b.len();
+        Ok(Self::new(Arc::new(b), 0, n))
     }
 
     #[classattr]

@@ -10,10 +10,11 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use syshub_bpf::abi::{self, SyscallEvent};
 use syshub_bpf::decode;
+use syshub_bpf::encode::doc::{self, Extra, arg_truncated, args_doc, event_doc, result_of};
 use syshub_bpf::reader::Batch as CoreBatch;
 use syshub_bpf::syscalls::SyscallTable;
 
-use crate::convert::{args_to_py, truncated_names};
+use crate::convert::PySink;
 
 /// One syscall event; immutable. Header fields are attributes; `args`,
 /// `to_dict()`, `to_json()` and `to_text()` decode on demand.
@@ -31,12 +32,7 @@ impl Event {
     }
 
     fn decoded(&self) -> decode::Decoded {
-        decode::decode(self.batch.record(self.idx)).unwrap_or_else(|_| decode::Decoded {
-            hdr: self.hdr,
-            name: format!("syscall_{}", self.hdr.nr).into(),
-            args: Vec::new(),
-            errno: None,
-        })
+        syshub_bpf::encode::decoded(self.batch.record(self.idx))
     }
 }
 
@@ -139,21 +135,24 @@ impl Event {
     fn truncated(&self) -> bool {
         self.hdr.flags & abi::EVF_TRUNCATED != 0
     }
+    /// Whether the call returned to the program (false for exit, exit_group
+    /// and calls that did not come back: then `errno` is None).
+    #[getter]
+    fn returned(&self) -> bool {
+        result_of(&self.hdr).0
+    }
     /// Positive errno when the call failed, else None.
     #[getter]
     fn errno(&self) -> Option<i64> {
-        let kind = SyscallTable::get().by_nr(self.hdr.nr).map(|d| d.ret);
-        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
-            return None;
-        }
-        decode::errno_of(self.hdr.ret, kind)
+        result_of(&self.hdr).2
     }
-    /// "ENOENT"-style name, "OK" on success.
+    /// "ENOENT"-style name, "OK" on success, "?" when the call did not return.
     #[getter]
     fn error(&self) -> String {
-        match self.errno() {
-            Some(e) => decode::errno_name(e).map_or_else(|| format!("E{e}"), str::to_owned),
-            None => "OK".into(),
+        match result_of(&self.hdr) {
+            (false, ..) => "?".into(),
+            (true, _, Some(e)) => doc::errno_text(e).into_owned(),
+            (true, _, None) => "OK".into(),
         }
     }
     /// The six raw argument registers.
@@ -164,12 +163,18 @@ impl Event {
     /// Decoded arguments: dict of name -> value, in argument order.
     #[getter]
     fn args<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        args_to_py(py, &self.decoded().args)
+        let mut sink = PySink::new(py);
+        args_doc(&mut sink, &self.decoded().args);
+        sink.into_dict()
     }
     /// Names of arguments whose capture was cut short.
     #[getter]
-    fn truncated_args(&self) -> Vec<String> {
-        truncated_names(&self.decoded().args)
+    fn truncated_args(&self) -> Vec<&'static str> {
+        let args = self.decoded().args;
+        args.iter()
+            .filter(|a| arg_truncated(a))
+            .map(|a| a.name)
+            .collect()
     }
     /// Latency in ns (0 for calls that never return).
     #[getter]
@@ -184,48 +189,14 @@ impl Event {
     fn raw<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.batch.record(self.idx))
     }
-    /// The event as a JSON-ready dict (swoll TraceEvent field names where
-    /// they mean the same; `pid` is the process id, `tid` the thread id).
+    /// The event document as a JSON-ready dict (swoll TraceEvent field
+    /// names where they mean the same; `pid` is the process id, `tid` the
+    /// thread id). Described once in `syshub_bpf::encode::doc`, which the
+    /// JSON lines encoder follows too.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let def = SyscallTable::get().by_nr(self.hdr.nr);
-        let d = PyDict::new(py);
-        let sc = PyDict::new(py);
-        sc.set_item("nr", self.hdr.nr)?;
-        sc.set_item("name", def.map(|x| format!("sys_{}", x.name)))?;
-        sc.set_item("class", def.map(|x| x.class.as_str()))?;
-        sc.set_item("group", def.map(|x| x.group.as_str()))?;
-        d.set_item("syscall", sc)?;
-        d.set_item("pid", self.hdr.tgid)?;
-        d.set_item("tgid", self.hdr.tgid)?;
-        d.set_item("tid", self.hdr.tid)?;
-        d.set_item("container_pid", self.hdr.ns_tgid)?;
-        d.set_item("ns_pid", self.hdr.ns_tgid)?;
-        d.set_item("container_tid", self.hdr.ns_tid)?;
-        d.set_item("uid", self.hdr.uid)?;
-        d.set_item("gid", self.hdr.gid)?;
-        d.set_item("comm", self.hdr.comm_str())?;
-        d.set_item("session", self.hdr.sid)?;
-        d.set_item("error", self.error())?;
-        d.set_item("errno", self.errno())?;
-        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
-            d.set_item("return", py.None())?;
-        } else {
-            d.set_item("return", self.hdr.ret)?;
-        }
-        d.set_item("pid_ns", self.hdr.pid_ns)?;
-        d.set_item("uts_ns", self.hdr.uts_ns)?;
-        d.set_item("mount_ns", self.hdr.mnt_ns)?;
-        d.set_item("cgroup_id", self.hdr.cgroup_id)?;
-        d.set_item("start", self.hdr.enter_ns)?;
-        d.set_item("finish", self.hdr.exit_ns)?;
-        d.set_item("seq", self.hdr.seq)?;
-        let dec = self.decoded();
-        d.set_item("args", args_to_py(py, &dec.args)?)?;
-        let tr = truncated_names(&dec.args);
-        if !tr.is_empty() {
-            d.set_item("truncated", tr)?;
-        }
-        Ok(d)
+        let mut sink = PySink::new(py);
+        event_doc(&mut sink, &self.hdr, &self.decoded().args, Extra::default());
+        sink.into_dict()
     }
 
     fn __repr__(&self) -> String {

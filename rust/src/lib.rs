@@ -4,6 +4,7 @@
 mod abi;
 mod batch;
 mod convert;
+mod encode;
 mod errors;
 mod event;
 mod metrics;
@@ -26,6 +27,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(syscalls::returns_pointer, m)?)?;
     m.add_function(wrap_pyfunction!(abi::abi_layout, m)?)?;
     m.add_function(wrap_pyfunction!(abi::probe_object, m)?)?;
+    encode::register(m)?;
     metrics::register(m)?;
     abi::add_constants(m)
 }

@@ -1,0 +1,212 @@
+//! JSON lines: the event document ([`super::doc`]) written as Python's
+//! `json.dumps(doc, separators=(",", ":"))` writes it (`ensure_ascii`: every
+//! character outside printable ASCII is a `\uXXXX` escape, surrogate pairs
+//! above U+FFFF), so a line is byte-identical to the one Python would make.
+
+use std::collections::HashMap;
+
+use super::doc::{Doc, Extra, Sink, event_doc, syscall_doc, walk_doc};
+use super::{Containers, decoded};
+
+/// Writes documents as compact JSON into a byte buffer. A given [`Doc`]
+/// (a container, the same for every event of its namespace) is encoded once
+/// per sink and copied after that.
+pub struct JsonSink<'a> {
+    out: &'a mut Vec<u8>,
+    /// The next map entry or list item needs a comma first.
+    comma: bool,
+    /// Encoded docs by address: a sink lives for one call, during which the
+    /// docs it is given stay borrowed, so an address names one doc.
+    docs: HashMap<usize, Vec<u8>>,
+    /// Encoded `syscall` objects by number.
+    syscalls: HashMap<u32, Vec<u8>>,
+}
+
+impl<'a> JsonSink<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            out,
+            comma: false,
+            docs: HashMap::new(),
+            syscalls: HashMap::new(),
+        }
+    }
+
+    fn sep(&mut self) {
+        if self.comma {
+            self.out.push(b',');
+        }
+        self.comma = true;
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn push_u16_escape(out: &mut Vec<u8>, u: u16) {
+    out.extend_from_slice(&[
+        b'\\',
+        b'u',
+        HEX[usize::from(u >> 12)],
+        HEX[usize::from((u >> 8) & 0xf)],
+        HEX[usize::from((u >> 4) & 0xf)],
+        HEX[usize::from(u & 0xf)],
+    ]);
+}
+
+/// The body of a JSON string (no quotes), escaped as Python's `ensure_ascii`.
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let mut start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\' {
+            continue;
+        }
+        if c >= 0x80 && !s.is_char_boundary(i) {
+            continue;
+        }
+        out.extend_from_slice(&b[start..i]);
+        start = i + 1;
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0..0x80 => push_u16_escape(out, u16::from(c)),
+            _ => {
+                let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+                let mut units = [0u16; 2];
+                for u in ch.encode_utf16(&mut units) {
+                    push_u16_escape(out, *u);
+                }
+                start = i + ch.len_utf8();
+            }
+        }
+    }
+    out.extend_from_slice(&b[start..]);
+}
+
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+impl Sink for JsonSink<'_> {
+    fn begin_map(&mut self) {
+        self.sep();
+        self.out.push(b'{');
+        self.comma = false;
+    }
+    fn end_map(&mut self) {
+        self.out.push(b'}');
+        self.comma = true;
+    }
+    fn begin_list(&mut self) {
+        self.sep();
+        self.out.push(b'[');
+        self.comma = false;
+    }
+    fn end_list(&mut self) {
+        self.out.push(b']');
+        self.comma = true;
+    }
+    fn key(&mut self, k: &str) {
+        self.sep();
+        self.out.push(b'"');
+        push_escaped(self.out, k);
+        self.out.extend_from_slice(b"\":");
+        self.comma = false;
+    }
+    fn null(&mut self) {
+        self.sep();
+        self.out.extend_from_slice(b"null");
+    }
+    fn bool(&mut self, v: bool) {
+        self.sep();
+        self.out
+            .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
+    }
+    fn int(&mut self, v: i64) {
+        self.sep();
+        if v < 0 {
+            self.out.push(b'-');
+        }
+        push_u64(self.out, v.unsigned_abs());
+    }
+    fn uint(&mut self, v: u64) {
+        self.sep();
+        push_u64(self.out, v);
+    }
+    fn str(&mut self, s: &str) {
+        self.sep();
+        self.out.push(b'"');
+        push_escaped(self.out, s);
+        self.out.push(b'"');
+    }
+    fn lossy(&mut self, b: &[u8]) {
+        self.sep();
+        self.out.push(b'"');
+        for chunk in b.utf8_chunks() {
+            push_escaped(self.out, chunk.valid());
+            if !chunk.invalid().is_empty() {
+                push_u16_escape(self.out, 0xfffd);
+            }
+        }
+        self.out.push(b'"');
+    }
+    fn syscall(&mut self, nr: u32) {
+        self.sep();
+        if let Some(json) = self.syscalls.get(&nr) {
+            self.out.extend_from_slice(json);
+            return;
+        }
+        let mut json = Vec::new();
+        syscall_doc(&mut JsonSink::new(&mut json), nr);
+        self.out.extend_from_slice(&json);
+        self.syscalls.insert(nr, json);
+    }
+    fn doc(&mut self, d: &Doc) {
+        let addr = std::ptr::from_ref(d) as usize;
+        self.sep();
+        if let Some(json) = self.docs.get(&addr) {
+            self.out.extend_from_slice(json);
+            return;
+        }
+        let mut json = Vec::new();
+        walk_doc(&mut JsonSink::new(&mut json), d);
+        self.out.extend_from_slice(&json);
+        self.docs.insert(addr, json);
+    }
+}
+
+/// Appends one JSON line per record to `out`; `containers` labels each
+/// record by its pid namespace (a namespace it does not hold: null).
+pub fn encode_json<'r>(
+    records: impl Iterator<Item = &'r [u8]>,
+    containers: &Containers,
+    node: Option<&str>,
+    out: &mut Vec<u8>,
+) {
+    let mut sink = JsonSink::new(out);
+    for rec in records {
+        let d = decoded(rec);
+        let extra = Extra {
+            container: Some(containers.get(&d.hdr.pid_ns).and_then(Option::as_ref)),
+            node,
+        };
+        sink.comma = false;
+        event_doc(&mut sink, &d.hdr, &d.args, extra);
+        sink.out.push(b'\n');
+    }
+}

@@ -1,0 +1,119 @@
+//! Encoder unit tests on hand-built records (the Python tests compare the
+//! encoders with `to_dict()`, `to_text()` and the generated proto classes on
+//! recorded batches).
+
+use super::*;
+use crate::abi;
+use crate::decode::testutil::record;
+
+fn json_of(rec: &[u8], containers: &Containers, node: Option<&str>) -> String {
+    let mut out = Vec::new();
+    encode_json(std::iter::once(rec), containers, node, &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+fn json_str(s: &[u8]) -> String {
+    let mut out = Vec::new();
+    JsonSink::new(&mut out).lossy(s);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn json_strings_escape_as_python_ensure_ascii() {
+    // json.dumps("a\"b\\c\n\x01\x7f\xe9\U0001f600\x08\x0c\t\r")
+    assert_eq!(
+        json_str("a\"b\\c\n\x01\x7f\u{e9}\u{1f600}\x08\x0c\t\r".as_bytes()),
+        r#""a\"b\\c\n\u0001\u007f\u00e9\ud83d\ude00\b\f\t\r""#
+    );
+    // Invalid UTF-8: one U+FFFD per invalid sequence, as from_utf8_lossy.
+    assert_eq!(json_str(b"a\xffb\xe2\x82"), r#""a\ufffdb\ufffd""#);
+    assert_eq!(json_str(b""), r#""""#);
+}
+
+#[test]
+fn json_line_is_the_document() {
+    let r = record(257, &[(1, abi::CAP_STR, b"/etc/host\"name")]);
+    let line = json_of(&r, &Containers::new(), None);
+    assert!(line.ends_with("}\n"), "{line}");
+    assert_eq!(line.matches('\n').count(), 1);
+    assert!(line.starts_with(r#"{"syscall":{"nr":257,"name":"sys_openat","class":"#));
+    assert!(line.contains(r#""error":"OK","errno":null,"return":3,"returned":true,"#));
+    assert!(line.contains(r#""args":{"dfd":"AT_FDCWD","filename":"/etc/host\"name","#));
+    assert!(line.ends_with(",\"container\":null}\n"), "{line}");
+}
+
+#[test]
+fn json_container_and_node_close_the_document() {
+    let r = record(257, &[]);
+    let hdr = crate::abi::SyscallEvent::read(&r).unwrap();
+    let c = Doc::Map(vec![
+        ("id".into(), Doc::Str("abc".into())),
+        (
+            "labels".into(),
+            Doc::Map(vec![("app".into(), Doc::Str("x\u{e9}".into()))]),
+        ),
+        ("pid".into(), Doc::Int(42)),
+    ]);
+    let containers = Containers::from([(hdr.pid_ns, Some(c))]);
+    let line = json_of(&r, &containers, Some("node-1"));
+    let want = r#","container":{"id":"abc","labels":{"app":"x\u00e9"},"pid":42},"node":"node-1"}"#;
+    assert!(line.ends_with(&format!("{want}\n")), "{line}");
+    // Two events of one namespace: the same container text twice.
+    let mut out = Vec::new();
+    encode_json([&r[..], &r[..]].into_iter(), &containers, None, &mut out);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.matches(r#""container":{"id":"abc""#).count(), 2);
+}
+
+#[test]
+fn exit_group_did_not_return() {
+    let mut hdr = crate::abi::SyscallEvent {
+        nr: 231,
+        flags: abi::EVF_NO_EXIT,
+        ..Default::default()
+    };
+    hdr.args[0] = 3;
+    let r = crate::decode::testutil::record_with(hdr, &[]);
+    let line = json_of(&r, &Containers::new(), None);
+    assert!(
+        line.contains(r#""error":null,"errno":null,"return":null,"returned":false,"#),
+        "{line}"
+    );
+    let mut out = Vec::new();
+    encode_proto(std::iter::once(&r[..]), &Containers::new(), "", 0, &mut out);
+    // Event 1: syscall nr 231, no error string, no ret/errno, returned unset.
+    assert!(!out.windows(2).any(|w| w == [0x52, 0x02]), "{out:?}");
+}
+
+#[test]
+fn text_lines_are_to_text() {
+    let r = record(257, &[(1, abi::CAP_STR, b"/x")]);
+    let mut out = Vec::new();
+    encode_text([&r[..], &r[..]].into_iter(), &mut out);
+    let line = decoded(&r).to_text();
+    assert_eq!(String::from_utf8(out).unwrap(), format!("{line}\n{line}\n"));
+}
+
+#[test]
+fn proto_lengths_grow_past_127_bytes() {
+    let long = vec![b'a'; 300];
+    let r = record(257, &[(1, abi::CAP_STR, &long)]);
+    let mut out = Vec::new();
+    encode_proto(
+        std::iter::once(&r[..]),
+        &Containers::new(),
+        "n",
+        7,
+        &mut out,
+    );
+    // EventBatch.events (field 1, wire 2) with a two-byte length.
+    assert_eq!(out[0], 0x0a);
+    let len = usize::from(out[1] & 0x7f) | (usize::from(out[2]) << 7);
+    assert!(out[2] > 0 && out[1] & 0x80 != 0);
+    let rest = &out[3 + len..];
+    // Then node "n" (field 2) and the offset 7 (field 3).
+    assert_eq!(rest, [0x12, 1, b'n', 0x18, 7]);
+    // The path is in there as a string of 300 bytes (Arg.str, field 6).
+    let needle = [0x32, 0xac, 0x02];
+    assert!(out.windows(3).any(|w| w == needle));
+}
