@@ -2,16 +2,20 @@
 
 The routing tables are immutable snapshots replaced whole under the hub's
 lock (copy on write), so :meth:`Router.route` reads them without locking.
-A batch is routed per run of events with the same key: the contexts, their
-subscriber lists and the path subscribers are resolved once per run; events
-are gathered per subscriber and enqueued once per batch (one lock and one
-wake-up per subscriber, not per event). Hand-written for speed: this loop is
+A batch is routed per run of events with the same key and pid namespace
+(``Batch.runs()``, read in Rust): the contexts, their subscriber lists and
+the path subscribers are resolved once per run, and a context's share of a
+run is an index range (or ranges selected in Rust when it samples or
+starts/ends inside the run), not a test per event. Event subscribers get
+TraceEvent objects, batch subscribers one EventChunk per batch (the batch,
+its ranges, the containers: no object per event). Everything is enqueued
+once per subscriber per batch (one lock and one wake-up). Hand-written for speed: this loop is
 the measured cost of the Hub (``python -m benches --scenario fanout``)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from syshub import syscalls
@@ -19,25 +23,61 @@ from syshub.errors import HubError
 from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import JobContext
 from syshub.hub.plan import Key
-from syshub.hub.subscriptions import Overflow, Subscription
+from syshub.hub.subscriptions import BatchSubscription, EventChunk, Overflow, Subscription
 from syshub.topology import Container
 
-_NO_END = 1 << 64
+_SEQ_MAX = (1 << 64) - 1
+Run = tuple[int, int, int, int, int, int, int]
+"""(key_ns, nr, pid_ns, start, end, min_seq, max_seq): events ``start..end``
+of a batch, consecutive, of one filter key and pid namespace."""
+Span = tuple[int, int]
+Select = Callable[[int, int, int, int, int], list[Span]]
 
 
-def _key_columns(events: Any) -> Iterable[tuple[int, int, int, int, Any]] | None:
-    """(key_ns, nr, seq, pid_ns, event) read as columns from a native batch."""
-    column = getattr(events, "column", None)
-    if column is None:
-        return None
-    return zip(
-        memoryview(column("key_ns")).tolist(),
-        memoryview(column("nr")).tolist(),
-        memoryview(column("seq")).tolist(),
-        memoryview(column("pid_ns")).tolist(),
-        events,
-        strict=True,
-    )
+def _py_runs(events: Sequence[Any]) -> list[Run]:
+    """:meth:`Batch.runs` for a sequence of event objects."""
+    out: list[Run] = []
+    for i, ev in enumerate(events):
+        key_ns, nr, pid_ns, seq = getattr(ev, "key_ns", ev.pid_ns), ev.nr, ev.pid_ns, ev.seq
+        if out and out[-1][:3] == (key_ns, nr, pid_ns):
+            r = out[-1]
+            out[-1] = (key_ns, nr, pid_ns, r[3], i + 1, min(r[5], seq), max(r[6], seq))
+        else:
+            out.append((key_ns, nr, pid_ns, i, i + 1, seq, seq))
+    return out
+
+
+def _py_select(events: Sequence[Any]) -> Select:
+    """:meth:`Batch.select` for a sequence of event objects."""
+
+    def select(start: int, end: int, base: int, rate: int, last: int) -> list[Span]:
+        out: list[Span] = []
+        for i in range(start, end):
+            seq = events[i].seq
+            if seq <= base or seq % rate or seq > last:
+                continue
+            if out and out[-1][1] == i:
+                out[-1] = (out[-1][0], i + 1)
+            else:
+                out.append((i, i + 1))
+        return out
+
+    return select
+
+
+def _merge(spans: list[Span]) -> list[Span]:
+    """Sorted, with overlapping and touching spans joined."""
+    if len(spans) < 2:
+        return spans
+    spans = sorted(spans)
+    out = [spans[0]]
+    for s, e in spans[1:]:
+        ls, le = out[-1]
+        if s <= le:
+            out[-1] = (ls, max(le, e))
+        else:
+            out.append((s, e))
+    return out
 
 
 def path_key(path: Iterable[str]) -> tuple[str, ...]:
@@ -51,6 +91,63 @@ def path_key(path: Iterable[str]) -> tuple[str, ...]:
     if len(parts) > 4:
         raise HubError("a path has at most 4 parts: namespace, pod, container, syscall")
     return tuple(parts)
+
+
+class _Delivery:
+    """What one batch gives each subscriber, gathered run by run, enqueued at
+    the end: event subscribers a list of TraceEvents (one object per event,
+    shared by every subscriber that gets it), batch subscribers ranges and
+    containers (one EventChunk)."""
+
+    def __init__(self, seq: Sequence[Any]) -> None:
+        self.seq = seq
+        self.events: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
+        self.chunks: dict[int, tuple[Subscription, list[Span], dict[int, Container | None]]] = {}
+        self.pid_ns = 0
+        self.cont: Container | None = None
+        self.tevs: dict[int, TraceEvent] | None = None
+
+    def run(self, pid_ns: int, cont: Container | None, shared: bool) -> None:
+        """The next run's pid namespace and container; ``shared``: several
+        contexts or paths may give one event (then one object for all)."""
+        self.pid_ns, self.cont, self.tevs = pid_ns, cont, {} if shared else None
+
+    def objects(self, sel: list[Span]) -> list[TraceEvent]:
+        tevs, seq, cont, new_event = self.tevs, self.seq, self.cont, tuple.__new__
+        if tevs is None:
+            return [new_event(TraceEvent, (seq[i], cont)) for s, e in sel for i in range(s, e)]
+        out = []
+        for s, e in sel:
+            for i in range(s, e):
+                tev = tevs.get(i)
+                if tev is None:
+                    tev = tevs[i] = new_event(TraceEvent, (seq[i], cont))
+                out.append(tev)
+        return out
+
+    def give(self, subs: Iterable[Subscription], sel: list[Span]) -> None:
+        evs: list[TraceEvent] | None = None
+        for sub in subs:
+            if isinstance(sub, BatchSubscription):
+                slot = self.chunks.get(id(sub))
+                if slot is None:
+                    slot = self.chunks[id(sub)] = (sub, [], {})
+                slot[1].extend(sel)
+                slot[2][self.pid_ns] = self.cont
+                continue
+            if evs is None:
+                evs = self.objects(sel)
+            got = self.events.get(id(sub))
+            if got is None:
+                self.events[id(sub)] = (sub, list(evs))
+            else:
+                got[1].extend(evs)
+
+    def enqueue(self) -> None:
+        for sub, items in self.events.values():
+            sub.put_many(items)
+        for sub, spans, cmap in self.chunks.values():
+            sub.put_many([EventChunk(self.seq, tuple(_merge(spans)), cmap)])
 
 
 class Router:
@@ -67,15 +164,24 @@ class Router:
         """Serialises table replacements (readers never lock)."""
 
     def subscribe(
-        self, table: str, key: Any, name: str, maxsize: int, overflow: Overflow | str
+        self,
+        table: str,
+        key: Any,
+        name: str,
+        maxsize: int,
+        overflow: Overflow | str,
+        *,
+        batch: bool = False,
     ) -> Subscription:
         """A new bounded queue in ``job_subs`` (by job id) or ``path_subs``
-        (by path prefix); closing it takes it out of the table."""
+        (by path prefix); closing it takes it out of the table. ``batch``: a
+        :class:`BatchSubscription` (chunks, no object per event)."""
 
         def unsubscribe(s: Subscription) -> None:
             self._replace(table, key, lambda subs: tuple(x for x in subs if x is not s))
 
-        sub = Subscription(name, maxsize, overflow, on_close=unsubscribe)
+        kind = BatchSubscription if batch else Subscription
+        sub = kind(name, maxsize, overflow, on_close=unsubscribe)
         self._replace(table, key, lambda subs: (*subs, sub))
         return sub
 
@@ -98,83 +204,66 @@ class Router:
         return [s for g in (*self.job_subs.values(), *self.path_subs.values()) for s in g]
 
     def route(self, events: Iterable[Any]) -> None:
+        """Route a batch: per run of one key and namespace, each context's
+        share (a whole run without a look at each event when it can; else
+        ranges selected in Rust); event subscribers get one TraceEvent per
+        event (shared between them), batch subscribers one EventChunk per
+        batch. Counted: each context's delivered, routed, unrouted."""
+        runs_of = getattr(events, "runs", None)
+        seq: Sequence[Any]
+        if runs_of is not None:
+            seq = events  # type: ignore[assignment]
+            runs: list[Run] = runs_of()
+            select: Select = seq.select  # type: ignore[attr-defined]
+        else:
+            seq = events if isinstance(events, Sequence) else list(events)
+            runs, select = _py_runs(seq), _py_select(seq)
         routes = self.routes
         job_subs = self.job_subs
         path_subs = self.path_subs
-        lookup = self.lookup
-        out: dict[int, tuple[Subscription, list[TraceEvent]]] = {}
-
-        def target(sub: Subscription) -> list[TraceEvent]:
-            slot = out.get(id(sub))
-            if slot is None:
-                slot = out[id(sub)] = (sub, [])
-            return slot[1]
-
-        rows = _key_columns(events)
-        if rows is None:
-            rows = (
-                (getattr(ev, "key_ns", ev.pid_ns), ev.nr, ev.seq, ev.pid_ns, ev) for ev in events
-            )
-        new_event = tuple.__new__
+        out = _Delivery(seq)
+        conts: dict[int, Container | None] = {}
+        names: dict[int, str] = {}
         unrouted = routed = 0
-        counted: list[list[Any]] = []
-        last_key: tuple[int, int] = (-1, -1)
-        last_ns = -1
-        # plan: per context [ctx, base_seq, rate, [target lists], delivered, end_seq]
-        plan: list[list[Any]] = []
-        paths: list[list[TraceEvent]] = []
-        cont: Container | None = None
-        for key_ns, nr, seq, pid_ns, ev in rows:
-            if key_ns != last_key[0] or nr != last_key[1]:
-                last_key = (key_ns, nr)
-                last_ns = -1
-                plan = [
-                    [
-                        c,
-                        c.base_seq,
-                        c.rate,
-                        [target(s) for s in job_subs.get(c.job_id, ())],
-                        0,
-                        _NO_END if c.end_seq is None else c.end_seq,
-                    ]
-                    for c in routes.get(last_key, ())
-                ]
-                counted.extend(plan)
-            if not plan:
-                unrouted += 1
+        for key_ns, nr, pid_ns, start, end, lo, hi in runs:
+            ctxs = routes.get((key_ns, nr))
+            if not ctxs:
+                unrouted += end - start
                 continue
-            if pid_ns != last_ns:
-                # Scope and every-namespace keys span namespaces: label per namespace.
-                last_ns = pid_ns
-                cont = lookup(pid_ns)
-                paths = []
-                if path_subs:
-                    name = ev.syscall
-                    full = (
-                        (cont.namespace, cont.pod, cont.name, name) if cont else ("", "", "", name)
-                    )
-                    paths = [target(s) for d in range(5) for s in path_subs.get(full[:d], ())]
-            tev: TraceEvent | None = None
-            for entry in plan:
-                if seq <= entry[1] or seq % entry[2] or seq > entry[5]:
+            if pid_ns in conts:
+                cont = conts[pid_ns]
+            else:
+                cont = conts[pid_ns] = self.lookup(pid_ns)
+            out.run(pid_ns, cont, len(ctxs) > 1 or bool(path_subs))
+            union: list[Span] = []
+            for c in ctxs:
+                base, rate = c.base_seq, c.rate
+                last = _SEQ_MAX if c.end_seq is None else c.end_seq
+                if hi <= base or lo > last:
                     continue
-                entry[4] += 1
-                if tev is None:
-                    tev = new_event(TraceEvent, (ev, cont))
-                for lst in entry[3]:
-                    lst.append(tev)
-            if tev is None:
+                if rate == 1 and lo > base and hi <= last:
+                    sel = [(start, end)]
+                else:
+                    sel = select(start, end, base, rate, last)
+                    if not sel:
+                        continue
+                c.delivered += sum(e - s for s, e in sel)
+                union = _merge(union + sel) if union else sel
+                subs = job_subs.get(c.job_id)
+                if subs:
+                    out.give(subs, sel)
+            if not union:
                 continue
-            routed += 1
-            for lst in paths:
-                lst.append(tev)
-        for entry in counted:
-            entry[0].delivered += entry[4]
+            routed += sum(e - s for s, e in union)
+            if path_subs:
+                name = names.get(nr)
+                if name is None:
+                    name = names[nr] = seq[union[0][0]].syscall
+                full = (cont.namespace, cont.pod, cont.name, name) if cont else ("", "", "", name)
+                out.give([s for d in range(5) for s in path_subs.get(full[:d], ())], union)
         self.unrouted += unrouted
         self.routed += routed
-        for sub, items in out.values():
-            if items:
-                sub.put_many(items)
+        out.enqueue()
 
     def publish_path(self, tev: TraceEvent) -> None:
         """Publish one event on its path streams (swoll's ``WriteEvent``)."""
