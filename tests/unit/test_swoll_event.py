@@ -281,3 +281,18 @@ def test_errno_names_are_swolls() -> None:
             assert getattr(errno_module, name) == n, (n, name)
     assert swoll(event(0, {0: 3}, ret=-11))["error"] == "EAGAIN"  # not EWOULDBLOCK
     assert swoll(event(0, {0: 3}, ret=-200))["error"] == "UNK"
+
+
+def test_structs_as_swolls_go_types() -> None:
+    CAP_STRUCT = 6
+    req = struct.pack("<qq", 1, 500)
+    doc = swoll(event(35, {}, [_cap(0, CAP_STRUCT, req)]))
+    assert doc["args"] == {"req": {"Sec": 1, "Nsec": 500}, "rem": {"Sec": 0, "Nsec": 0}}
+    new = struct.pack("<QQ", 1024, 2**64 - 1)
+    doc = swoll(event(302, {0: 0, 1: 7}, [_cap(2, CAP_STRUCT, new)]))
+    assert doc["args"]["resource"] == "RLIMIT_NOFILE"
+    assert doc["args"]["new"] == {"Cur": 1024, "Max": 2**64 - 1}  # RLIM64_INFINITY
+    its = struct.pack("<qqqq", 0, 0, 2, 5)
+    doc = swoll(event(286, {0: 4, 1: 1}, [_cap(2, CAP_STRUCT, its)]))
+    assert doc["args"]["new"] == {"Interval": {"Sec": 0, "Nsec": 0}, "Value": {"Sec": 2, "Nsec": 5}}
+    assert doc["args"]["flags"] == ["TFD_TIMER_ABSTIME"]
