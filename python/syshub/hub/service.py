@@ -23,6 +23,7 @@ from typing import Any
 
 from syshub import syscalls
 from syshub.errors import HubError
+from syshub.hub.batches import BatchSubscribing
 from syshub.hub.config import HubConfig, default_observer
 from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import Job, JobContext, JobList, Target, TargetKind
@@ -39,7 +40,7 @@ from syshub.topology import ContainerEvent, ContainerEventKind, Observer, Topolo
 _log = logging.getLogger(__name__)
 
 
-class Hub:
+class Hub(BatchSubscribing):
     """Owns the probe; runs jobs; keeps kernel filters exact; routes events."""
 
     def __init__(
