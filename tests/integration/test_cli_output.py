@@ -124,6 +124,7 @@ def test_one_event_document(known_calls: Path) -> None:
     for a, b in zip(cli, hub, strict=True):
         for d in (a, b):
             d["args"].pop("envp", None)  # a stack address
+            d["args"].pop("mode", None)  # openat without O_CREAT: a leftover register
         assert {k: a[k] for k in stable} == {k: b[k] for k in stable}
         assert sorted(a["container"]) == sorted(b["container"])
 

@@ -66,3 +66,41 @@ def test_targets_and_command() -> None:
         parse_args(["trace", "-s", "openat", "--pid", "1", "--host"])
     with pytest.raises(UsageError, match="missing command"):
         parse_args(["trace", "-s", "openat"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "fmt", "output"),
+    [
+        (["-o", "json"], "json", None),
+        (["-o", "swoll-json"], "swoll-json", None),
+        (["-o", "text"], "text", None),
+        (["-o", "trace.log"], "text", "trace.log"),
+        (["-o", "./json"], "text", "./json"),
+        (["-o", "-"], "text", "-"),
+        (["-o", "json", "-o", "out.json"], "json", "out.json"),
+        (["-o", "out.json", "-o", "json"], "json", "out.json"),
+        (["-o", "json", "--output", "f"], "json", "f"),
+        (["--format", "swoll-json", "-o", "f"], "swoll-json", "f"),
+        (["--format", "json", "-o", "json"], "json", None),
+        (["--output", "json"], "text", "json"),
+    ],
+)
+def test_output_grammar(argv: list[str], fmt: str, output: str | None) -> None:
+    """-o FORMAT chooses the format, any other -o value is a file (strace's
+    -o FILE), --output FILE and --format FORMAT say it explicitly."""
+    a = parse_args(["trace", "-s", "openat", *argv, "--", "true"])
+    assert (a.format, a.output) == (fmt, output)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-o", "json", "-o", "text"], "two event formats given: json and text"),
+        (["--format", "text", "-o", "json"], "two event formats given: text and json"),
+        (["-o", "a", "-o", "b"], "two output files given: 'a' and 'b'"),
+        (["--output", "a", "-o", "b"], "two output files given: 'a' and 'b'"),
+    ],
+)
+def test_output_grammar_conflicts(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_args(["trace", "-s", "openat", *argv, "--", "true"])

@@ -1,7 +1,11 @@
-"""Where ``syshub trace`` writes events: text (strace-style) or JSON lines,
-to stderr (default), stdout (``-o -``) or a file. The JSON line of an event is
-exactly its ``to_dict()`` (the one event document); nothing is added here.
-Write failures raise :class:`OutputError` (one line, exit status 1)."""
+"""Where ``syshub trace`` writes events: text (strace-style), JSON lines (the
+one event document, exactly each event's ``to_dict()``) or swoll's event JSON,
+to stderr (default), stdout (``-``) or a file.
+
+text and JSON lines are encoded in Rust from the Hub's chunks (a poll batch
+and the selected events: no Python object per event); swoll-json goes per
+event through ``to_dict(style="swoll")``. Write failures raise
+:class:`OutputError` (one line, exit status 1)."""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from syshub.cli.errors import BrokenOutput, OutputError
+
+if TYPE_CHECKING:
+    from syshub.hub.subscriptions import EventChunk
 
 
 class Event(Protocol):
@@ -26,27 +33,35 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def json_line(ev: Event) -> str:
-    """The JSON line of an event: its ``to_dict()``, compact, ASCII (control
-    characters are escaped)."""
+    """The JSON line of one event object: its ``to_dict()``, compact, ASCII
+    (control characters escaped); what ``EventChunk.to_json()`` writes in
+    Rust for each event."""
     return _dumps(ev.to_dict())
 
 
-def text_line(ev: Event) -> str:
-    return ev.to_text()
+def swoll_json(chunk: EventChunk) -> bytes:
+    """swoll's event document per line (``to_dict(style="swoll")``)."""
+    return "".join([_dumps(ev.to_dict(style="swoll")) + "\n" for ev in chunk.events()]).encode()
 
 
-FORMATS: dict[str, Callable[[Event], str]] = {"text": text_line, "json": json_line}
+ENCODERS: dict[str, Callable[[EventChunk], bytes]] = {
+    "text": lambda c: c.to_text(),
+    "json": lambda c: c.to_json(),
+    "swoll-json": swoll_json,
+}
 
 
-def open_output(path: str | None) -> tuple[IO[str], str]:
-    """The stream for ``-o``: stderr (None), stdout (``-``) or a new file;
-    returns it and its name for messages."""
+def open_output(path: str | None) -> tuple[IO[bytes], str, IO[str] | None]:
+    """The stream for the events: stderr (None), stdout (``-``) or a new
+    file; returns it (binary), its name for messages, and the text stream
+    over it for stdout/stderr (flushed before events are written, so lines
+    written as text stay in order)."""
     if path is None:
-        return sys.stderr, "stderr"
+        return sys.stderr.buffer, "stderr", sys.stderr
     if path == "-":
-        return sys.stdout, "stdout"
+        return sys.stdout.buffer, "stdout", sys.stdout
     try:
-        return open(path, "w", encoding="utf-8", buffering=1 << 16), path
+        return open(path, "wb", buffering=1 << 16), path, None
     except OSError as e:
         raise OutputError(f"cannot open output file {path!r}: {e.strerror}") from None
 
@@ -71,32 +86,35 @@ def silence_std_streams() -> None:
 
 
 class EventWriter:
-    """Writes batches of events and counts the ones written. Once the reader
-    of the output is gone (EPIPE), later batches are discarded, uncounted here
+    """Writes chunks of events and counts the events written. Once the reader
+    of the output is gone (EPIPE), later chunks are discarded, uncounted here
     (the summary shows them as dropped (output))."""
 
-    def __init__(self, out: IO[str], name: str, fmt: str) -> None:
+    def __init__(self, out: IO[bytes], name: str, fmt: str, text: IO[str] | None = None) -> None:
         self.out = out
         self.name = name
-        self.line = FORMATS[fmt]
+        self.text = text
+        self.encode = ENCODERS[fmt]
         self.printed = 0
         self.broken = False
 
-    def write(self, events: Sequence[Event]) -> None:
-        """Write and flush a batch (counted once the stream took it); raises
+    def write(self, chunks: Sequence[EventChunk]) -> None:
+        """Write and flush chunks (counted once the stream took them); raises
         :class:`BrokenOutput` the first time the reader is found gone."""
-        if not events or self.broken:
+        n = sum(len(c) for c in chunks)
+        if not n or self.broken:
             return
-        line = self.line
-        text = "\n".join([line(ev) for ev in events]) + "\n"
+        data = b"".join([self.encode(c) for c in chunks])
         try:
-            self.out.write(text)
+            if self.text is not None:
+                self.text.flush()
+            self.out.write(data)
             self.out.flush()
         except OSError as e:
             err = io_error(self.name, e)
             self.broken = isinstance(err, BrokenOutput)
             raise err from None
-        self.printed += len(events)
+        self.printed += n
 
     def close(self) -> None:
         """Flush; close a file (never stdout/stderr)."""
@@ -105,7 +123,7 @@ class EventWriter:
             return
         try:
             self.out.flush()
-            if self.out not in (sys.stdout, sys.stderr):
+            if self.text is None:
                 self.out.close()
         except OSError as e:
             raise io_error(self.name, e) from None

@@ -20,6 +20,8 @@ from syshub.errors import SyscallNameError
 from syshub.spec import limits
 
 DEFAULT_QUEUE = 65536
+#: Event formats of `syshub trace` (-o FORMAT, --format).
+OUTPUT_FORMATS = ("text", "json", "swoll-json")
 #: Grace a command gets to exit after SIGTERM (--duration) before SIGKILL.
 KILL_AFTER = 1.0
 
@@ -180,7 +182,10 @@ syscalls (-s): names or numbers, %CLASS for a class (any case), or all. Classes:
   (`syshub syscalls --class CLASS` lists a class)
 
 output: events go to stderr (like strace), so they never mix with the command's
-stdout; -o FILE writes them to FILE, -o - to stdout. The summary goes to stderr:
+stdout; -o FILE (or --output FILE) writes them to FILE, -o - to stdout. -o text,
+-o json (JSON lines: one event document each) and -o swoll-json (swoll's event
+JSON) choose the format; every other -o value is a file name (write a file named
+json as -o ./json). The summary goes to stderr:
   syshub: M matched: P printed, K dropped (kernel), O dropped (output), S sampled out
 with M = P + K + O + S exactly.
 
@@ -191,7 +196,7 @@ ended it (SIGTERM, then SIGKILL after {kill_after:g}s, as timeout(1) does);
 
 examples:
   syshub trace -s openat,execve -- ls /
-  syshub trace -s %network -o trace.json --format json -- curl -s example.com
+  syshub trace -s %network -o json -o trace.json -- curl -s example.com
   syshub trace -s all --duration 10 -p 1234
 """
 
@@ -237,11 +242,22 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--host", action="store_true", help="trace every process on the host")
     t.add_argument(
         "-o",
+        dest="o",
+        action="append",
+        metavar="FORMAT|FILE",
+        help="text, json or swoll-json: the event format; any other value: a file to write "
+        "events to, as strace -o FILE ('-' for stdout); may be given twice (-o json -o F)",
+    )
+    t.add_argument(
         "--output",
         metavar="FILE",
         help="write events to FILE ('-' for stdout) (default: stderr)",
     )
-    t.add_argument("--format", choices=("text", "json"), default="text", help="event format")
+    t.add_argument(
+        "--format",
+        choices=OUTPUT_FORMATS,
+        help="event format, as -o FORMAT (default: text)",
+    )
     t.add_argument(
         "--duration",
         type=duration,
@@ -295,4 +311,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "(or --pid PID, --namespace-of PID, --host)"
             )
         args.syscall_names = parse_syscalls(args.syscalls)
+        args.format, args.output = output_choice(args.o, args.format, args.output)
     return args
+
+
+def output_choice(
+    values: list[str] | None, fmt: str | None, path: str | None
+) -> tuple[str, str | None]:
+    """The event format and file of `syshub trace` from its -o values (a
+    format name or a file), --format and --output; one of each at most."""
+    for v in values or ():
+        if v in OUTPUT_FORMATS:
+            if fmt is not None and fmt != v:
+                raise UsageError(f"two event formats given: {fmt} and {v}")
+            fmt = v
+        else:
+            if path is not None and path != v:
+                raise UsageError(f"two output files given: {path!r} and {v!r}")
+            path = v
+    return fmt or "text", path

@@ -28,7 +28,8 @@ from syshub.cli.parser import KILL_AFTER
 from syshub.cli.signals import SignalGate
 
 if TYPE_CHECKING:
-    from syshub import Hub, Job, Subscription, Target
+    from syshub import Hub, Job, Target
+    from syshub.hub.batches import BatchSubscription
     from syshub.nsproc import NamespacedProcess
     from syshub.spec.limits import Capture
 
@@ -39,7 +40,8 @@ SIGNAL_GRACE = 0.5
 #: How long the kernel filters may take to be installed.
 APPLY_TIMEOUT = 30.0
 POLL = 0.05
-BATCH = 4096
+#: Events written per write (one encode and one write call).
+BATCH = 16384
 
 
 def capture_sizes(args: argparse.Namespace) -> Capture:
@@ -75,14 +77,14 @@ class TraceRun:
         self.args = args
         self.gate = gate
         self.capture = capture_sizes(args)
-        out, name = open_output(args.output)
-        self.writer = EventWriter(out, name, args.format)
+        out, name, text = open_output(args.output)
+        self.writer = EventWriter(out, name, args.format, text)
         self.observer = HostObserver()
         self.hub: Hub = Hub(HubConfig(ring_bytes=args.ring_bytes), observer=self.observer)
         self.child: NamespacedProcess | None = None
         self.watched: int | None = None  # pidfd of --pid / --namespace-of
         self.job: Job | None = None
-        self.sub: Subscription | None = None
+        self.sub: BatchSubscription | None = None
 
     # start-up --------------------------------------------------------------
     def _start_hub(self) -> None:
@@ -117,7 +119,7 @@ class TraceRun:
             if pid_ns in (0, ns):
                 self.hub.topology.apply(ContainerEvent(ContainerEventKind.START, c))
 
-    def _run_job(self, target: Target) -> tuple[Job, Subscription]:
+    def _run_job(self, target: Target) -> tuple[Job, BatchSubscription]:
         from syshub import Job, Trace
         from syshub.errors import TraceSpecError
 
@@ -129,7 +131,8 @@ class TraceRun:
             raise UsageError(str(e)) from None
         job = Job(trace, target=target, capture=self.capture)
         # Subscribed before it runs: no call is routed before the queue exists.
-        sub = self.hub.subscribe(job, maxsize=self.args.queue, overflow="drop_newest")
+        # Batch mode: chunks of the poll batches, encoded in Rust by the writer.
+        sub = self.hub.subscribe_batches(job, maxsize=self.args.queue, overflow="drop_newest")
         try:
             self.hub.run_job(job)
         except BaseException:
@@ -193,10 +196,10 @@ class TraceRun:
     # tracing ---------------------------------------------------------------
     def _pump(self, timeout: float) -> int:
         assert self.sub is not None
-        batch = self.sub.get_batch(BATCH, timeout=timeout)
+        chunks = self.sub.get_chunks(BATCH, timeout=timeout)
         with contextlib.suppress(BrokenOutput):  # seen as writer.broken
-            self.writer.write(batch)
-        return len(batch)
+            self.writer.write(chunks)
+        return sum(len(c) for c in chunks)
 
     def _trace(self) -> tuple[str, int]:
         """Print events until the end; (why it ended, exit status so far)."""
