@@ -285,6 +285,12 @@ static long slot_step(__u32 i, void *vctx)
 				  olen < a.size ? olen : a.size, olen, SYSHUB_CAPF_EXIT);
 		}
 		break;
+	case SYSHUB_SPEC_ARRAY_OUT:
+		/* intent: `ret` structs of `size` bytes (epoll_wait's events) */
+		if (ret > 0 && arg)
+			put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, (__u64)ret * a.size,
+				  (__u64)ret * a.size, SYSHUB_CAPF_EXIT);
+		break;
 	case SYSHUB_SPEC_STRUCT_OUT:
 		if (ret >= 0)
 			put_bytes(st, i, SYSHUB_CAP_STRUCT, (const void *)arg, a.size, a.size,

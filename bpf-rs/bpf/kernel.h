@@ -58,6 +58,15 @@ struct signal_struct {
 	struct pid *pids[PIDTYPE_MAX];
 } __pai;
 
+/* sigset_t: 64 signal bits on x86_64. */
+struct syshub_sigset {
+	unsigned long sig[1];
+};
+
+struct sigpending {
+	struct syshub_sigset signal;
+} __pai;
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -65,6 +74,7 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
+	struct sigpending pending; /* signals sent to this thread */
 } __pai;
 
 /* x86_64 syscall argument registers: di, si, dx, r10, r8, r9. */

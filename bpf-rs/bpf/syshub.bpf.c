@@ -291,6 +291,9 @@ static __always_inline int handle_exit(__u32 nr, __s64 ret, __u16 evflags)
 	st->rec.ev.ret = ret;
 	st->rec.ev.exit_ns = bpf_ktime_get_ns();
 	st->rec.ev.flags |= evflags;
+	/* intent: with SIGKILL pending the task dies before user space sees ret */
+	if (task->pending.signal.sig[0] & (1ULL << (9 - 1))) /* SIGKILL */
+		st->rec.ev.flags |= SYSHUB_EVF_KILLED;
 	if ((st->capflags & SYSHUB_CAPS_EXIT) || st->faulted)
 		capture_args(nr, 1);
 	emit(st);

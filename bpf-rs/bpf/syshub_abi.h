@@ -39,6 +39,7 @@
 #define SYSHUB_EVF_RAW_HOOK  0x4  /* seen through the raw sys_enter/sys_exit hooks */
 #define SYSHUB_EVF_ANY_NS    0x8  /* matched the every-namespace key (pid_ns 0) */
 #define SYSHUB_EVF_SCOPE     0x10 /* matched its process scope's key (scope, nr) */
+#define SYSHUB_EVF_KILLED    0x20 /* SIGKILL pending at exit: never returned to user space */
 
 /*
  * Process scopes: a process tree (a root pid and its descendants) whose
@@ -118,7 +119,8 @@ struct syshub_capture {
 #define SYSHUB_SPEC_STR_OUT	    19 /* string at exit when the call succeeded */
 #define SYSHUB_SPEC_MSGHDR_NAME_OUT 20 /* msghdr->msg_name at exit (recvmsg) */
 #define SYSHUB_SPEC_STRUCT_OUT_LENPTR                                                              \
-	21 /* bytes at exit, length = *(u32 *)args[len_arg], max `size` */
+	21			  /* bytes at exit, length = *(u32 *)args[len_arg], max `size` */
+#define SYSHUB_SPEC_ARRAY_OUT  22 /* at exit, ret x `size` bytes (an array of structs) */
 #define SYSHUB_SPEC_FIRST_EXIT 16
 
 struct syshub_arg_spec {

@@ -26,6 +26,7 @@ pub const EVF_TRUNCATED: u16 = 0x2;
 pub const EVF_RAW_HOOK: u16 = 0x4;
 pub const EVF_ANY_NS: u16 = 0x8;
 pub const EVF_SCOPE: u16 = 0x10;
+pub const EVF_KILLED: u16 = 0x20;
 pub const SCOPE_MAX: u32 = 65535;
 
 pub const CAP_STR: u8 = 1;
@@ -55,6 +56,7 @@ pub const SPEC_STRUCT_OUT: u8 = 18;
 pub const SPEC_STR_OUT: u8 = 19;
 pub const SPEC_MSGHDR_NAME_OUT: u8 = 20;
 pub const SPEC_STRUCT_OUT_LENPTR: u8 = 21;
+pub const SPEC_ARRAY_OUT: u8 = 22;
 pub const SPEC_FIRST_EXIT: u8 = 16;
 pub const CAPS_ENTRY: u8 = 0x1;
 pub const CAPS_EXIT: u8 = 0x2;

@@ -127,6 +127,7 @@ fn arg_spec(arg: &ArgDef) -> ArgSpec {
         Captured::StructOutLenptr(t, len_arg) => {
             spec(abi::SPEC_STRUCT_OUT_LENPTR, len_arg, size(t))
         }
+        Captured::ArrayOut(t) => spec(abi::SPEC_ARRAY_OUT, none, size(t)),
     }
 }
 

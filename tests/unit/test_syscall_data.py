@@ -95,6 +95,7 @@ CAPTURE_PARAMS = {
     "sockaddr_out": ("index",),
     "struct_in": ("struct",),
     "struct_out": ("struct",),
+    "struct_array_out": ("struct",),
     "struct_in_len": ("struct", "index"),
     "struct_out_lenptr": ("struct", "index"),
 }
@@ -331,7 +332,7 @@ EXPECTED_TYPES = {
     "prlimit64": {"new_rlim": "struct_in(rlimit)", "old_rlim": "struct_out(rlimit)"},
     "mount": {"dev_name": "str", "dir_name": "str", "type": "str", "flags": "mount_flags"},
     "readlinkat": {"pathname": "str", "buf": "buf_out"},
-    "getcwd": {"buf": "buf_out"},
+    "getcwd": {"buf": "str_out"},
     "bpf": {"cmd": "bpf_cmd"},
     "memfd_create": {"uname": "str"},
 }

@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 
-use super::argtype::ArgType;
+use super::argtype::{ArgType, Captured, StructType};
 use super::errno::errno_of;
+use super::outcome::returned;
 use super::record::{CaptureRef, DecodeError, captures, validate};
 use super::scalar::render_scalar;
 use super::sockaddr::SockAddr;
-use super::structs::decode_struct;
+use super::structs::{decode_array, decode_struct, fcntl_arg};
 use super::value::{Arg, Value};
 use crate::abi::{self, SyscallEvent};
 use crate::syscalls::{SyscallDef, SyscallTable};
@@ -44,6 +45,13 @@ fn capture_value(c: &CaptureRef<'_>, items: &[&CaptureRef<'_>], ty: ArgType) -> 
             Some(sa) if !fault => Value::Sockaddr(sa),
             _ => bytes_value(c, truncated, fault),
         },
+        abi::CAP_STRUCT if !fault && matches!(ty, ArgType::Capture(Captured::ArrayOut(_))) => {
+            match ty {
+                ArgType::Capture(Captured::ArrayOut(t)) => decode_array(t, c.data, truncated),
+                _ => None,
+            }
+            .unwrap_or_else(|| bytes_value(c, truncated, fault))
+        }
         abi::CAP_STRUCT if !fault && !truncated => match ty {
             ArgType::Capture(cap) => cap
                 .struct_type()
@@ -81,10 +89,14 @@ pub fn decode_args(
         .take(abi::NARGS)
         .map(|(i, a)| {
             let raw = hdr.args[i];
-            let value = captured(caps, i, raw, a.ty).unwrap_or_else(|| match a.ty {
-                ArgType::Scalar(r) => render_scalar(r, raw, &hdr.args, i),
-                ArgType::Capture(_) => Value::Ptr(raw),
-            });
+            let value = if let ArgType::Capture(Captured::StructIn(StructType::Flock)) = a.ty {
+                fcntl_arg(hdr.args[1], raw, flock_capture(caps, i))
+            } else {
+                captured(caps, i, raw, a.ty).unwrap_or_else(|| match a.ty {
+                    ArgType::Scalar(r) => render_scalar(r, raw, &hdr.args, i),
+                    ArgType::Capture(_) => Value::Ptr(raw),
+                })
+            };
             Arg {
                 name: a.name.as_str(),
                 raw,
@@ -92,6 +104,14 @@ pub fn decode_args(
             }
         })
         .collect()
+}
+
+/// The struct flock fcntl's argument `i` pointed to, if the probe read it
+/// (the argument is a pointer only for the lock commands).
+fn flock_capture<'a>(caps: &[CaptureRef<'a>], i: usize) -> Option<&'a [u8]> {
+    caps.iter()
+        .find(|c| usize::from(c.cap.slot) == i && c.cap.flags & abi::CAPF_FAULT == 0)
+        .map(|c| c.data)
 }
 
 /// The value the probe captured for argument `i`, if it captured one.
@@ -123,6 +143,8 @@ pub struct Decoded {
     pub hdr: SyscallEvent,
     pub name: Cow<'static, str>,
     pub args: Vec<Arg>,
+    /// The errno the program saw; `None` on success and when the call did
+    /// not return.
     pub errno: Option<i64>,
 }
 
@@ -144,7 +166,26 @@ pub fn decode(rec: &[u8]) -> Result<Decoded, DecodeError> {
             |d| d.name.as_str().into(),
         ),
         args: decode_args(&hdr, &caps, def),
-        errno: errno_of(hdr.ret, def.map(|d| d.ret)),
+        errno: if returned(&hdr) {
+            errno_of(hdr.ret, def.map(|d| d.ret))
+        } else {
+            None
+        },
         hdr,
     })
+}
+
+impl Decoded {
+    /// False when the call never returned to the program (see
+    /// [`returned`]): then [`Decoded::ret`] and `errno` are `None`.
+    #[must_use]
+    pub fn returned(&self) -> bool {
+        returned(&self.hdr)
+    }
+
+    /// The return value the program saw, `None` when it did not return.
+    #[must_use]
+    pub fn ret(&self) -> Option<i64> {
+        self.returned().then_some(self.hdr.ret)
+    }
 }

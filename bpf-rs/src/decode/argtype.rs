@@ -19,8 +19,10 @@ pub enum Render {
     Uint,
     /// Unsigned 64-bit (ulong, size).
     Ulong,
-    /// Permission bits in octal.
+    /// A file mode in octal, whole (`0100644`).
     Mode,
+    /// A file mode with its type named (`S_IFREG|0644`), as mknod shows it.
+    SymMode,
     /// A directory fd; -100 is AT_FDCWD.
     Dirfd,
     /// open(2) flags: access mode plus flag bits.
@@ -65,6 +67,11 @@ pub enum StructType {
     SchedAttr,
     Sockopt,
     Utsname,
+    /// struct stat (x86_64).
+    Stat,
+    Statx,
+    /// struct flock (fcntl's lock commands).
+    Flock,
     /// Captured with the default size, shown as bytes.
     Other,
 }
@@ -89,6 +96,9 @@ impl StructType {
             "sched_attr" => Self::SchedAttr,
             "sockopt" => Self::Sockopt,
             "utsname" => Self::Utsname,
+            "stat" => Self::Stat,
+            "statx" => Self::Statx,
+            "flock" => Self::Flock,
             _ => Self::Other,
         }
     }
@@ -106,6 +116,9 @@ impl StructType {
             Self::SchedAttr => 56,
             Self::Sockopt => 64,
             Self::Utsname => 390,
+            Self::Stat => 144,
+            Self::Statx => 256,
+            Self::Flock => 32,
             Self::Other => return None,
         })
     }
@@ -118,14 +131,22 @@ pub enum Captured {
     Str,
     Strv,
     StrOut,
-    BufIn { len_arg: u8 },
+    BufIn {
+        len_arg: u8,
+    },
     BufOut,
-    SockaddrIn { len_arg: u8 },
-    SockaddrOut { len_arg: u8 },
+    SockaddrIn {
+        len_arg: u8,
+    },
+    SockaddrOut {
+        len_arg: u8,
+    },
     StructIn(StructType),
     StructInLen(StructType, u8),
     StructOut(StructType),
     StructOutLenptr(StructType, u8),
+    /// `ret` structs at exit (epoll_wait's events).
+    ArrayOut(StructType),
     MsghdrIn,
     MsghdrOut,
 }
@@ -138,7 +159,8 @@ impl Captured {
             Self::StructIn(t)
             | Self::StructInLen(t, _)
             | Self::StructOut(t)
-            | Self::StructOutLenptr(t, _) => Some(t),
+            | Self::StructOutLenptr(t, _)
+            | Self::ArrayOut(t) => Some(t),
             _ => None,
         }
     }
@@ -198,6 +220,7 @@ impl ArgType {
             "struct_in_len" => Some(Captured::StructInLen(st(0), len_arg(params, 1))),
             "struct_out" => Some(Captured::StructOut(st(0))),
             "struct_out_lenptr" => Some(Captured::StructOutLenptr(st(0), len_arg(params, 1))),
+            "struct_array_out" => Some(Captured::ArrayOut(st(0))),
             "msghdr_in" => Some(Captured::MsghdrIn),
             "msghdr_out" => Some(Captured::MsghdrOut),
             _ => None,
@@ -213,6 +236,7 @@ fn render(ty: &str, syscall: &str) -> Render {
         "long" | "off" => Render::Long,
         "uint" | "uid" | "gid" => Render::Uint,
         "ulong" | "size" => Render::Ulong,
+        "mode" if matches!(syscall, "mknod" | "mknodat") => Render::SymMode,
         "mode" => Render::Mode,
         "dirfd" => Render::Dirfd,
         // dup3 and memfd_secret take only O_CLOEXEC-style bits, no access mode.
@@ -234,6 +258,7 @@ fn render(ty: &str, syscall: &str) -> Render {
         },
         // faccessat2: 0x200 is AT_EACCESS there, AT_REMOVEDIR elsewhere.
         "at_flags" if syscall.starts_with("faccessat") => bits(f::AT_ACCESS_FLAGS, "0", true),
+        "at_flags" if syscall == "statx" => custom(f::statx_flags, true),
         "at_flags" => bits(f::AT_FLAGS, "0", true),
         "access_mode" => bits(f::ACCESS, "F_OK", false),
         "sock_domain" => enum_of(f::FAMILIES),
@@ -256,7 +281,7 @@ fn render(ty: &str, syscall: &str) -> Render {
         "tfd_flags" => bits(f::TFD_FLAGS, "0", false),
         "timer_flags" => bits(f::TIMER_FLAGS, "0", false),
         "eventfd_flags" => bits(f::EFD_FLAGS, "0", false),
-        "signalfd_flags" => bits(f::CLOEXEC_NONBLOCK, "0", false),
+        "signalfd_flags" => bits(f::SFD_FLAGS, "0", false),
         "epoll_create_flags" => bits(f::EPOLL_CREATE, "0", false),
         "memfd_flags" => bits(f::MFD_FLAGS, "0", false),
         "rlimit_resource" => enum_of(f::RLIMITS),
@@ -279,6 +304,7 @@ fn render(ty: &str, syscall: &str) -> Render {
         "fallocate_mode" => bits(f::FALLOC_FLAGS, "0", false),
         "msync_flags" => bits(f::MSYNC_FLAGS, "0", false),
         "futex_op" => custom(f::futex_op, false),
+        "dev" => custom(f::makedev, true),
         "ptr" => Render::Ptr,
         _ => Render::Hex,
     }

@@ -25,6 +25,25 @@ pub fn errno_name(n: i64) -> Option<&'static str> {
     t.get(&n).copied()
 }
 
+/// Every line of `data/errno.tsv`: (number, name, aliases).
+pub fn errno_entries() -> impl Iterator<Item = (i64, &'static str, Vec<&'static str>)> {
+    ERRNO_TSV
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let mut c = l.split('\t');
+            let n = c.next()?.trim().parse().ok()?;
+            let name = c.next()?.trim();
+            let aliases = c.nth(1).unwrap_or("-").trim();
+            let aliases = if aliases == "-" {
+                Vec::new()
+            } else {
+                aliases.split(',').map(str::trim).collect()
+            };
+            Some((n, name, aliases))
+        })
+}
+
 /// Errno name -> number.
 #[must_use]
 pub fn errno_number(name: &str) -> Option<i64> {

@@ -11,6 +11,7 @@ mod args;
 mod argtype;
 mod errno;
 mod escape;
+mod outcome;
 mod record;
 mod scalar;
 mod sockaddr;
@@ -25,8 +26,9 @@ pub(crate) mod testutil;
 
 pub use args::{Decoded, decode, decode_args};
 pub use argtype::{ArgType, Captured, Render, StructType, Table};
-pub use errno::{errno_name, errno_number, errno_of};
+pub use errno::{errno_entries, errno_name, errno_number, errno_of};
 pub use escape::{escape, escape_into, quote};
+pub use outcome::{restart_name, result_of, returned};
 pub use record::{CaptureRef, DecodeError, captures, parse, validate};
 pub use scalar::render_scalar;
 pub use sockaddr::SockAddr;

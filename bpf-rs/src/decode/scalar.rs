@@ -20,8 +20,10 @@ pub fn render_scalar(render: Render, raw: u64, args: &[u64; 6], slot: usize) -> 
         Render::Long => Value::Int(raw.cast_signed()),
         Render::Uint => Value::Uint(r32),
         Render::Ulong => Value::Uint(raw),
-        Render::Mode => Value::Octal(raw & 0o7777),
-        Render::Dirfd if as_i32 == -100 => sym("AT_FDCWD", raw),
+        // umode_t: 16 bits, printed whole (type bits too) as strace does.
+        Render::Mode => Value::Octal(raw & 0xffff),
+        Render::SymMode => sym(f::symbolic_mode(raw & 0xffff), raw),
+        Render::Dirfd if as_i32 == f::AT_FDCWD => sym("AT_FDCWD", raw),
         Render::Dirfd => Value::Int(as_i32),
         Render::OpenFlags => sym(f::open_flags(r32), raw),
         Render::Bits { table, zero, low32 } => sym(f::bits(word(low32), table, zero), raw),

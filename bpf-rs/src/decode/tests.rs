@@ -193,3 +193,201 @@ fn text_escapes_comm_and_strings() {
     );
     assert!(!text.chars().any(char::is_control), "{text}");
 }
+
+fn text_of(nr: u32, args: [u64; 6], ret: i64, flags: u16, caps: &[(u8, u8, &[u8])]) -> String {
+    let mut h = crate::abi::SyscallEvent {
+        nr,
+        tgid: 7,
+        ret,
+        flags,
+        args,
+        enter_ns: 1,
+        exit_ns: if flags & abi::EVF_NO_EXIT != 0 {
+            0
+        } else {
+            2001
+        },
+        ..Default::default()
+    };
+    h.comm[..2].copy_from_slice(b"sh");
+    decode(&super::testutil::record_with(h, caps))
+        .unwrap()
+        .to_text()
+}
+
+#[test]
+fn calls_that_did_not_return_show_a_question_mark() {
+    // read interrupted by a signal, restarted by the kernel.
+    let t = text_of(0, [0, 0x1000, 10, 0, 0, 0], -512, 0, &[]);
+    assert!(
+        t.ends_with(") = ? ERESTARTSYS (To be restarted if SA_RESTART is set) <0.000002>"),
+        "{t}"
+    );
+    // killed during the call: no errno, whatever the kernel returned.
+    let t = text_of(230, [0, 0, 0x1000, 0, 0, 0], -4, abi::EVF_KILLED, &[]);
+    assert!(t.ends_with(") = ? <0.000002>"), "{t}");
+    let t = text_of(231, [0; 6], 0, abi::EVF_NO_EXIT, &[]);
+    assert_eq!(t, "sh[7] exit_group(0) = ?");
+    let r = super::testutil::record_with(
+        crate::abi::SyscallEvent {
+            nr: 0,
+            ret: -514,
+            ..Default::default()
+        },
+        &[],
+    );
+    let d = decode(&r).unwrap();
+    assert!(!d.returned());
+    assert_eq!((d.ret(), d.errno), (None, None));
+}
+
+#[test]
+fn modes_umask_and_hidden_arguments_as_strace() {
+    let chmod = text_of(
+        90,
+        [0, 0o100744, 0, 0, 0, 0],
+        0,
+        0,
+        &[(0, abi::CAP_STR, b"f")],
+    );
+    assert!(chmod.contains("chmod(\"f\", 0100744) = 0"), "{chmod}");
+    let mknod = text_of(
+        133,
+        [0, 0o10644, 0, 0, 0, 0],
+        0,
+        0,
+        &[(0, abi::CAP_STR, b"p")],
+    );
+    assert!(mknod.contains("mknod(\"p\", S_IFIFO|0644) = 0"), "{mknod}");
+    let mknod = text_of(
+        133,
+        [0, 0o20600, 0x103, 0, 0, 0],
+        0,
+        0,
+        &[(0, abi::CAP_STR, b"c")],
+    );
+    assert!(
+        mknod.contains("mknod(\"c\", S_IFCHR|0600, makedev(0x1, 0x3)) = 0"),
+        "{mknod}"
+    );
+    let umask = text_of(95, [0o77, 0, 0, 0, 0, 0], 0o22, 0, &[]);
+    assert!(umask.contains("umask(077) = 022"), "{umask}");
+    let getfl = text_of(72, [3, 3, 0, 0, 0, 0], 0o100002, 0, &[]);
+    assert!(getfl.contains("fcntl(3, F_GETFL) = 32770"), "{getfl}");
+    let setfd = text_of(72, [3, 2, 1, 0, 0, 0], 0, 0, &[]);
+    assert!(
+        setfd.contains("fcntl(3, F_SETFD, FD_CLOEXEC) = 0"),
+        "{setfd}"
+    );
+    let setfl = text_of(72, [3, 4, 0o4002, 0, 0, 0], 0, 0, &[]);
+    assert!(
+        setfl.contains("fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0"),
+        "{setfl}"
+    );
+    let dupfd = text_of(72, [3, 1030, 10, 0, 0, 0], 10, 0, &[]);
+    assert!(
+        dupfd.contains("fcntl(3, F_DUPFD_CLOEXEC, 10) = 10"),
+        "{dupfd}"
+    );
+    let mut fl = vec![0u8; 32];
+    fl[0] = 1; // F_WRLCK
+    fl[8] = 4; // l_start
+    let setlk = text_of(
+        72,
+        [3, 6, 0x7000, 0, 0, 0],
+        0,
+        0,
+        &[(2, abi::CAP_STRUCT, &fl)],
+    );
+    assert!(
+        setlk.contains(
+            "fcntl(3, F_SETLK, {l_type=F_WRLCK, l_whence=SEEK_SET, l_start=4, l_len=0}) = 0"
+        ),
+        "{setlk}"
+    );
+    let opath = text_of(
+        257,
+        [(-100i64).cast_unsigned(), 0, 0o10000000, 0, 0, 0],
+        3,
+        0,
+        &[],
+    );
+    assert!(
+        opath.contains("AT_FDCWD, NULL, O_RDONLY|O_PATH) = 3"),
+        "{opath}"
+    );
+    let statx = text_of(332, [3, 0, 0x1000, 0xfff, 0, 0], 0, 0, &[]);
+    assert!(
+        statx.contains("statx(3, NULL, AT_STATX_SYNC_AS_STAT|AT_EMPTY_PATH, "),
+        "{statx}"
+    );
+}
+
+#[test]
+fn stat_and_epoll_structs_as_strace() {
+    let mut st = vec![0u8; 144];
+    st[24..28].copy_from_slice(&0o100644u32.to_le_bytes());
+    st[48..56].copy_from_slice(&1234i64.to_le_bytes());
+    let t = text_of(
+        5,
+        [3, 0x1000, 0, 0, 0, 0],
+        0,
+        0,
+        &[(1, abi::CAP_STRUCT, &st)],
+    );
+    assert!(
+        t.contains("fstat(3, {st_mode=S_IFREG|0644, st_size=1234}) = 0"),
+        "{t}"
+    );
+    st[24..28].copy_from_slice(&0o20620u32.to_le_bytes());
+    st[40..48].copy_from_slice(&0x8801u64.to_le_bytes());
+    let t = text_of(
+        5,
+        [3, 0x1000, 0, 0, 0, 0],
+        0,
+        0,
+        &[(1, abi::CAP_STRUCT, &st)],
+    );
+    assert!(
+        t.contains("{st_mode=S_IFCHR|0620, st_rdev=makedev(0x88, 0x1)}"),
+        "{t}"
+    );
+    let mut ev = Vec::new();
+    for fd in [5u64, 7] {
+        ev.extend_from_slice(&1u32.to_le_bytes());
+        ev.extend_from_slice(&fd.to_le_bytes());
+    }
+    let t = text_of(
+        232,
+        [4, 0x1000, 8, 0xffff_ffff, 0, 0],
+        2,
+        0,
+        &[(1, abi::CAP_STRUCT, &ev)],
+    );
+    assert!(
+        t.contains(
+            "epoll_wait(4, [{events=EPOLLIN, data={u32=5, u64=5}}, \
+             {events=EPOLLIN, data={u32=7, u64=7}}], 8, -1) = 2"
+        ),
+        "{t}"
+    );
+    let t = text_of(
+        233,
+        [4, 1, 5, 0x1000, 0, 0],
+        0,
+        0,
+        &[(3, abi::CAP_STRUCT, &ev[..12])],
+    );
+    assert!(
+        t.contains("epoll_ctl(4, EPOLL_CTL_ADD, 5, {events=EPOLLIN, data={u32=5, u64=5}}) = 0"),
+        "{t}"
+    );
+    let t = text_of(
+        79,
+        [0x1000, 4096, 0, 0, 0, 0],
+        5,
+        0,
+        &[(0, abi::CAP_STR, b"/tmp")],
+    );
+    assert!(t.contains("getcwd(\"/tmp\", 4096) = 5"), "{t}");
+}

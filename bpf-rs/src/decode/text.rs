@@ -5,29 +5,61 @@ use std::fmt::Write as _;
 use super::args::Decoded;
 use super::errno::errno_name;
 use super::escape::escape;
+use super::outcome::restart_name;
+use super::value::Arg;
 use crate::abi;
+use crate::flags as f;
 use crate::syscalls::{RetKind, SyscallTable};
+
+/// fcntl commands strace prints without their third argument.
+const FCNTL_NO_ARG: [&str; 7] = [
+    "F_GETFD",
+    "F_GETFL",
+    "F_GETOWN",
+    "F_GETSIG",
+    "F_GETLEASE",
+    "F_GETPIPE_SZ",
+    "F_GET_SEALS",
+];
+
+/// The name of the argument strace leaves out of this call, if any:
+/// open's mode without O_CREAT/O_TMPFILE, mknod's dev unless the node is a
+/// device, fcntl's argument for commands that take none.
+fn hidden_arg(name: &str, args: &[Arg]) -> Option<&'static str> {
+    let raw = |n: &str| args.iter().find(|a| a.name == n).map(|a| a.raw);
+    match name {
+        "open" | "openat" => {
+            let creates = raw("flags").is_some_and(|v| v & (f::O_CREAT | f::O_TMPFILE_BIT) != 0);
+            (!creates).then_some("mode")
+        }
+        "mknod" | "mknodat" => {
+            let kind = raw("mode").unwrap_or(0) & f::S_IFMT;
+            let device = ["S_IFCHR", "S_IFBLK"]
+                .iter()
+                .any(|n| f::S_TYPES.iter().any(|(v, x)| x == n && *v == kind));
+            (!device).then_some("dev")
+        }
+        "fcntl" => {
+            let cmd = f::enum_name(raw("cmd").unwrap_or(0) & 0xffff_ffff, f::FCNTL);
+            FCNTL_NO_ARG.contains(&cmd.as_str()).then_some("arg")
+        }
+        _ => None,
+    }
+}
 
 impl Decoded {
     /// The strace-like line: `comm[pid] openat(AT_FDCWD, "/x", O_RDONLY) = 3 <0.000012>`.
     /// The command name and strings are escaped (see [`super::escape`]).
+    /// A call that did not return to the program ends in `= ?` (with the
+    /// restart code when the kernel restarts it), as strace prints it.
     #[must_use]
     pub fn to_text(&self) -> String {
         let comm = &self.hdr.comm;
         let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())];
         let mut s = escape(comm);
         let _ = write!(s, "[{}] {}(", self.hdr.tgid, self.name);
-        // open/openat only use `mode` with O_CREAT or O_TMPFILE; strace omits it otherwise.
-        let creates = self
-            .args
-            .iter()
-            .find(|a| a.name == "flags")
-            .is_some_and(|a| a.raw & (0o100 | 0o20000000) != 0);
-        let skip_mode = matches!(&*self.name, "open" | "openat") && !creates;
-        let shown = self
-            .args
-            .iter()
-            .filter(|a| !(skip_mode && a.name == "mode"));
+        let hidden = hidden_arg(&self.name, &self.args);
+        let shown = self.args.iter().filter(|a| Some(a.name) != hidden);
         for (i, a) in shown.enumerate() {
             if i > 0 {
                 s.push_str(", ");
@@ -35,29 +67,38 @@ impl Decoded {
             s.push_str(&a.value.to_text());
         }
         s.push(')');
-        if self.hdr.flags & abi::EVF_NO_EXIT != 0 {
+        if self.returned() {
+            let kind = SyscallTable::get().by_nr(self.hdr.nr).map(|d| d.ret);
+            match self.errno {
+                Some(e) => {
+                    let _ = write!(s, " = -1 {}", errno_name(e).unwrap_or("E?"));
+                }
+                None if matches!(kind, Some(RetKind::Ptr | RetKind::Hex)) => {
+                    let _ = write!(s, " = {:#x}", self.hdr.ret);
+                }
+                None if self.name == "umask" => {
+                    let _ = write!(s, " = {}", f::octal(self.hdr.ret.cast_unsigned()));
+                }
+                None => {
+                    let _ = write!(s, " = {}", self.hdr.ret);
+                }
+            }
+        } else {
             s.push_str(" = ?");
-            return s;
-        }
-        let kind = SyscallTable::get().by_nr(self.hdr.nr).map(|d| d.ret);
-        match self.errno {
-            Some(e) => {
-                let _ = write!(s, " = -1 {}", errno_name(e).unwrap_or("E?"));
-            }
-            None if matches!(kind, Some(RetKind::Ptr | RetKind::Hex)) => {
-                let _ = write!(s, " = {:#x}", self.hdr.ret);
-            }
-            None => {
-                let _ = write!(s, " = {}", self.hdr.ret);
+            let died = self.hdr.flags & (abi::EVF_NO_EXIT | abi::EVF_KILLED) != 0;
+            if let Some((name, why)) = restart_name(self.hdr.ret).filter(|_| !died) {
+                let _ = write!(s, " {name} ({why})");
             }
         }
-        let dur = self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns);
-        let _ = write!(
-            s,
-            " <{}.{:06}>",
-            dur / 1_000_000_000,
-            (dur % 1_000_000_000) / 1000
-        );
+        if self.hdr.exit_ns != 0 {
+            let dur = self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns);
+            let _ = write!(
+                s,
+                " <{}.{:06}>",
+                dur / 1_000_000_000,
+                (dur % 1_000_000_000) / 1000
+            );
+        }
         s
     }
 }

@@ -40,6 +40,11 @@ pub enum Value {
     Ptr(u64),
     /// A captured struct, field by field (timespec, rlimit, open_how, ...).
     Struct(Vec<(String, Value)>),
+    /// An array of values (epoll_wait's events); `truncated`: more followed.
+    List {
+        items: Vec<Value>,
+        truncated: bool,
+    },
 }
 
 /// One argument of an event.
@@ -65,7 +70,7 @@ impl Value {
                     format!("{v:#x}")
                 }
             }
-            Self::Octal(v) => format!("0{v:o}"),
+            Self::Octal(v) => crate::flags::octal(*v),
             Self::Sym { text, .. } => text.to_string(),
             Self::Str {
                 bytes: data,
@@ -112,6 +117,13 @@ impl Value {
                     .map(|(k, v)| format!("{k}={}", v.to_text()))
                     .collect();
                 format!("{{{}}}", inner.join(", "))
+            }
+            Self::List { items, truncated } => {
+                let mut inner: Vec<String> = items.iter().map(Value::to_text).collect();
+                if *truncated {
+                    inner.push("...".into());
+                }
+                format!("[{}]", inner.join(", "))
             }
         }
     }

@@ -1,8 +1,8 @@
 //! Flags of calls that create special file descriptors (eventfd, timerfd,
 //! signalfd, memfd, epoll, inotify) and epoll operations.
 
-/// `O_CLOEXEC`/`O_NONBLOCK` style flags shared by many `*_create` calls.
-pub const CLOEXEC_NONBLOCK: &[(u64, &str)] = &[(0o4000, "O_NONBLOCK"), (0o2000000, "O_CLOEXEC")];
+/// signalfd4 flags.
+pub const SFD_FLAGS: &[(u64, &str)] = &[(0o4000, "SFD_NONBLOCK"), (0o2000000, "SFD_CLOEXEC")];
 pub const IN_INIT: &[(u64, &str)] = &[(0o4000, "IN_NONBLOCK"), (0o2000000, "IN_CLOEXEC")];
 pub const TFD_FLAGS: &[(u64, &str)] = &[
     (1, "TFD_TIMER_ABSTIME"),

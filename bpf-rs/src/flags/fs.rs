@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::{bits, bits_into};
+use super::{O_ACCESS, O_ACCMODE, bits, bits_into};
 
 pub const AT_FLAGS: &[(u64, &str)] = &[
     (0x100, "AT_SYMLINK_NOFOLLOW"),
@@ -166,6 +166,19 @@ pub const STATX_MASK: &[(u64, &str)] = &[
     (0x10000, "STATX_WRITE_ATOMIC"),
 ];
 
+/// statx's stx_attributes.
+pub const STATX_ATTRS: &[(u64, &str)] = &[
+    (0x4, "STATX_ATTR_COMPRESSED"),
+    (0x10, "STATX_ATTR_IMMUTABLE"),
+    (0x20, "STATX_ATTR_APPEND"),
+    (0x40, "STATX_ATTR_NODUMP"),
+    (0x800, "STATX_ATTR_ENCRYPTED"),
+    (0x1000, "STATX_ATTR_AUTOMOUNT"),
+    (0x2000, "STATX_ATTR_MOUNT_ROOT"),
+    (0x10_0000, "STATX_ATTR_VERITY"),
+    (0x20_0000, "STATX_ATTR_DAX"),
+];
+
 pub const FADVISE: &[(u64, &str)] = &[
     (0, "POSIX_FADV_NORMAL"),
     (1, "POSIX_FADV_RANDOM"),
@@ -192,7 +205,7 @@ pub const O_FLAGS: &[(u64, &str)] = &[
     (0o1000000, "O_NOATIME"),
     (0o2000000, "O_CLOEXEC"),
     (0o4010000, "O_SYNC"),
-    (0o20000000, "O_PATH"),
+    (0o10000000, "O_PATH"),
     (0o20200000, "O_TMPFILE"),
 ];
 
@@ -201,19 +214,18 @@ pub const O_FLAGS: &[(u64, &str)] = &[
 /// include other bits, are matched whole).
 #[must_use]
 pub fn open_flags(v: u64) -> Cow<'static, str> {
-    let acc = match v & 3 {
-        0 => "O_RDONLY",
-        1 => "O_WRONLY",
-        2 => "O_RDWR",
-        _ => "O_ACCMODE",
-    };
-    if v & !3 == 0 {
-        return acc.into();
+    let acc = v & O_ACCMODE;
+    let acc_name = O_ACCESS
+        .iter()
+        .find(|(x, _)| *x == acc)
+        .map_or("O_ACCMODE", |(_, n)| *n);
+    if v & !O_ACCMODE == 0 {
+        return acc_name.into();
     }
     let mut out = String::with_capacity(40);
-    out.push_str(acc);
+    out.push_str(acc_name);
     out.push('|');
-    bits_into(&mut out, v & !3, O_FLAGS);
+    bits_into(&mut out, v & !O_ACCMODE, O_FLAGS);
     out.into()
 }
 

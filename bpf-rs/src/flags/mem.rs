@@ -1,6 +1,6 @@
 //! Memory: protection, mapping, remapping, advice, msync.
 
-use super::bits;
+use super::{MAP_TYPE, MAP_TYPES, bits};
 
 pub const PROT: &[(u64, &str)] = &[
     (1, "PROT_READ"),
@@ -31,13 +31,11 @@ pub const MAP_FLAGS: &[(u64, &str)] = &[
 
 #[must_use]
 pub fn map_flags(v: u64) -> String {
-    let kind = match v & 0xf {
-        1 => "MAP_SHARED",
-        2 => "MAP_PRIVATE",
-        3 => "MAP_SHARED_VALIDATE",
-        _ => "",
-    };
-    let rest = bits(v & !0xf, MAP_FLAGS, "");
+    let kind = MAP_TYPES
+        .iter()
+        .find(|(x, _)| *x == v & MAP_TYPE)
+        .map_or("", |(_, n)| *n);
+    let rest = bits(v & !MAP_TYPE, MAP_FLAGS, "");
     match (kind.is_empty(), rest.is_empty()) {
         (true, true) => format!("{v:#x}"),
         (false, true) => kind.into(),

@@ -6,14 +6,91 @@
 mod fdflags;
 mod fs;
 mod mem;
+mod names;
 mod net;
 mod process;
+#[cfg(test)]
+mod uapi_check;
 
 pub use fdflags::*;
 pub use fs::*;
 pub use mem::*;
+pub use names::*;
 pub use net::*;
 pub use process::*;
+
+/// Every table of names, by its Rust name: the header check
+/// (`uapi_check`) compares each entry with the system headers, and checks
+/// that this list names every table of the module.
+#[must_use]
+pub fn tables() -> &'static [(&'static str, &'static [(u64, &'static str)])] {
+    &[
+        ("SFD_FLAGS", SFD_FLAGS),
+        ("IN_INIT", IN_INIT),
+        ("TFD_FLAGS", TFD_FLAGS),
+        ("EFD_FLAGS", EFD_FLAGS),
+        ("MFD_FLAGS", MFD_FLAGS),
+        ("TIMER_FLAGS", TIMER_FLAGS),
+        ("EPOLL_OPS", EPOLL_OPS),
+        ("EPOLL_CREATE", EPOLL_CREATE),
+        ("AT_FLAGS", AT_FLAGS),
+        ("AT_ACCESS_FLAGS", AT_ACCESS_FLAGS),
+        ("MS_FLAGS", MS_FLAGS),
+        ("MNT_FLAGS", MNT_FLAGS),
+        ("IN_MASK", IN_MASK),
+        ("ACCESS", ACCESS),
+        ("WHENCE", WHENCE),
+        ("FCNTL", FCNTL),
+        ("RENAME_FLAGS", RENAME_FLAGS),
+        ("FLOCK_OPS", FLOCK_OPS),
+        ("CLOSE_RANGE", CLOSE_RANGE),
+        ("XATTR_FLAGS", XATTR_FLAGS),
+        ("FALLOC_FLAGS", FALLOC_FLAGS),
+        ("STATX_MASK", STATX_MASK),
+        ("STATX_ATTRS", STATX_ATTRS),
+        ("FADVISE", FADVISE),
+        ("O_FLAGS", O_FLAGS),
+        ("PROT", PROT),
+        ("MAP_FLAGS", MAP_FLAGS),
+        ("MREMAP_FLAGS", MREMAP_FLAGS),
+        ("MADVISE", MADVISE),
+        ("MSYNC_FLAGS", MSYNC_FLAGS),
+        ("NAMED", NAMED),
+        ("O_ACCESS", O_ACCESS),
+        ("MAP_TYPES", MAP_TYPES),
+        ("S_TYPES", S_TYPES),
+        ("S_SPECIAL", S_SPECIAL),
+        ("AT_STATX_SYNC", AT_STATX_SYNC),
+        ("EPOLL_EVENTS", EPOLL_EVENTS),
+        ("FD_FLAGS", FD_FLAGS),
+        ("LOCK_TYPES", LOCK_TYPES),
+        ("FAMILIES", FAMILIES),
+        ("SOCK_TYPES", SOCK_TYPES),
+        ("SOCK_FLAGS", SOCK_FLAGS),
+        ("MSG_FLAGS", MSG_FLAGS),
+        ("SOCK_LEVELS", SOCK_LEVELS),
+        ("SO_NAMES", SO_NAMES),
+        ("TCP_NAMES", TCP_NAMES),
+        ("IP_NAMES", IP_NAMES),
+        ("IPV6_NAMES", IPV6_NAMES),
+        ("SHUT_HOW", SHUT_HOW),
+        ("CLONE_FLAGS", CLONE_FLAGS),
+        ("SIGNALS", SIGNALS),
+        ("RLIMITS", RLIMITS),
+        ("PTRACE", PTRACE),
+        ("CLOCKS", CLOCKS),
+        ("BPF_CMDS", BPF_CMDS),
+        ("SECCOMP_OPS", SECCOMP_OPS),
+        ("WAIT_OPTIONS", WAIT_OPTIONS),
+        ("GRND_FLAGS", GRND_FLAGS),
+        ("SIGPROCMASK_HOW", SIGPROCMASK_HOW),
+        ("PRCTL", PRCTL),
+        ("SA_FLAGS", SA_FLAGS),
+        ("RUSAGE_WHO", RUSAGE_WHO),
+        ("PRIO_WHICH", PRIO_WHICH),
+        ("FUTEX_OPS", FUTEX_OPS),
+    ]
+}
 
 /// `A|B|0x40`: names of the set bits (composite entries first), rest in hex.
 #[must_use]

@@ -1,6 +1,8 @@
 //! Processes, signals, clone, ptrace, prctl, futex, clocks, limits, bpf/seccomp.
 
-use super::{bits, enum_name};
+use super::{
+    FUTEX_CLOCK_REALTIME, FUTEX_CMD_MASK, FUTEX_PRIVATE_FLAG, SIGRTMAX, SIGRTMIN, bits, enum_name,
+};
 
 pub const CLONE_FLAGS: &[(u64, &str)] = &[
     (0x0000_0100, "CLONE_VM"),
@@ -27,8 +29,8 @@ pub const CLONE_FLAGS: &[(u64, &str)] = &[
     (0x2000_0000, "CLONE_NEWPID"),
     (0x4000_0000, "CLONE_NEWNET"),
     (0x8000_0000, "CLONE_IO"),
-    (0x2_0000_0000, "CLONE_CLEAR_SIGHAND"),
-    (0x4_0000_0000, "CLONE_INTO_CGROUP"),
+    (0x1_0000_0000, "CLONE_CLEAR_SIGHAND"),
+    (0x2_0000_0000, "CLONE_INTO_CGROUP"),
     (0x80, "CLONE_NEWTIME"),
 ];
 
@@ -66,17 +68,12 @@ pub const SIGNALS: &[(u64, &str)] = &[
     (31, "SIGSYS"),
 ];
 
-/// `SIGKILL`, `SIGRTMIN+3`, or the number (0 stays `0`).
+/// `SIGKILL`, `SIGRT_3` (as strace names real-time signals), or the number (0 stays `0`).
 #[must_use]
 pub fn signal(v: u64) -> String {
     match v {
-        32..=64 => {
-            if v == 32 {
-                "SIGRTMIN".into()
-            } else {
-                format!("SIGRTMIN+{}", v - 32)
-            }
-        }
+        SIGRTMIN => "SIGRTMIN".into(),
+        _ if (SIGRTMIN..=SIGRTMAX).contains(&v) => format!("SIGRT_{}", v - SIGRTMIN),
         _ => enum_name(v, SIGNALS),
     }
 }
@@ -280,11 +277,11 @@ pub const FUTEX_OPS: &[(u64, &str)] = &[
 
 #[must_use]
 pub fn futex_op(v: u64) -> String {
-    let mut s = enum_name(v & 0x7f, FUTEX_OPS);
-    if v & 128 != 0 {
+    let mut s = enum_name(v & FUTEX_CMD_MASK, FUTEX_OPS);
+    if v & FUTEX_PRIVATE_FLAG != 0 {
         s.push_str("_PRIVATE");
     }
-    if v & 256 != 0 {
+    if v & FUTEX_CLOCK_REALTIME != 0 {
         s.push_str("|FUTEX_CLOCK_REALTIME");
     }
     s
@@ -301,7 +298,7 @@ mod tests {
             "CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD"
         );
         assert_eq!(signal(9), "SIGKILL");
-        assert_eq!(signal(35), "SIGRTMIN+3");
+        assert_eq!(signal(35), "SIGRT_3");
         assert_eq!(signal(0), "0");
         assert_eq!(futex_op(128 | 1), "FUTEX_WAKE_PRIVATE");
     }
