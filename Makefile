@@ -11,6 +11,7 @@ APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool clang-format-19 gcc libc6-de
 STAMP := .make
 
 .PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel wheel-check clean \
+	sdist sdist-check image \
 	proto proto-check
 
 setup: $(STAMP)/apt $(STAMP)/venv build
@@ -31,7 +32,7 @@ $(STAMP)/venv: pyproject.toml
 	$(PIP) install -q "maturin>=1.5,<2" pytest pytest-asyncio hypothesis numpy pyyaml grpcio \
 		protobuf grpcio-tools mypy-protobuf pydantic durationpy jsonschema kubernetes kmock ruff mypy \
 		types-PyYAML types-grpcio types-protobuf matplotlib \
-		grpcio-health-checking grpcio-reflection types-grpcio-health-checking types-grpcio-reflection prometheus-client rich
+		grpcio-health-checking grpcio-reflection types-grpcio-health-checking types-grpcio-reflection prometheus-client rich kubernetes-validate auditwheel
 	@touch $@
 
 build: $(STAMP)/apt $(STAMP)/venv
@@ -76,8 +77,34 @@ bench: setup
 bench-quick: setup
 	$(PY) -m benches --quick
 
+# The wheel carries a manylinux tag ([tool.maturin] compatibility in pyproject.toml);
+# wheel-check confirms it with auditwheel. The sdist builds the same wheel (sdist-check).
+WHEEL_TAG := $(shell sed -n 's/^compatibility = "\(.*\)"/\1/p' pyproject.toml)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+
 wheel: $(STAMP)/apt $(STAMP)/venv
+	rm -f target/wheels/syshub-*.whl
 	$(VENV)/bin/maturin build --release
+
+sdist: $(STAMP)/venv
+	rm -f target/sdist/syshub-*.tar.gz
+	$(VENV)/bin/maturin sdist -o target/sdist
+
+# The agent's OCI image (syshub:$(VERSION)) from a debootstrapped Debian root filesystem and
+# the wheel, assembled with umoci; no image registry involved (deploy/image/build.sh).
+image: wheel
+	@for t in debootstrap umoci; do command -v $$t >/dev/null || { \
+		echo "make image: needs $$t (apt-get install debootstrap umoci)"; exit 1; }; done
+	PYTHON=$(PY) deploy/image/build.sh $(VERSION) $$(ls target/wheels/syshub-*.whl) target/image
+
+# Build a wheel from the sdist alone (in a scratch copy) and compare its files to `make wheel`'s.
+sdist-check: sdist wheel
+	rm -rf .sdist-build && mkdir -p .sdist-build
+	$(PIP) wheel -q --no-deps -w .sdist-build $$(ls target/sdist/syshub-*.tar.gz)
+	$(PY) -c "import sys, zipfile; n = lambda p: sorted(i.filename for i in zipfile.ZipFile(p).infolist()); \
+		a, b = sys.argv[1:3]; print(a, b); sys.exit(0 if n(a) == n(b) else 'sdist wheel differs: ' + str(set(n(a)) ^ set(n(b))))" \
+		$$(ls .sdist-build/syshub-*.whl) $$(ls target/wheels/syshub-*.whl)
+	@echo "sdist-check: the sdist builds the same wheel (same files, same tag)"
 
 clean:
 	rm -rf $(STAMP) target dist
@@ -85,6 +112,10 @@ clean:
 # The wheel embeds the probe: install it into a fresh virtualenv and trace
 # with a PATH that holds no clang (only the traced command).
 wheel-check: wheel
+	$(VENV)/bin/auditwheel show $$(ls target/wheels/syshub-*.whl) | tee .wheel-audit.txt
+	grep -q "$(WHEEL_TAG)_x86_64" .wheel-audit.txt
+	case "$$(ls target/wheels/syshub-*.whl)" in *$(WHEEL_TAG)_x86_64.whl) ;; \
+		*) echo "wheel-check: the wheel is not tagged $(WHEEL_TAG)"; exit 1;; esac
 	rm -rf .wheel-venv && python3 -m venv .wheel-venv
 	.wheel-venv/bin/pip install -q $$(ls -t target/wheels/syshub-*.whl | head -1)
 	mkdir -p .wheel-venv/nobin && ln -sf /usr/bin/cat .wheel-venv/nobin/cat
