@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.agent_env import AgentProcess, make_certs
+from support.agent_env import AgentProcess, Collector, make_certs, wait_until
 from syshub.client import AgentError
 
 pytestmark = pytest.mark.bpf
@@ -78,7 +78,12 @@ def test_token_auth_over_tls(tls_agent: tuple[AgentProcess, str], pki: dict[str,
     assert [t.name for t in reader.list_traces()] == ["sec"]
     with pytest.raises(AgentError, match="PERMISSION_DENIED"):
         reader.delete_trace("sec")
+    stream = Collector(reader, "sec")  # a read-only token may watch, over TLS
+    assert wait_until(lambda: len(full.stats("sec").streams) == 1)
     assert full.delete_trace("sec").state == "Complete"
+    stream.join()
+    assert stream.final is not None and stream.final.end_reason == "trace ended"
+    assert stream.final.node == "tls-node"
     # health needs no token; the unix socket needs none either
     assert agent.health(addr, tls_ca=ca) == "SERVING"
     assert agent.client().list_traces() == []
