@@ -81,7 +81,7 @@ def test_numbers_and_targets() -> None:
     assert _code(requests.target_of, pb.TraceTarget(pid=1 << 30))[1].startswith("target.pid: ")
     assert _code(requests.target_of, pb.TraceTarget(host=False))[1].startswith("target.host: ")
     assert _code(requests.trace_key, pb.TraceRef())[1] == "name: a trace name is required"
-    assert requests.trace_key(pb.TraceRef(name="x")) == ("default", "x")
+    assert requests.trace_key(pb.TraceRef(name="x")) == ("", "x")
 
 
 def test_capture() -> None:

@@ -120,3 +120,22 @@ def test_metrics_without_component(served: tuple[Env, Agent, AgentClient]) -> No
         3,
         [0, 3],
     )
+
+
+def test_trace_of_every_namespace_is_found_without_a_namespace(
+    served: tuple[Env, Agent, AgentClient],
+) -> None:
+    """swoll's convention: namespace "" traces every namespace; a reference
+    without a namespace finds "default" first, then ""."""
+    _env, _agent, c = served
+    every = MANIFEST.replace("name: t1, namespace: default", 'name: t2, namespace: ""')
+    info = c.create_trace(every, wait_applied=5)
+    assert (info.name, info.namespace) == ("t2", "")
+    assert c.get_trace("t2", namespace="").namespace == ""
+    assert c.stats("t2", namespace="").jobs[0].name == "t2"
+    c.create_trace(MANIFEST.replace("name: t1", "name: t2"), wait_applied=5)
+    assert c.get_trace("t2", namespace="").namespace == "default"
+    assert c.delete_trace("t2", namespace="").namespace == "default"
+    assert c.delete_trace("t2", namespace="").namespace == ""
+    with pytest.raises(AgentError, match="NOT_FOUND: name: no trace default/t2"):
+        c.get_trace("t2", namespace="")

@@ -39,10 +39,12 @@ def invalid(field: str, message: str) -> RequestError:
 
 
 def trace_key(ref: pb.TraceRef, field: str = "name") -> tuple[str, str]:
-    """(namespace, name) of a reference; the name is required."""
+    """(namespace, name) of a reference; the name is required. An empty
+    namespace is looked up as "default", then as "" (a Trace of every
+    namespace, swoll's convention)."""
     if not ref.name:
         raise invalid(field, "a trace name is required")
-    return (ref.namespace or DEFAULT_NAMESPACE, ref.name)
+    return (ref.namespace, ref.name)
 
 
 def parse_manifest(text: str) -> Trace:

@@ -116,8 +116,8 @@ class AgentService:
             return name, sub
         if which != "trace":
             raise requests.invalid("source", "give a trace (name) or a path")
-        key = requests.trace_key(req.trace, "trace.name")
-        entry = self.traces.get(key)
+        entry = self.traces.get(requests.trace_key(req.trace, "trace.name"))
+        key = entry.key
         source = f"trace:{key[0]}/{key[1]}"
         if not entry.running:
             raise RequestError(
@@ -188,8 +188,9 @@ class AgentService:
         only: str | None = None
         streams = [s.stats() for s in self.streams.streams()]
         if req.HasField("trace"):
-            key = requests.trace_key(req.trace, "trace.name")
-            only = self.traces.get(key).job.job_id
+            entry = self.traces.get(requests.trace_key(req.trace, "trace.name"))
+            only = entry.job.job_id
+            key = entry.key
             streams = [s for s in streams if s.source == f"trace:{key[0]}/{key[1]}"]
         entries = {e.job.job_id: e for e in self.traces.list()}
         return convert.stats_response(self.node, self.hub.stats(), entries, streams, only)

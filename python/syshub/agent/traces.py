@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from syshub.agent.requests import RequestError
+from syshub.agent.requests import DEFAULT_NAMESPACE, RequestError
 from syshub.errors import HubError
 from syshub.hub import Hub, Job, Target
 from syshub.hub.plan import CaptureSizes
@@ -69,10 +69,14 @@ class TraceRegistry:
         return entry
 
     def get(self, key: Key) -> TraceEntry:
+        """The trace ``(namespace, name)``; namespace "" finds the one of
+        "default", else the one of every namespace ("")."""
+        keys = [(DEFAULT_NAMESPACE, key[1]), key] if not key[0] else [key]
         with self._lock:
-            entry = self._entries.get(key)
+            entry = next((self._entries[k] for k in keys if k in self._entries), None)
         if entry is None:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, f"name: no trace {key[0]}/{key[1]}")
+            ns = key[0] or DEFAULT_NAMESPACE
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"name: no trace {ns}/{key[1]}")
         return entry
 
     def list(self, namespace: str = "") -> list[TraceEntry]:
@@ -88,6 +92,6 @@ class TraceRegistry:
         if entry.running:
             self.hub.delete_trace(entry.job)
         with self._lock:
-            if self._entries.get(key) is entry:
-                del self._entries[key]
+            if self._entries.get(entry.key) is entry:
+                del self._entries[entry.key]
         return entry
