@@ -17,9 +17,10 @@ from support.agent_env import (
     AgentProcess,
     Collector,
     Workload,
+    held_objects,
     live_objects,
+    prog_names,
     seen_by_host_observer,
-    syshub_objects,
     wait_until,
 )
 
@@ -41,7 +42,7 @@ def test_sigterm_ends_streams_with_final_counters(known_calls: Path, tmp_path: P
         s1, s2 = Collector(c, "t1"), Collector(agent.client(), path="")
         assert wait_until(lambda: len(c.stats().streams) == 2)
         assert agent.proc is not None
-        held = syshub_objects(agent.proc.pid)
+        held = held_objects(agent.proc.pid)
         w.calls(7)
         s1.wait_events(7)
         agent.signal(signal.SIGTERM)
@@ -57,15 +58,19 @@ def test_sigterm_ends_streams_with_final_counters(known_calls: Path, tmp_path: P
         assert not agent.socket.exists()
         msgs = [r["msg"] for r in agent.log_records()]
         assert "agent stopped" in msgs and all(r["level"] != "error" for r in agent.log_records())
-        if held:  # bpftool shows owning pids: the agent's objects are gone with it
-            assert not (held.progs & live_objects().progs)
+        assert held.progs and held.maps
+
+        def freed() -> bool:
+            live = live_objects()
+            return not (held.progs & live.progs or held.maps & live.maps or held.links & live.links)
+
+        assert wait_until(freed, timeout=10), f"left behind: {held}"
     finally:
         w.close()
         agent.stop()
 
 
 def test_sigkill_leaves_no_kernel_objects(known_calls: Path, tmp_path: Path) -> None:
-    before = live_objects()
     agent = AgentProcess(tmp_path, node="kill").start()
     w = _workload(known_calls, tmp_path)
     try:
@@ -76,11 +81,11 @@ def test_sigkill_leaves_no_kernel_objects(known_calls: Path, tmp_path: Path) -> 
         w.calls(3)
         s.wait_events(3)
         assert agent.proc is not None
-        mine = syshub_objects(agent.proc.pid)
-        if not mine:  # bpftool without pid information: what appeared since `before`
-            now = syshub_objects()
-            mine = type(now)(now.progs - before.progs, now.maps - before.maps, now.links)
-        assert mine.progs and mine.maps, "the agent's probe is not visible to bpftool"
+        mine = held_objects(agent.proc.pid)  # the agent's own descriptors
+        live = live_objects()
+        assert mine.progs and mine.maps and mine.progs <= live.progs and mine.maps <= live.maps
+        names = prog_names()
+        assert all(names[p].startswith("syshub_") for p in mine.progs), names
         agent.signal(signal.SIGKILL)
         agent.wait()
 

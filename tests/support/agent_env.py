@@ -218,19 +218,27 @@ class BpfObjects:
         return bool(self.progs or self.maps or self.links)
 
 
-def syshub_objects(pid: int | None = None) -> BpfObjects:
-    """syshub's programs (named ``syshub_*``), their maps and links; only those
-    a process ``pid`` holds when given (bpftool's ``pids``)."""
-    progs = [
-        p
-        for p in _bpftool("prog", "show")
-        if str(p.get("name", "")).startswith("syshub_")
-        and (pid is None or any(x.get("pid") == pid for x in p.get("pids", [])))
-    ]
-    ids = frozenset(int(p["id"]) for p in progs)
-    maps = frozenset(int(m) for p in progs for m in p.get("map_ids", []))
-    links = frozenset(int(li["id"]) for li in _bpftool("link", "show") if li.get("prog_id") in ids)
-    return BpfObjects(ids, maps, links)
+def held_objects(pid: int) -> BpfObjects:
+    """The BPF programs, maps and links process ``pid`` holds (its descriptors'
+    ``fdinfo``: ``prog_id``, ``map_id``, ``link_id``)."""
+    found: dict[str, set[int]] = {"prog_id": set(), "map_id": set(), "link_id": set()}
+    fd_dir = Path(f"/proc/{pid}/fd")
+    for fd in os.listdir(fd_dir):
+        with contextlib.suppress(OSError):
+            if not os.readlink(fd_dir / fd).startswith("anon_inode:bpf"):
+                continue
+            for line in Path(f"/proc/{pid}/fdinfo/{fd}").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in found and value.strip().isdigit():
+                    found[key].add(int(value))
+    return BpfObjects(
+        frozenset(found["prog_id"]), frozenset(found["map_id"]), frozenset(found["link_id"])
+    )
+
+
+def prog_names() -> dict[int, str]:
+    """bpftool's program list: id -> name."""
+    return {int(p["id"]): str(p.get("name", "")) for p in _bpftool("prog", "show")}
 
 
 def live_objects() -> BpfObjects:
