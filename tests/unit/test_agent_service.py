@@ -139,3 +139,42 @@ def test_trace_of_every_namespace_is_found_without_a_namespace(
     assert c.delete_trace("t2", namespace="").namespace == ""
     with pytest.raises(AgentError, match="NOT_FOUND: name: no trace default/t2"):
         c.get_trace("t2", namespace="")
+
+
+def test_merge_watch_of_two_agents(served: tuple[Env, Agent, AgentClient], tmp_path: Path) -> None:
+    """Events of both agents come through one iterator, each with its node;
+    an agent that refuses the stream yields its error and the other goes on."""
+    from syshub.client import merge_watch
+
+    env, agent, c = served
+    env2 = make_env(with_probe=True)
+    sock2 = tmp_path / "b.sock"
+    cfg = build_config({"socket": str(sock2), "node_name": "unit-b"}, {})
+    agent2 = Agent(cfg, hub=env2.hub).start()
+    c2 = AgentClient(f"unix://{sock2}")
+    missing = AgentClient(f"unix://{sock2}")
+    try:
+        for e, cl in ((env, c), (env2, c2)):
+            e.obs.start_container(box("c1", NS))
+            cl.create_trace(MANIFEST, wait_applied=5)
+        stream = merge_watch([c, c2], name="t1")
+        assert wait_until(lambda: len(agent.streams()) == len(agent2.streams()) == 1)
+        for e, n in ((env, 2), (env2, 3)):
+            assert e.probe is not None
+            e.probe.play((NS, NR["getppid"]), n)
+        nodes: list[str] = []
+        while len(nodes) < 5:
+            item = next(stream)
+            assert not isinstance(item, Exception)
+            nodes += [ev["node"] for ev in item.events]
+        assert sorted(nodes) == ["unit"] * 2 + ["unit-b"] * 3
+        stream.close()
+        assert wait_until(lambda: not agent.streams() and not agent2.streams())
+        errors = [x for x in merge_watch([missing], name="nope") if isinstance(x, Exception)]
+        assert len(errors) == 1 and "NOT_FOUND" in str(errors[0])
+    finally:
+        for cl in (c2, missing):
+            cl.close()
+        agent2.stop()
+        assert env2.probe is not None
+        env2.probe.close()

@@ -26,22 +26,29 @@ def merge_watch(
 ) -> Generator[WatchBatch | Exception, None, None]:
     """Batches of every agent as they come (each agent's in order); a failing
     agent yields its :class:`~syshub.client.AgentError` and the others go on.
-    Ends when every stream ended; closing the iterator cancels them all."""
+    The streams open at once (before the first ``next``); the iterator ends
+    when every stream ended; closing it cancels them all."""
     q: queue.Queue[WatchBatch | Exception | None] = queue.Queue(maxsize=64)
     calls: list[grpc.Call] = []
     stop = threading.Event()
 
+    def put(item: WatchBatch | Exception | None) -> None:
+        """Queue ``item`` unless the consumer has gone (never blocks for good)."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def pump(client: AgentClient, call: Any) -> None:
         try:
             for msg in call:
-                if stop.is_set():
-                    return
-                q.put(_with_node(watch_batch(msg, parse, client.endpoint.target)))
+                put(_with_node(watch_batch(msg, parse, client.endpoint.target)))
         except grpc.RpcError as e:
-            if not stop.is_set():
-                q.put(rpc_error(client.endpoint, e))
+            put(rpc_error(client.endpoint, e))
         finally:
-            q.put(None)
+            put(None)
 
     threads = []
     for c in clients:
@@ -51,7 +58,16 @@ def merge_watch(
         threads.append(t)
     for t in threads:
         t.start()
-    running = len(threads)
+    return _merged(q, len(threads), stop, calls, threads)
+
+
+def _merged(
+    q: queue.Queue[WatchBatch | Exception | None],
+    running: int,
+    stop: threading.Event,
+    calls: list[Any],
+    threads: list[threading.Thread],
+) -> Generator[WatchBatch | Exception, None, None]:
     try:
         while running:
             item = q.get()
@@ -63,9 +79,5 @@ def merge_watch(
         stop.set()
         for call in calls:
             call.cancel()
-        while running:  # let the pumps finish their last put
-            try:
-                if q.get(timeout=1) is None:
-                    running -= 1
-            except queue.Empty:
-                break
+        for t in threads:
+            t.join(timeout=1)
