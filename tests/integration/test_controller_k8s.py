@@ -84,7 +84,7 @@ def cluster(containerd: ContainerdEnv) -> Iterator[Cluster]:
         for n in NODES:
             pods[n] = ClusterPod(containerd, api, f"web-{n[-1]}", n, {"app": "web"})
             nodes[n] = Node(api, containerd, n)
-            nodes[n].start_controller()
+            nodes[n].start_controller(groups=("syshub", "swoll"))
         yield Cluster(api, nodes, pods)
     finally:
         for node in nodes.values():
@@ -149,7 +149,13 @@ def test_delete_removes_filters_on_both_nodes(cluster: Cluster) -> None:
     api.delete_object(TRACES, "default", "gone")
     assert wait_until(cluster.no_filters, 10, step=0.002)
     elapsed = time.monotonic() - t0
+    stops = []
+    for n in NODES:
+        ctl = cluster.nodes[n].controller
+        assert ctl is not None and wait_until(lambda ctl=ctl: ctl.delete_seconds, 5)
+        stops.append(f"{n} {ctl.delete_seconds[-1] * 1000:.1f} ms")
     print(f"\ndelete -> empty filter maps on both nodes: {elapsed * 1000:.1f} ms")
+    print(f"  (the controllers' job stop, watch event to job deleted: {', '.join(stops)})")
     assert elapsed < 3.0
     for n in NODES:
         assert cluster.nodes[n].hub.desired_filters() == {}
@@ -233,4 +239,27 @@ def test_syshub_run_follows_both_nodes(cluster: Cluster) -> None:
     assert cluster.api.objects(TRACES) == [] or all(
         o["metadata"]["name"] != "from-laptop" for o in cluster.api.objects(TRACES)
     )
+    assert wait_until(cluster.no_filters, 10)
+
+
+def test_swoll_group_traces_run_too(cluster: Cluster) -> None:
+    api = cluster.api
+    swoll = "traces.tools.swoll.criticalstack.com"
+    manifest = trace_manifest("old-friend", ["sys_openat"])
+    manifest["apiVersion"] = "tools.swoll.criticalstack.com/v1alpha1"
+    api.create(api.type_by_key(swoll), manifest, "default")
+
+    def status() -> dict[str, object]:
+        return dict(api.get_object(swoll, "default", "old-friend").get("status") or {})
+
+    def running() -> bool:
+        nodes = status().get("nodes") or {}
+        assert isinstance(nodes, dict)
+        return all(nodes.get(n, {}).get("containers") == 1 for n in NODES)
+
+    assert wait_until(running), status()
+    assert wait_until(lambda: status().get("state") == "Running")
+    assert "job" in status() and "jobID" not in status()  # swoll's key names
+    assert cluster.traced_everywhere()
+    api.delete_object(swoll, "default", "old-friend")
     assert wait_until(cluster.no_filters, 10)

@@ -93,6 +93,8 @@ class Node:
         self.controller: Controller | None = None
 
     def start_controller(self, **kw: Any) -> Controller:
+        """Start (or restart) the node's controller; options given once are kept."""
+        self._kw = kw = {**getattr(self, "_kw", {}), **kw}
         opts: dict[str, Any] = {
             "out": self.log,
             "status_interval": 0.5,
