@@ -94,9 +94,9 @@ def test_tls_is_required_and_checked(
 ) -> None:
     agent, addr = tls_agent
     with pytest.raises(AgentError, match="UNAVAILABLE"):
-        agent.client(addr, insecure=True, token=FULL, timeout=3).list_traces()
+        agent.client(addr, insecure=True, token=FULL, timeout=10).list_traces()
     with pytest.raises(AgentError, match="UNAVAILABLE"):  # server cert not from a known CA
-        agent.client(addr, token=FULL, timeout=3).list_traces()
+        agent.client(addr, token=FULL, timeout=10).list_traces()
 
 
 def test_client_certificates(tmp_path: Path, pki: dict[str, Path]) -> None:
@@ -118,7 +118,7 @@ def test_client_certificates(tmp_path: Path, pki: dict[str, Path]) -> None:
         addr = f"127.0.0.1:{a.tcp_port()}"
         ca = str(pki["ca"])
         with pytest.raises(AgentError, match="UNAVAILABLE"):
-            a.client(addr, tls_ca=ca, timeout=3).list_traces()
+            a.client(addr, tls_ca=ca, timeout=10).list_traces()
         ok = a.client(
             addr, tls_ca=ca, tls_cert=str(pki["client_cert"]), tls_key=str(pki["client_key"])
         )
