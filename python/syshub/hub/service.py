@@ -109,6 +109,7 @@ class Hub(BatchSubscribing):
                     self.config.ring_bytes,
                     poll_ms=self.config.poll_ms,
                     tracepoint_syscalls=self.config.tracepoint_syscalls,
+                    fair_share_pct=self.config.fair_share_pct,
                 )
                 self._own_probe = True
             self._filters = ProbeFilters(self._probe)
