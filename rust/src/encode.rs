@@ -42,8 +42,14 @@ fn containers(map: Option<HashMap<u32, Option<Bound<'_, PyAny>>>>) -> PyResult<C
         .collect()
 }
 
-fn records<'a>(b: &'a CoreBatch, ranges: &'a [Range<usize>]) -> impl Iterator<Item = &'a [u8]> {
-    ranges.iter().flat_map(|r| r.clone()).map(|i| b.record(i))
+/// The records of `ranges` (an exact-size list: encoders size their output
+/// from it).
+fn records<'a>(b: &'a CoreBatch, ranges: &[Range<usize>]) -> Vec<&'a [u8]> {
+    ranges
+        .iter()
+        .flat_map(Clone::clone)
+        .map(|i| b.record(i))
+        .collect()
 }
 
 /// One JSON line per event, byte-identical to
@@ -61,14 +67,9 @@ pub(crate) fn encode_json<'py>(
     let containers = self::containers(containers)?;
     let core = std::sync::Arc::clone(batch.core().0);
     let out = py.detach(|| {
-        let mut out =
-            Vec::with_capacity(512 * ranges.iter().map(ExactSizeIterator::len).sum::<usize>());
-        encode::encode_json(
-            records(&core, &ranges),
-            &containers,
-            node.as_deref(),
-            &mut out,
-        );
+        let mut out = Vec::new();
+        let recs = records(&core, &ranges);
+        encode::encode_json(recs.into_iter(), &containers, node.as_deref(), &mut out);
         out
     });
     Ok(PyBytes::new(py, &out))
@@ -85,9 +86,9 @@ pub(crate) fn encode_text<'py>(
     let ranges = absolute(&batch, ranges)?;
     let core = std::sync::Arc::clone(batch.core().0);
     let out = py.detach(|| {
-        let mut out =
-            Vec::with_capacity(128 * ranges.iter().map(ExactSizeIterator::len).sum::<usize>());
-        encode::encode_text(records(&core, &ranges), &mut out);
+        let recs = records(&core, &ranges);
+        let mut out = Vec::with_capacity(128 * recs.len());
+        encode::encode_text(recs.into_iter(), &mut out);
         out
     });
     Ok(PyBytes::new(py, &out))
@@ -108,16 +109,10 @@ pub(crate) fn encode_proto<'py>(
     let core = std::sync::Arc::clone(batch.core().0);
     let node = node.to_owned();
     let out = py.detach(|| {
-        let mut out =
-            Vec::with_capacity(256 * ranges.iter().map(ExactSizeIterator::len).sum::<usize>());
+        let recs = records(&core, &ranges);
+        let mut out = Vec::with_capacity(256 * recs.len());
         let offset = encode::proto::realtime_offset_ns();
-        encode::encode_proto(
-            records(&core, &ranges),
-            &containers,
-            &node,
-            offset,
-            &mut out,
-        );
+        encode::encode_proto(recs.into_iter(), &containers, &node, offset, &mut out);
         out
     });
     Ok(PyBytes::new(py, &out))

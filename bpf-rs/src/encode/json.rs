@@ -32,6 +32,7 @@ impl<'a> JsonSink<'a> {
         }
     }
 
+    #[inline]
     fn sep(&mut self) {
         if self.comma {
             self.out.push(b',');
@@ -53,74 +54,120 @@ fn push_u16_escape(out: &mut Vec<u8>, u: u16) {
     ]);
 }
 
+/// Bytes that a JSON string cannot hold as they are (Python's
+/// `ensure_ascii`): controls, `"`, `\\`, DEL and every non-ASCII byte.
+const ESCAPED: [bool; 256] = {
+    let mut t = [true; 256];
+    let mut c = 0x20;
+    while c < 0x7f {
+        t[c] = c == b'"' as usize || c == b'\\' as usize;
+        c += 1;
+    }
+    t
+};
+
 /// The body of a JSON string (no quotes), escaped as Python's `ensure_ascii`.
 fn push_escaped(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
     let mut start = 0;
-    for (i, &c) in b.iter().enumerate() {
-        if (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\' {
-            continue;
-        }
-        if c >= 0x80 && !s.is_char_boundary(i) {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if !ESCAPED[usize::from(c)] {
+            i += 1;
             continue;
         }
         out.extend_from_slice(&b[start..i]);
-        start = i + 1;
-        match c {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            0..0x80 => push_u16_escape(out, u16::from(c)),
+        let width = match c {
+            b'"' => push(out, b"\\\""),
+            b'\\' => push(out, b"\\\\"),
+            b'\n' => push(out, b"\\n"),
+            b'\r' => push(out, b"\\r"),
+            b'\t' => push(out, b"\\t"),
+            0x08 => push(out, b"\\b"),
+            0x0c => push(out, b"\\f"),
+            0..0x80 => {
+                push_u16_escape(out, u16::from(c));
+                1
+            }
             _ => {
-                let ch = s[i..].chars().next().unwrap_or('\u{fffd}');
+                // `s` is UTF-8 and `i` the start of a character here.
+                let ch = s
+                    .get(i..)
+                    .and_then(|t| t.chars().next())
+                    .unwrap_or('\u{fffd}');
                 let mut units = [0u16; 2];
                 for u in ch.encode_utf16(&mut units) {
                     push_u16_escape(out, *u);
                 }
-                start = i + ch.len_utf8();
+                ch.len_utf8()
             }
-        }
+        };
+        i += width;
+        start = i;
     }
     out.extend_from_slice(&b[start..]);
 }
 
+/// Appends an escape of one byte; its width in the input (1).
+fn push(out: &mut Vec<u8>, escape: &[u8]) -> usize {
+    out.extend_from_slice(escape);
+    1
+}
+
+/// "00".."99": two digits per division when formatting numbers.
+const DIGITS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+#[inline]
 fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
-    loop {
+    while v >= 100 {
+        let d = usize::try_from(v % 100).unwrap_or(0) * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    }
+    if v >= 10 {
+        let d = usize::try_from(v).unwrap_or(0) * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
+    } else {
         i -= 1;
-        buf[i] = b'0' + u8::try_from(v % 10).unwrap_or(0);
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+        buf[i] = b'0' + u8::try_from(v).unwrap_or(0);
     }
     out.extend_from_slice(&buf[i..]);
 }
 
 impl Sink for JsonSink<'_> {
+    #[inline]
     fn begin_map(&mut self) {
         self.sep();
         self.out.push(b'{');
         self.comma = false;
     }
+    #[inline]
     fn end_map(&mut self) {
         self.out.push(b'}');
         self.comma = true;
     }
+    #[inline]
     fn begin_list(&mut self) {
         self.sep();
         self.out.push(b'[');
         self.comma = false;
     }
+    #[inline]
     fn end_list(&mut self) {
         self.out.push(b']');
         self.comma = true;
     }
+    #[inline]
     fn key(&mut self, k: &str) {
         self.sep();
         self.out.push(b'"');
@@ -128,15 +175,18 @@ impl Sink for JsonSink<'_> {
         self.out.extend_from_slice(b"\":");
         self.comma = false;
     }
+    #[inline]
     fn null(&mut self) {
         self.sep();
         self.out.extend_from_slice(b"null");
     }
+    #[inline]
     fn bool(&mut self, v: bool) {
         self.sep();
         self.out
             .extend_from_slice(if v { b"true" as &[u8] } else { b"false" });
     }
+    #[inline]
     fn int(&mut self, v: i64) {
         self.sep();
         if v < 0 {
@@ -144,16 +194,19 @@ impl Sink for JsonSink<'_> {
         }
         push_u64(self.out, v.unsigned_abs());
     }
+    #[inline]
     fn uint(&mut self, v: u64) {
         self.sep();
         push_u64(self.out, v);
     }
+    #[inline]
     fn str(&mut self, s: &str) {
         self.sep();
         self.out.push(b'"');
         push_escaped(self.out, s);
         self.out.push(b'"');
     }
+    #[inline]
     fn lossy(&mut self, b: &[u8]) {
         self.sep();
         self.out.push(b'"');
@@ -199,6 +252,8 @@ pub fn encode_json<'r>(
     out: &mut Vec<u8>,
 ) {
     let mut sink = JsonSink::new(out);
+    let (n, _) = records.size_hint();
+    let mut sized = false;
     for rec in records {
         let d = decoded(rec);
         let extra = Extra {
@@ -206,7 +261,16 @@ pub fn encode_json<'r>(
             node,
         };
         sink.comma = false;
+        let before = sink.out.len();
         event_doc(&mut sink, &d.hdr, &d.args, extra);
         sink.out.push(b'\n');
+        if !sized {
+            // Room for the rest at the first line's size and a quarter more,
+            // so the buffer does not move while it grows.
+            sized = true;
+            let line = sink.out.len() - before;
+            sink.out
+                .reserve(line.saturating_mul(n).saturating_add(n * line / 4));
+        }
     }
 }

@@ -117,3 +117,21 @@ fn proto_lengths_grow_past_127_bytes() {
     let needle = [0x32, 0xac, 0x02];
     assert!(out.windows(3).any(|w| w == needle));
 }
+
+#[test]
+fn json_numbers() {
+    let mut out = Vec::new();
+    let mut s = JsonSink::new(&mut out);
+    s.begin_list();
+    for v in [0, 7, 10, 99, 100, 101, 12_345, u64::MAX] {
+        s.uint(v);
+    }
+    for v in [-1, i64::MIN, i64::MAX] {
+        s.int(v);
+    }
+    s.end_list();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "[0,7,10,99,100,101,12345,18446744073709551615,-1,-9223372036854775808,9223372036854775807]"
+    );
+}
