@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benches.common import Scenario
-from benches.scenarios import churn, decode, fanout, idle, peers, throughput
+from benches.scenarios import churn, decode, fanout, idle, output, peers, throughput
 
 SCENARIOS: dict[str, Scenario] = {
     "idle": idle.run,
@@ -11,5 +11,6 @@ SCENARIOS: dict[str, Scenario] = {
     "peers": peers.run,
     "decode": decode.run,
     "fanout": fanout.run,
+    "output": output.run,
     "churn": churn.run,
 }

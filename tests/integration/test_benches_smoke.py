@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.bpf
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "churn")
+SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "output", "churn")
 
 
 @pytest.fixture(scope="module")
