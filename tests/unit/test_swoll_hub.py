@@ -4,6 +4,7 @@ the process), and a Trace of every namespace (``metadata.namespace: ""``)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -125,3 +126,32 @@ def test_must_run_logs_and_exits_on_error() -> None:
     assert "not reached" not in proc.stdout
     assert "hub failed: ConnectionError: no cluster at https://10.0.0.1:6443" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_must_run_ctrl_c_stops_and_exits_130() -> None:
+    script = textwrap.dedent(
+        """
+        from syshub import Hub, HubConfig
+        from syshub.topology import LocalObserver
+
+        hub = Hub(HubConfig(), LocalObserver(), filters=object())
+        print("ready", flush=True)
+        hub.must_run()
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(0.5)  # inside must_run's wait
+        assert proc.poll() is None, "must_run returned on its own"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err

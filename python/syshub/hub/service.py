@@ -126,12 +126,17 @@ class Hub(BatchSubscribing):
         self._stop.wait()
 
     def must_run(self) -> None:
-        """:meth:`run`, or on any error log it and exit the process with status 1 (swoll's
-        ``MustRun``, a fail-wrapper around ``Run``). :meth:`run` is the Pythonic entry."""
+        """:meth:`run`, or on any error log it (one line), stop and exit the process with
+        status 1 (swoll's ``MustRun``, a fail-wrapper around ``Run``); Ctrl-C stops and exits
+        with 130. :meth:`run` is the Pythonic entry point."""
         try:
             self.run()
+        except KeyboardInterrupt:
+            self.stop()
+            sys.exit(130)
         except Exception as e:
             _log.critical("hub failed: %s: %s", type(e).__name__, e)
+            self.stop()
             sys.exit(1)
 
     def stop(self) -> None:
