@@ -9,8 +9,13 @@ namespace inodes are not reused. With node-wide metrics on, it then times
 
 * reading the kernel map (``Metrics.snapshot``: batch lookup, CPUs summed);
 * labelling (``ContainerMetrics.report``);
-* a full scrape: the Collector plus prometheus_client's text exposition
-  (``generate_latest``), as Prometheus would get it over HTTP.
+* a full scrape as the ``/metrics`` endpoint renders it
+  (``MetricsExporter.render``: read, label, text);
+* the same report through the generic path (the Collector and
+  prometheus_client's ``generate_latest``), for comparison.
+
+Times are wall and thread CPU time (CPU time is what a loaded machine does
+not distort).
 
 Prints one JSON document. Needs root, gcc."""
 
@@ -30,6 +35,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 
 from syshub.metrics import ContainerMetrics, Metrics
+from syshub.metrics.exposition import MetricsExporter
 from syshub.metrics.prometheus import SyscallCollector
 from syshub.topology import Container
 
@@ -45,14 +51,16 @@ def _build(tmp: Path) -> Path:
     return out
 
 
-def _median_time(fn: object, repeat: int) -> tuple[float, object]:
-    times = []
+def _median_time(fn: object, repeat: int) -> tuple[float, float, object]:
+    """Median wall and thread-CPU seconds of ``fn()``, and its last result."""
+    wall, cpu = [], []
     result: object = None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         result = fn() if callable(fn) else None
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.thread_time() - c0)
+    return statistics.median(wall), statistics.median(cpu), result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,29 +88,35 @@ def main(argv: list[str] | None = None) -> int:
                     Container(f"c{i}", f"app-{i}", 0, ns, pod=f"pod-{i}", namespace="bench")
                 )
             registry = CollectorRegistry(auto_describe=False)
-            collector = SyscallCollector(cm)
-            registry.register(collector)
-            read_s, snap = _median_time(m.snapshot, args.repeat)
-            label_s, report = _median_time(cm.report, args.repeat)
-            scrape_s, text = _median_time(lambda: generate_latest(registry), args.repeat)
+            registry.register(SyscallCollector(cm))
+            exporter = MetricsExporter(cm)
+            read = _median_time(m.snapshot, args.repeat)
+            label = _median_time(cm.report, args.repeat)
+            scrape = _median_time(exporter.render, args.repeat)
+            generic = _median_time(lambda: generate_latest(registry), max(1, args.repeat // 3))
         finally:
             if work.stdin is not None:
                 work.stdin.close()
             work.wait(timeout=60)
+    text = scrape[2]
     assert isinstance(text, bytes)
-    series = getattr(snap, "entries", 0)
+
+    def ms(t: tuple[float, float, object]) -> dict[str, float]:
+        return {"wall_ms": round(t[0] * 1e3, 1), "cpu_ms": round(t[1] * 1e3, 1)}
+
     doc = {
         "namespaces": args.namespaces,
-        "kernel_series": series,
+        "kernel_series": getattr(read[2], "entries", 0),
+        "report_rows": len(getattr(label[2], "rows", ())),
         "exported_label_sets": text.count(b"\nsyshub_syscalls_total{"),
         "exposition_bytes": len(text),
         "exposition_lines": text.count(b"\n"),
-        "read_ms": round(read_s * 1e3, 2),
-        "label_ms": round(label_s * 1e3, 2),
-        "scrape_ms": round(scrape_s * 1e3, 2),
-        "collector_ms_last": round(collector.last_scrape_seconds * 1e3, 2),
+        "read_map": ms(read),
+        "read_and_label": ms(label),
+        "scrape": ms(scrape),
+        "generic_prometheus_client_scrape": ms(generic),
         "repeat": args.repeat,
-        "report_rows": len(getattr(report, "rows", ())),
+        "loadavg_1m": os.getloadavg()[0],
     }
     print(json.dumps(doc, indent=1))
     return 0

@@ -40,9 +40,11 @@ struct mx_slot {
 	__u32 pid_ns; /* the task's active pid namespace (never changes) */
 };
 
+/* intent: preallocated, so an insert fails only when the map is full (a
+ * no-prealloc map's allocator can run dry in a burst of new series); memory:
+ * max_entries x possible CPUs x sizeof(struct syshub_mx_value) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 16384); /* overridden at load */
 	__type(key, struct syshub_mx_key);
 	__type(value, struct syshub_mx_value);

@@ -236,3 +236,37 @@ def test_top_rejects_bad_options() -> None:
     assert isinstance(args, argparse.Namespace)
     with pytest.raises(UsageError, match="bogus"):
         _view(args)
+
+
+def test_fast_text_equals_the_generic_exposition() -> None:
+    from syshub.metrics.exposition import MetricsExporter, render_syscalls
+
+    rows = (
+        _row(count=3),
+        _row(errno=2, count=2, hist=_hist(b12=2)),
+        _row(pid_ns=1, syscall="getppid", count=5, container='we"ird\\name'),
+        _row(pid_ns=2, syscall="getppid", count=6, container='we"ird\\name'),
+    )
+
+    class Source:
+        pruned = 0
+
+        def report(self) -> MetricsReport:
+            return _report(*rows)
+
+    def samples(text: str) -> set[tuple[str, tuple[tuple[str, str], ...], float]]:
+        return {
+            (s.name, tuple(sorted(s.labels.items())), s.value)
+            for f in text_string_to_metric_families(text)
+            if f.name.startswith(("syshub_syscall", "swoll_"))
+            for s in f.samples
+        }
+
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(SyscallCollector(Source(), swoll_names=True))  # type: ignore[arg-type]
+    generic = samples(generate_latest(reg).decode())
+    fast = samples(render_syscalls(Source().report(), swoll_names=True))
+    assert fast == generic and len(fast) == 3 * (13 + 1 + 2 + 1 + 2)
+    body = MetricsExporter(Source()).render().decode()  # type: ignore[arg-type]
+    names = {f.name for f in text_string_to_metric_families(body)}
+    assert {"syshub_syscalls", "syshub_metrics_series", "syshub_scrape_duration_seconds"} <= names

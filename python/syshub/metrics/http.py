@@ -1,4 +1,4 @@
-"""``/metrics`` over HTTP (prometheus_client's server) and the agent's metrics
+"""``/metrics`` over HTTP (a small threaded WSGI server) and the agent's metrics
 component.
 
 :func:`serve_metrics` serves one :class:`ContainerMetrics` (plus a Hub's
@@ -9,18 +9,17 @@ agent Hub's topology for labels, serves ``/metrics`` and offers
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from socketserver import ThreadingMixIn
+from typing import Any, cast
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
-
+from syshub.metrics.exposition import CONTENT_TYPE, MetricsExporter
 from syshub.metrics.kernel import DEFAULT_MAX_ENTRIES, Metrics, Mode
 from syshub.metrics.labels import ContainerMetrics
 from syshub.metrics.prometheus import StatsSource, SyscallCollector
-
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
 
 
 def parse_addr(addr: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
@@ -39,18 +38,51 @@ def parse_addr(addr: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     return host, n
 
 
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
 class MetricsServer:
     """A running ``/metrics`` endpoint; :attr:`port` is the bound port (useful
     with port 0). :meth:`close` stops it."""
 
-    def __init__(
-        self, server: WSGIServer, thread: threading.Thread, collector: SyscallCollector
-    ) -> None:
-        self._server = server
-        self._thread = thread
-        self.collector = collector
-        self.host = str(server.server_address[0])
-        self.port = int(server.server_address[1])
+    def __init__(self, host: str, port: int, exporter: MetricsExporter) -> None:
+        self.exporter = exporter
+        cls = _Server6 if ":" in host else _Server
+        self._server: WSGIServer = make_server(host, port, self._app, cls, _Quiet)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="syshub-metrics-http", daemon=True
+        )
+        self._thread.start()
+        self.host = host
+        self.port = int(self._server.server_address[1])
+
+    @property
+    def collector(self) -> SyscallCollector:
+        return self.exporter.collector
+
+    def _app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found: try /metrics\n"]
+        try:
+            body = self.exporter.render()
+        except Exception as e:  # intent: one line to the scraper, never a traceback
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [f"syshub: metrics unavailable: {e}\n".encode()]
+        start_response(
+            "200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))]
+        )
+        return [body]
 
     @property
     def url(self) -> str:
@@ -74,11 +106,8 @@ def serve_metrics(
     """Serve ``/metrics`` for ``source`` at ``addr`` (``host:port``) in a
     background thread. OSError when the address cannot be bound."""
     host, port = parse_addr(addr)
-    registry = CollectorRegistry(auto_describe=False)
-    collector = SyscallCollector(source, hub=hub, streams=streams, swoll_names=swoll_names)
-    registry.register(collector)
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    return MetricsServer(server, thread, collector)
+    exporter = MetricsExporter(source, hub=hub, streams=streams, swoll_names=swoll_names)
+    return MetricsServer(host, port, exporter)
 
 
 class MetricsComponent:

@@ -62,6 +62,30 @@ def histogram_buckets(buckets: tuple[int, ...] | list[int]) -> list[tuple[str, f
     return out
 
 
+COUNT_HELP = "Syscalls that returned, per container and errno"
+DURATION_HELP = "Syscall latency from entry to exit (kernel log2 buckets)"
+SWOLL_COUNT_HELP = "The count of sys-function calls"
+SWOLL_TIME_HELP = "The total time spent in sys-function calls (ns)"
+SCRAPE_HELP = "Time the previous scrape took to read, label and render the metrics (0 at first)"
+
+
+def merge_rows(report: MetricsReport) -> dict[tuple[str, ...], tuple[int, int, list[int]]]:
+    """Rows summed per label set (namespace, pod, container, syscall, class,
+    group, errno): (count, total ns, kernel buckets)."""
+    merged: dict[tuple[str, ...], tuple[int, int, list[int]]] = {}
+    for r in report.rows:
+        k = (r.namespace, r.pod, r.container, r.syscall, r.klass, r.group, r.error)
+        have = merged.get(k)
+        if have is None:
+            merged[k] = (r.count, r.total_ns, list(r.buckets))
+        else:
+            acc = have[2]
+            for i, x in enumerate(r.buckets):
+                acc[i] += x
+            merged[k] = (have[0] + r.count, have[1] + r.total_ns, acc)
+    return merged
+
+
 class SyscallCollector(Collector):
     """Collects one :class:`ContainerMetrics` (and optionally a Hub's health)
     per scrape. Register it in a ``CollectorRegistry``."""
@@ -89,18 +113,19 @@ class SyscallCollector(Collector):
         t0 = time.perf_counter()
         report = self.source.report()
         yield from self._syscalls(report)
+        yield from self.health(report)
+        g = GaugeMetricFamily("syshub_scrape_duration_seconds", SCRAPE_HELP)
+        g.add_metric([], self.last_scrape_seconds)
+        self.scrapes += 1
+        self.last_scrape_seconds = time.perf_counter() - t0
+        yield g
+
+    def health(self, report: MetricsReport) -> Iterator[Metric]:
+        """The health families: the metrics map's use and, with a Hub, the
+        trace pipeline's events and drops."""
         yield from self._health(report)
         if self.hub is not None:
             yield from hub_health(self.hub.stats(), self._stream_drops())
-        self.scrapes += 1
-        took = time.perf_counter() - t0
-        self.last_scrape_seconds = took
-        g = GaugeMetricFamily(
-            "syshub_scrape_duration_seconds",
-            "Time this scrape took to read and label the metrics maps (the Hub's stats included)",
-        )
-        g.add_metric([], took)
-        yield g
 
     def _stream_drops(self) -> int | None:
         if self.streams is None:
@@ -108,44 +133,17 @@ class SyscallCollector(Collector):
         return sum(int(getattr(s, "dropped", 0)) for s in self.streams())
 
     def _syscalls(self, report: MetricsReport) -> Iterator[Metric]:
-        merged: dict[tuple[str, ...], tuple[int, int, list[int]]] = {}
-        for r in report.rows:
-            k: tuple[str, ...] = (
-                r.namespace,
-                r.pod,
-                r.container,
-                r.syscall,
-                r.klass,
-                r.group,
-                r.error,
-            )
-            have = merged.get(k)
-            if have is None:
-                merged[k] = (r.count, r.total_ns, list(r.buckets))
-            else:
-                acc = have[2]
-                for i, x in enumerate(r.buckets):
-                    acc[i] += x
-                merged[k] = (have[0] + r.count, have[1] + r.total_ns, acc)
-        total = CounterMetricFamily(
-            "syshub_syscalls", "Syscalls that returned, per container and errno", labels=LABELS
-        )
+        total = CounterMetricFamily("syshub_syscalls", COUNT_HELP, labels=LABELS)
         duration = HistogramMetricFamily(
-            "syshub_syscall_duration_seconds",
-            "Syscall latency from entry to exit (kernel log2 buckets)",
-            labels=LABELS,
+            "syshub_syscall_duration_seconds", DURATION_HELP, labels=LABELS
         )
         swoll_count = UnknownMetricFamily(
-            "swoll_node_metrics_syscall_count",
-            "The count of sys-function calls",
-            labels=SWOLL_LABELS,
+            "swoll_node_metrics_syscall_count", SWOLL_COUNT_HELP, labels=SWOLL_LABELS
         )
         swoll_time = UnknownMetricFamily(
-            "swoll_node_metrics_syscall_time",
-            "The total time spent in sys-function calls (ns)",
-            labels=SWOLL_LABELS,
+            "swoll_node_metrics_syscall_time", SWOLL_TIME_HELP, labels=SWOLL_LABELS
         )
-        for k, (count, total_ns, buckets) in merged.items():
+        for k, (count, total_ns, buckets) in merge_rows(report).items():
             labels = list(k)
             total.add_metric(labels, float(count))
             duration.add_metric(labels, histogram_buckets(buckets), total_ns / 1e9)
