@@ -23,7 +23,7 @@ from syshub.topology import Container
 LAYOUT = abi_layout()["syshub_event"]
 HDR_SIZE = LAYOUT["__size__"][1]
 CAP_STR, CAP_BUF, CAP_SOCKADDR, CAP_STRV, CAP_STRV_END = 1, 2, 3, 4, 5
-EVF_NO_EXIT = 0x1
+EVF_NO_EXIT, EVF_KILLED = 0x1, 0x20
 TGID, TID, NS_TGID = 4242, 4243, 7
 
 #: swoll's TraceEvent JSON keys, in its struct order.
@@ -246,6 +246,13 @@ def test_execve_close_exit_and_mount() -> None:
 def test_a_call_that_did_not_return() -> None:
     doc = swoll(event(231, {0: 0}, flags=EVF_NO_EXIT))
     assert (doc["return"], doc["error"], doc["returned"]) == (0, "UNK", False)
+    # Killed during the call, or a kernel-internal restart (ERESTARTSYS): the program never
+    # saw a result, so none is presented.
+    for kw in ({"flags": EVF_KILLED, "ret": -4}, {"ret": -512}):
+        doc = swoll(event(0, {0: 3}, **kw))  # type: ignore[arg-type]
+        assert (doc["return"], doc["error"], doc["returned"]) == (0, "UNK", False), kw
+    doc = swoll(event(0, {0: 3}, ret=-4))
+    assert (doc["return"], doc["error"]) == (-4, "EINTR") and "returned" not in doc
 
 
 def test_other_syscalls_use_swolls_generic_form() -> None:
