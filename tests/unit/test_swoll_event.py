@@ -303,3 +303,18 @@ def test_structs_as_swolls_go_types() -> None:
     doc = swoll(event(286, {0: 4, 1: 1}, [_cap(2, CAP_STRUCT, its)]))
     assert doc["args"]["new"] == {"Interval": {"Sec": 0, "Nsec": 0}, "Value": {"Sec": 2, "Nsec": 5}}
     assert doc["args"]["flags"] == ["TFD_TIMER_ABSTIME"]
+
+
+def test_stat_results_as_go_stat_t() -> None:
+    CAP_STRUCT = 6
+    st = bytearray(144)
+    struct.pack_into("<I", st, 24, 0o100644)  # st_mode
+    struct.pack_into("<q", st, 48, 1234)  # st_size
+    doc = swoll(event(5, {0: 3}, [_cap(1, CAP_STRUCT, bytes(st))]))
+    buf = doc["args"]["stat_buf"]
+    assert (buf["Mode"], buf["Size"]) == (0o100644, 1234)
+    assert set(buf) >= {"Dev", "Ino", "Nlink", "Uid", "Gid", "Blksize", "Blocks", "Atim"}
+    assert buf["Atim"] == {"Sec": 0, "Nsec": 0}
+    assert swoll(event(5, {0: 3}, ret=-9))["args"]["stat_buf"] is None  # nothing written
+    doc = swoll(event(4, {}, [_cap(0, CAP_STR, b"/x"), _cap(1, CAP_STRUCT, bytes(st))]))
+    assert doc["args"]["filename"] == "/x" and doc["args"]["stat_buf"]["Mode"] == 0o100644

@@ -165,12 +165,35 @@ def _rlimit(v: object) -> dict[str, int]:
     return {"Cur": one(d.get("rlim_cur")), "Max": one(d.get("rlim_max"))}
 
 
+_MODE_BITS: Final = {
+    "S_IFSOCK": 0o140000, "S_IFLNK": 0o120000, "S_IFREG": 0o100000, "S_IFBLK": 0o60000,
+    "S_IFDIR": 0o40000, "S_IFCHR": 0o20000, "S_IFIFO": 0o10000, "S_ISUID": 0o4000,
+    "S_ISGID": 0o2000, "S_ISVTX": 0o1000,
+}  # fmt: skip
+
+
+def _mode(v: object) -> int:
+    """A file mode from our decoded text (``"S_IFREG|0644"``, ``"0755"``) or number."""
+    if not isinstance(v, str):
+        return _int(v)
+    total = 0
+    for part in v.split("|"):
+        part = part.strip()
+        if part in _MODE_BITS:
+            total |= _MODE_BITS[part]
+        elif re.fullmatch(r"0[0-7]*", part):
+            total |= int(part, 8)
+    return total
+
+
 def _stat(v: object) -> dict[str, Any]:
-    """Go's ``syscall.Stat_t`` (amd64) from a decoded stat struct (zeros where unknown)."""
+    """Go's ``syscall.Stat_t`` (amd64) from a decoded stat struct (zeros where unknown: the
+    decoder keeps strace's abbreviation, the mode and the size)."""
     d = v if isinstance(v, Mapping) else {}
 
     def field(name: str) -> int:
-        return _int(d.get(f"st_{name.lower()}"))
+        value = d.get(f"st_{name.lower()}")
+        return _mode(value) if name == "Mode" else _int(value)
 
     def when(name: str) -> dict[str, int]:
         t = d.get(f"st_{name}")
