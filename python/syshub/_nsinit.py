@@ -18,6 +18,10 @@ Processes::
 * The command writes its pid as the tracer sees it (``/proc/self``) on
   INFO_FD, then waits for one byte ``g`` on GO_FD before ``exec`` so the
   tracer can install its filters first; EOF instead of ``g`` exits with 125.
+  Reading GO_FD is its last call before ``execve`` (signal dispositions are
+  set before, GO_FD closes on exec): the tracer installs its filters once
+  the command is blocked in that read (``/proc/PID/syscall``), so the
+  command's trace starts at its ``execve``.
 * With ``--init`` the command keeps normal signal semantics (the kernel
   ignores signals without a handler only for PID 1): the init relays the
   signals sent to it to the command, except those the kernel raised for the
@@ -104,18 +108,20 @@ def _child(body: Callable[[Launch], None], parent_fd: int, launch: Launch) -> No
 
 
 def _command(launch: Launch) -> None:
-    """Report the pid, wait for the go byte, exec."""
-    os.write(launch.info_fd, f"{os.readlink('/proc/self')}\n".encode())
-    os.close(launch.info_fd)
-    go = os.read(launch.go_fd, 1)
-    os.close(launch.go_fd)
-    if go != b"g":
-        os._exit(EXIT_ABANDONED)
+    """Set up everything, report the pid, wait for the go byte, exec. The
+    read of the go byte is the last call before ``execve``: the tracer waits
+    until the command blocks in it before installing its filters, so the
+    command's trace starts at its ``execve`` (the go pipe closes on exec)."""
     for py in PYTHON_IGNORED:
         signal.signal(py, signal.SIG_DFL)
     for s, ignored in launch.inherited.items():
         signal.signal(s, signal.SIG_IGN if ignored else signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
+    os.set_inheritable(launch.go_fd, False)
+    os.write(launch.info_fd, f"{os.readlink('/proc/self')}\n".encode())
+    os.close(launch.info_fd)
+    if os.read(launch.go_fd, 1) != b"g":
+        os._exit(EXIT_ABANDONED)
     os.execv(launch.exe, launch.argv)
 
 

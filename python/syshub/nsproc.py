@@ -4,6 +4,10 @@ and the tests trace. The command is held before ``exec`` until
 call is missed. The helper (``syshub/_nsinit.py``) runs in Python's isolated
 mode by absolute path: nothing is imported from the current directory.
 
+The command blocks in its read of the go pipe, the last call before its
+``execve``, before the constructor returns, so its trace starts at the
+``execve``.
+
 When the creating thread dies (even by SIGKILL) the command dies too
 (``PR_SET_PDEATHSIG`` along the chain). Needs root (CAP_SYS_ADMIN)."""
 
@@ -15,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -35,6 +40,35 @@ def _parent_pid(pid: int) -> int:
             if line.startswith("PPid:"):
                 return int(line.split()[1])
     raise SyshubError(f"no parent pid in /proc/{pid}/status")
+
+
+#: Syscall numbers (x86_64) the held processes block in: the command in
+#: ``read`` of the go pipe, the init in ``rt_sigtimedwait``.
+NR_READ = 0
+NR_RT_SIGTIMEDWAIT = 128
+#: How long to wait for a held process to block before installing filters anyway.
+BLOCK_TIMEOUT = 5.0
+
+
+def wait_blocked(
+    pid: int, nr: int, arg0: int | None = None, timeout: float = BLOCK_TIMEOUT
+) -> bool:
+    """Wait until ``pid`` sleeps in syscall ``nr`` (with first argument
+    ``arg0``), read from ``/proc/PID/syscall``. False when it did not within
+    ``timeout`` seconds, exited, or the file cannot be read."""
+    want = [str(nr)] if arg0 is None else [str(nr), hex(arg0)]
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            with open(f"/proc/{pid}/syscall") as f:
+                fields = f.read().split()
+        except OSError:
+            return False
+        if fields[: len(want)] == want:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.0005)
 
 
 def _status(code: int) -> int:
@@ -114,6 +148,11 @@ class NamespacedProcess:
             self._init_fd = (
                 None if self.init_pid is None else self._hold(os.pidfd_open(self.init_pid))
             )
+            # Filters go in once both are asleep in their last call before the
+            # command's execve: nothing of the launcher is traced.
+            wait_blocked(self.pid, NR_READ, go_r)
+            if self.init_pid is not None:
+                wait_blocked(self.init_pid, NR_RT_SIGTIMEDWAIT)
             # Holding the namespace open keeps its inode from being reused by a
             # new namespace (with someone else's processes) while we trace it.
             ns_fd = self._hold(os.open(f"/proc/{self.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC))
