@@ -191,7 +191,7 @@ def test_relist_after_410_cleans_a_trace_deleted_while_down(cluster: Cluster) ->
     for n in NODES:
         ctl = cluster.nodes[n].controller
         assert ctl is not None
-        assert not [k for k in ctl.runs() if k[2] == "missed"]
+        assert wait_until(lambda ctl=ctl: not [k for k in ctl.runs() if k[2] == "missed"], 5)
         assert ctl.errors == 0
 
 

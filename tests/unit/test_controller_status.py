@@ -74,7 +74,8 @@ def test_job_id_is_stable_and_a_label_value() -> None:
 
 def test_sink_relist_reports_deleted_traces() -> None:
     work: queue.Queue[Item] = queue.Queue()
-    sink = TraceSink("syshub.io", work)
+    stopped: list[str] = []  # the watch thread stops a deleted Trace's job at once
+    sink = TraceSink("syshub.io", work, lambda obj: stopped.append(obj["metadata"]["name"]))
     gen = Generation()
     a = {"metadata": {"name": "a", "namespace": "n", "resourceVersion": "5"}}
     b = {"metadata": {"name": "b", "namespace": "n", "resourceVersion": "6"}}
@@ -90,4 +91,7 @@ def test_sink_relist_reports_deleted_traces() -> None:
     sink.relist(gen, [b], "12")  # `a` went while the watch was down
     drained = [work.get_nowait() for _ in range(work.qsize())]
     assert ("DELETED", "a") in [(k, o and o["metadata"]["name"]) for k, _, o in drained]
+    assert stopped == ["a"]
     assert sink.resource_version == "12"
+    sink.apply_event(gen, "DELETED", b, "13")
+    assert stopped == ["a", "b"] and work.get_nowait()[0] == "DELETED"

@@ -20,7 +20,13 @@ from syshub.agent.controller.runs import (
     seconds_of,
     with_duration,
 )
-from syshub.agent.controller.status import FINISHED, RUNNING, entry_patch, overall_patch
+from syshub.agent.controller.status import (
+    FINISHED,
+    RUNNING,
+    entry_patch,
+    job_id_for,
+    overall_patch,
+)
 from syshub.agent.controller.watcher import GroupWatch, Item, object_key
 from syshub.errors import SyshubError
 from syshub.hub import Hub, Job, Target
@@ -96,7 +102,8 @@ class Controller:
         self._worker: threading.Thread | None = None
         self.synced: dict[str, threading.Event] = {g: threading.Event() for g in self.groups}
         self.delete_seconds: list[float] = []
-        """How long each deletion took from its watch event to released kernel filters."""
+        """How long stopping each deleted Trace's job took (its watch event to released
+        kernel filters and routed last events)."""
         self.errors = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -107,7 +114,7 @@ class Controller:
             api = TraceApi(self._scope, group, self._api_client, manager)
             api.ensure_client()
             self.apis[group] = api
-            self._watches.append(GroupWatch(api, self._work, self.backoff))
+            self._watches.append(GroupWatch(api, self._work, self.backoff, self._stop_now))
         self._worker = threading.Thread(target=self._loop, name="syshub-k8s-controller")
         self._worker.daemon = True
         self._worker.start()
@@ -160,6 +167,26 @@ class Controller:
                 self.errors += 1
                 log.exception("trace controller: %s", one_line(exc))
 
+    def _stop_now(self, obj: dict[str, Any]) -> None:
+        """On the watch thread: a deleted Trace's job stops now (the Hub is thread-safe and
+        the job id names this very object); the worker forgets it next."""
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        job_id = job_id_for(str(meta.get("name") or ""), str(meta.get("uid") or ""))
+        try:
+            job = self.hub.job(job_id)
+        except SyshubError:
+            return  # it does not run here
+        if job.stopped:
+            return
+        t0 = time.monotonic()
+        try:
+            self.hub.delete_trace(job)
+        except Exception as exc:
+            log.warning("stopping job %s failed: %s", job_id, one_line(exc))
+            return
+        self.delete_seconds.append(time.monotonic() - t0)
+
     def _handle(self, item: Item) -> None:
         kind, group, obj = item
         if kind == "SYNCED":
@@ -171,9 +198,7 @@ class Controller:
         if kind == "DELETED":
             run = self._runs.pop(key, None)
             if run is not None:
-                t0 = time.monotonic()
-                self._stop_job(run)
-                self.delete_seconds.append(time.monotonic() - t0)
+                self._stop_job(run)  # the watch thread stopped the job already
                 log.info("trace %s deleted", run.label, extra={"trace": run.label})
             return
         uid = str((obj.get("metadata") or {}).get("uid") or "")

@@ -4,8 +4,10 @@ The watch protocol is the pod watch's (:func:`~syshub.topology.kubernetes.watch.
 LIST, WATCH from the listed resourceVersion with bookmarks, relist on 410 Gone, capped
 backoff); :class:`TraceSink` turns what it learns into work items for the controller's one
 worker thread: ``("UPSERT", group, obj)``, ``("DELETED", group, obj)`` and, after each
-LIST, ``("SYNCED", group, None)``. A relist diffs against what the watch knew, so a Trace
-deleted while the watch was down is reported as DELETED.
+LIST, ``("SYNCED", group, None)``; a deletion also calls ``on_delete(obj)`` at once, on
+the watch thread, so kernel filters go without waiting for the worker. A relist diffs
+against what the watch knew, so a Trace deleted while the watch was down is reported as
+DELETED.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from syshub.agent.controller.kube import TraceApi
@@ -31,9 +34,15 @@ def object_key(obj: dict[str, Any]) -> Key:
 class TraceSink:
     """What the watch of one group knows, and the work it hands to the controller."""
 
-    def __init__(self, group: str, work: queue.Queue[Item]) -> None:
+    def __init__(
+        self,
+        group: str,
+        work: queue.Queue[Item],
+        on_delete: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.group = group
         self.work = work
+        self.on_delete = on_delete
         self._rv: str | None = None
         self._known: dict[Key, dict[str, Any]] = {}
         self.counters: collections.Counter[str] = collections.Counter()
@@ -46,7 +55,7 @@ class TraceSink:
         self.counters["lists"] += 1
         seen = {object_key(o): o for o in items if isinstance(o, dict)}
         for key in set(self._known) - set(seen):
-            self.work.put(("DELETED", self.group, self._known[key]))
+            self._deleted(self._known[key])
         for obj in seen.values():
             self.work.put(("UPSERT", self.group, obj))
         self._known = seen
@@ -61,10 +70,17 @@ class TraceSink:
         key = object_key(raw)
         if kind == "DELETED":
             self._known.pop(key, None)
-            self.work.put(("DELETED", self.group, raw))
+            self._deleted(raw)
         else:
             self._known[key] = raw
             self.work.put(("UPSERT", self.group, raw))
+
+    def _deleted(self, obj: dict[str, Any]) -> None:
+        """A deletion stops the job at once, from this thread (the worker may be busy
+        writing status); the worker then forgets the trace."""
+        if self.on_delete is not None:
+            self.on_delete(obj)
+        self.work.put(("DELETED", self.group, obj))
 
     def count(self, what: str) -> None:
         self.counters[what] += 1
@@ -73,9 +89,15 @@ class TraceSink:
 class GroupWatch:
     """The watch thread of one group."""
 
-    def __init__(self, api: TraceApi, work: queue.Queue[Item], backoff: Backoff) -> None:
+    def __init__(
+        self,
+        api: TraceApi,
+        work: queue.Queue[Item],
+        backoff: Backoff,
+        on_delete: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.api = api
-        self.sink = TraceSink(api.group, work)
+        self.sink = TraceSink(api.group, work, on_delete)
         self.backoff = backoff
         self.gen = Generation()
         self._thread = threading.Thread(
