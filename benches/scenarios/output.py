@@ -12,7 +12,13 @@ turns per repetition:
   to a file on tmpfs (rewound every 256 MiB so the run fits in memory);
 * ``text``: the same with strace-style text lines;
 * ``json per event``: the path before issue 11 (a per-event subscription and
-  ``json.dumps(ev.to_dict())`` per event), for comparison.
+  ``json.dumps(ev.to_dict())`` per event), for comparison;
+* ``grpc unix json`` / ``grpc tls json``: ``syshub agent`` (a subprocess) and
+  one Watch stream read by a Python client here, over the unix socket and over
+  TCP with TLS and a bearer token (``output_grpc.py``).
+
+Then 1, 4 and 16 Watch clients on one trace over the unix socket: events/s per
+client and in total, and the agent's resident memory per client.
 
 Rate = events written (delivered to the consumer) / loop seconds; what the
 consumer does not keep up with is counted as kernel or queue drops, and the
@@ -39,12 +45,14 @@ from benches.common import (
     key_checks,
     median,
 )
+from benches.scenarios.output_grpc import grpc_run, running_agent
 from benches.scenarios.throughput import DEFAULT_RING, BatchConsumer, traced_run
 from benches.workload import Loop
 
 TARGET_JSON_RATIO = 0.8
 ROLL_BYTES = 256 << 20
-VARIANTS = ("batch", "json", "text", "json per event")
+VARIANTS = ("batch", "json", "text", "json per event", "grpc unix json", "grpc tls json")
+CLIENTS = (1, 4, 16)
 
 
 def _out_file() -> IO[bytes]:
@@ -185,18 +193,32 @@ def run(ctx: Context) -> ScenarioResult:
         params={"secs": secs, "reps": reps, "ring_bytes": DEFAULT_RING},
     )
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-    for rep in range(reps):
-        for v in VARIANTS:
-            label = f"{v} rep {rep + 1}"
-            m, checks = (
-                batch_run(ctx, secs, label) if v == "batch" else hub_run(ctx, v, secs, label)
-            )
-            runs[v].append(m)
+    fan: list[dict[str, Any]] = []
+    with running_agent() as agent:
+        for rep in range(reps):
+            for v in VARIANTS:
+                label = f"{v} rep {rep + 1}"
+                if v == "batch":
+                    m, checks = batch_run(ctx, secs, label)
+                elif v.startswith("grpc"):
+                    m, checks = grpc_run(ctx, agent, v.split()[1], 1, secs, label)
+                else:
+                    m, checks = hub_run(ctx, v, secs, label)
+                runs[v].append(m)
+                res.checks += checks
+                ctx.say(
+                    f"output: {label}: loop {fmt_rate(m['loop_calls_per_s'])} calls/s, written "
+                    f"{fmt_rate(m['written_per_loop_s'])}/s, dropped {m['kernel_dropped']} kernel "
+                    f"+ {m['queue_dropped']} queue"
+                )
+        for n in s.pick(CLIENTS[:2], CLIENTS):
+            m, checks = grpc_run(ctx, agent, "unix", n, secs, f"grpc unix {n} clients")
+            fan.append(m)
             res.checks += checks
             ctx.say(
-                f"output: {label}: loop {fmt_rate(m['loop_calls_per_s'])} calls/s, written "
-                f"{fmt_rate(m['written_per_loop_s'])}/s, dropped {m['kernel_dropped']} kernel "
-                f"+ {m['queue_dropped']} queue"
+                f"output: grpc unix, {n} clients: {fmt_rate(m['total_events_per_s'])} ev/s in "
+                f"total, {m['rss_per_client'] / 1e6:.1f} MB per client, "
+                f"dropped {m['queue_dropped']}"
             )
     base = median(r["written_per_loop_s"] for r in runs["batch"])
     summary: dict[str, Any] = {}
@@ -237,7 +259,32 @@ def run(ctx: Context) -> ScenarioResult:
             rows=rows,
         )
     )
-    res.metrics = {"summary": summary, "runs": runs}
+    res.tables.append(
+        Table(
+            title=f"gRPC Watch streams over the unix socket, JSON lines, {secs:g} s runs",
+            columns=[
+                "clients",
+                "loop calls/s",
+                "events/s per client (min / max)",
+                "events/s total",
+                "dropped / matched per client",
+                "agent memory per client",
+            ],
+            rows=[
+                [
+                    str(m["clients"]),
+                    fmt_rate(m["loop_calls_per_s"]),
+                    f"{fmt_rate(min(m['per_client_events_per_s']))} / "
+                    f"{fmt_rate(max(m['per_client_events_per_s']))}",
+                    fmt_rate(m["total_events_per_s"]),
+                    f"{fmt_int(m['queue_dropped'])} / {fmt_int(m['matched'])}",
+                    f"{m['rss_per_client'] / 1e6:.1f} MB",
+                ]
+                for m in fan
+            ],
+        )
+    )
+    res.metrics = {"summary": summary, "runs": runs, "clients": fan}
     j = summary["json"]
     res.targets.append(
         Target(
@@ -250,4 +297,18 @@ def run(ctx: Context) -> ScenarioResult:
             note=f"{fmt_rate(j['written_per_loop_s'])}/s vs batch {fmt_rate(base)}/s",
         )
     )
+    for v in ("grpc unix json", "grpc tls json"):
+        g = summary[v]
+        res.targets.append(
+            Target(
+                what=f"{v.replace('grpc', 'gRPC stream to one Python client,')}: ratio to the "
+                "in-process batch consumer, 0 drops",
+                target=f">= {TARGET_JSON_RATIO} with 0 drops",
+                value=g["ratio_to_batch"],
+                unit="ratio",
+                met=(g["ratio_to_batch"] or 0) >= TARGET_JSON_RATIO
+                and g["kernel_dropped"] + g["queue_dropped"] == 0,
+                note=f"{fmt_rate(g['written_per_loop_s'])}/s vs batch {fmt_rate(base)}/s",
+            )
+        )
     return res
