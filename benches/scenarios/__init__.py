@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benches.common import Scenario
-from benches.scenarios import churn, decode, fanout, idle, output, peers, throughput
+from benches.scenarios import churn, decode, fanout, idle, output, peers, soak, throughput
 
 SCENARIOS: dict[str, Scenario] = {
     "idle": idle.run,
@@ -13,4 +13,5 @@ SCENARIOS: dict[str, Scenario] = {
     "fanout": fanout.run,
     "output": output.run,
     "churn": churn.run,
+    "soak": soak.run,
 }

@@ -1,0 +1,278 @@
+"""soak: a Hub under churn for a long time (one hour by default; not CI).
+
+Pid namespaces ("containers", the C workload calling getppid every 2 ms,
+announced to a LocalObserver) start at RATE per second and stop after a few
+seconds; Traces selecting them are created and deleted every few seconds,
+each read by a subscriber. Sampled every SAMPLE_S: the process's memory
+(RSS), file descriptors, threads, and the entries of the probe's hash maps
+(filters, counters, read counts, scope tasks, read with bpftool). Flat means:
+the last fifth of the samples is no higher than the first fifth plus a small
+allowance. At the end every Trace and every probe key balances exactly:
+matched == delivered + dropped + sampled_out.
+
+Run: ``python -m benches --scenario soak`` (``SYSHUB_SOAK_S`` seconds,
+default 3600); CI runs :func:`soak` for 60 s (tests/integration/test_soak.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benches.common import Check, Context, ScenarioResult, Table
+from syshub import Hub, HubConfig, Probe, Subscription, Trace
+from syshub.nsproc import NamespacedProcess
+from syshub.topology import Container, LocalObserver
+
+SAMPLE_S = 5.0
+NAMESPACE = "soak"
+
+
+@dataclass
+class Sample:
+    t: float
+    rss_kib: int
+    fds: int
+    threads: int
+    maps: dict[str, int]
+    containers: int
+    traces: int
+
+
+@dataclass
+class SoakReport:
+    secs: float
+    started: int = 0
+    stopped: int = 0
+    traces: int = 0
+    events: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def growth(self) -> dict[str, float]:
+        """Last fifth minus first fifth of the samples (max of each), per measure."""
+        n = max(1, len(self.samples) // 5)
+        first, last = self.samples[:n], self.samples[-n:]
+        out: dict[str, float] = {}
+        for name in ("rss_kib", "fds", "threads"):
+            out[name] = max(getattr(s, name) for s in last) - max(getattr(s, name) for s in first)
+        for m in self.samples[0].maps if self.samples else {}:
+            out[f"map:{m}"] = max(s.maps.get(m, 0) for s in last) - max(
+                s.maps.get(m, 0) for s in first
+            )
+        return out
+
+
+def _status(field_name: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _map_ids() -> set[int]:
+    ids: set[int] = set()
+    for entry in Path("/proc/self/fdinfo").iterdir():
+        try:
+            for line in entry.read_text().splitlines():
+                if line.startswith("map_id:"):
+                    ids.add(int(line.split()[1]))
+        except OSError:
+            continue
+    return ids
+
+
+def map_entries() -> dict[str, int]:
+    """Entries of every hash map this process holds, by map name (bpftool)."""
+    tool = shutil.which("bpftool") or "/usr/sbin/bpftool"
+    out: dict[str, int] = {}
+    for ident in sorted(_map_ids()):
+        show = subprocess.run([tool, "-j", "map", "show", "id", str(ident)], capture_output=True)
+        if show.returncode != 0:
+            continue
+        info = json.loads(show.stdout)
+        if info.get("type") != "hash":
+            continue
+        dump = subprocess.run([tool, "-j", "map", "dump", "id", str(ident)], capture_output=True)
+        if dump.returncode == 0:
+            name = str(info.get("name", ident))
+            out[name] = out.get(name, 0) + len(json.loads(dump.stdout))
+    return out
+
+
+class Churn:
+    """Containers started at ``rate``/s, each stopped ``life`` seconds later."""
+
+    def __init__(self, loop_bin: Path, obs: LocalObserver, rate: float, life: float) -> None:
+        self.loop_bin, self.obs, self.rate, self.life = loop_bin, obs, rate, life
+        self.live: deque[tuple[float, NamespacedProcess, Container]] = deque()
+        self.started = self.stopped = 0
+        self._next = time.monotonic()
+        self.namespaces: set[int] = set()
+        self.closing = False
+
+    def step(self, now: float) -> None:
+        while self.live and now - self.live[0][0] >= self.life:
+            _, proc, c = self.live.popleft()
+            self.obs.stop_container(c)
+            proc.kill()
+            proc.wait(timeout=10)
+            proc.close()
+            self.stopped += 1
+        while not self.closing and now >= self._next:
+            self._next += 1.0 / self.rate
+            argv = [str(self.loop_bin), "tick", "--secs", "3600", "--interval-us", "2000"]
+            proc = NamespacedProcess(argv, stdout=subprocess.DEVNULL)
+            proc.release()
+            self.started += 1
+            c = Container(
+                id=f"soak-{self.started}",
+                name=f"c{self.started}",
+                pid=proc.pid,
+                pid_ns=proc.pid_ns,
+                pod=f"p{self.started}",
+                namespace=NAMESPACE,
+            )
+            self.namespaces.add(proc.pid_ns)
+            self.obs.start_container(c)
+            self.live.append((now, proc, c))
+
+    def close(self) -> None:
+        """Stop every live container; start no more."""
+        self.closing = True
+        self.life = 0.0
+        self.step(time.monotonic())
+
+
+def _drain(subs: list[tuple[Trace, Subscription]]) -> int:
+    return sum(len(s.get_batch(65536, timeout=0)) for _, s in subs)
+
+
+def soak(
+    loop_bin: Path,
+    secs: float,
+    *,
+    rate: float = 5.0,
+    life: float = 2.0,
+    trace_every: float = 3.0,
+    trace_life: float = 7.0,
+    sample_s: float = SAMPLE_S,
+    say: Any = None,
+) -> SoakReport:
+    """Run the soak for ``secs``; see the module docstring."""
+    rep = SoakReport(secs=secs)
+    obs = LocalObserver()
+    probe = Probe(4 << 20, tracepoint_syscalls=8)
+    hub = Hub(HubConfig(ring_bytes=4 << 20), obs, probe=probe)
+    hub.start()
+    churn = Churn(loop_bin, obs, rate, life)
+    subs: list[tuple[Trace, Subscription]] = []
+    created: list[tuple[float, Trace]] = []
+    t0 = time.monotonic()
+    # Samples start once containers and Traces have reached their steady count.
+    next_trace, next_sample = t0, t0 + min(secs / 4, life + trace_life + 1)
+    try:
+        while (now := time.monotonic()) - t0 < secs:
+            churn.step(now)
+            if now >= next_trace:
+                next_trace += trace_every
+                tr = Trace.new(f"soak-{rep.traces}", ["getppid"], namespace=NAMESPACE)
+                hub.run_trace(tr)
+                subs.append((tr, hub.subscribe(tr)))
+                created.append((now, tr))
+                rep.traces += 1
+            while created and now - created[0][0] >= trace_life:
+                _, tr = created.pop(0)
+                hub.delete_trace(tr)
+                rep.events += sum(_drain([p]) for p in subs if p[0] is tr)
+                subs = [p for p in subs if p[0] is not tr]
+            rep.events += _drain(subs)
+            if now >= next_sample:
+                next_sample += sample_s
+                rep.samples.append(
+                    Sample(
+                        t=round(now - t0, 1),
+                        rss_kib=_status("VmRSS"),
+                        fds=len(os.listdir("/proc/self/fd")),
+                        threads=_status("Threads"),
+                        maps=map_entries(),
+                        containers=len(churn.live),
+                        traces=len(created),
+                    )
+                )
+                if say is not None:
+                    say(f"soak: {asdict(rep.samples[-1])}")
+            time.sleep(0.02)
+        for _, tr in created:
+            hub.delete_trace(tr)
+        rep.events += _drain(subs)
+        churn.close()
+        st = hub.stats()
+        for job_id, js in st.jobs.items():
+            rep.checks.append(
+                Check(f"job {job_id}", js.matched, js.delivered, js.dropped, js.sampled_out)
+            )
+        assert st.probe is not None
+        for k in st.probe.keys:
+            rep.checks.append(
+                Check(
+                    f"key {k.pid_ns}/{k.syscall}", k.matched, k.delivered, k.dropped, k.sampled_out
+                )
+            )
+            if k.pending:
+                rep.errors.append(f"key {k.pid_ns}/{k.syscall}: {k.pending} pending at the end")
+    finally:
+        churn.close()
+        hub.stop()
+        probe.close()
+    rep.started, rep.stopped = churn.started, churn.stopped
+    return rep
+
+
+def run(ctx: Context) -> ScenarioResult:
+    secs = float(os.environ.get("SYSHUB_SOAK_S", ctx.settings.pick(60, 3600)))
+    res = ScenarioResult(
+        name="soak",
+        title="Soak: containers and Traces churning for a long time",
+        description=__doc__ or "",
+        params={"secs": secs, "rate": 5.0, "sample_s": SAMPLE_S},
+    )
+    rep = soak(ctx.loop_bin, secs, say=ctx.say)
+    res.checks = rep.checks
+    res.metrics = {
+        "started": rep.started,
+        "stopped": rep.stopped,
+        "traces": rep.traces,
+        "events": rep.events,
+        "growth": rep.growth(),
+        "errors": rep.errors,
+        "samples": [asdict(s) for s in rep.samples],
+    }
+    maps = sorted({m for s in rep.samples for m in s.maps})
+    res.tables.append(
+        Table(
+            "Samples",
+            ["t (s)", "RSS KiB", "fds", "threads", "containers", "traces", *maps],
+            [
+                [
+                    s.t,
+                    s.rss_kib,
+                    s.fds,
+                    s.threads,
+                    s.containers,
+                    s.traces,
+                    *(s.maps.get(m, 0) for m in maps),
+                ]
+                for s in rep.samples
+            ],
+        )
+    )
+    return res

@@ -1,0 +1,63 @@
+"""The soak scenario for 60 s (benches/scenarios/soak.py runs it for an hour):
+pid namespaces started and stopped at 5/s, Traces created and deleted every
+3 s; memory, file descriptors, threads and the probe's map entries stay
+flat, and every job and key balances exactly at the end."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+# Loaded by path: importing the benches.scenarios package would load every scenario.
+_spec = importlib.util.spec_from_file_location("syshub_soak", ROOT / "benches/scenarios/soak.py")
+assert _spec is not None and _spec.loader is not None
+_soak = importlib.util.module_from_spec(_spec)
+sys.modules["syshub_soak"] = _soak
+_spec.loader.exec_module(_soak)
+soak = _soak.soak
+
+pytestmark = pytest.mark.bpf
+
+SECS = 60.0
+
+
+@pytest.fixture(scope="module")
+def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
+    out = tmp_path_factory.mktemp("loop") / "loop"
+    src = ROOT / "benches" / "workloads" / "loop.c"
+    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(src)], check=True)
+    return out
+
+
+def test_soak_one_minute(loop_bin: Path) -> None:
+    rep = soak(loop_bin, SECS)
+    growth = rep.growth()
+    print(
+        f"soak {SECS:g}s: {rep.started} started, {rep.traces} traces, {rep.events} events, "
+        f"growth {growth}"
+    )
+    for s in rep.samples:
+        print(s)
+    assert not rep.errors, rep.errors
+    assert rep.started >= 4 * SECS and rep.stopped == rep.started
+    assert rep.traces >= SECS / 3 - 1 and rep.events > 0
+    bad = [c for c in rep.checks if not c.ok]
+    assert not bad, bad
+    assert len(rep.samples) >= 5
+    assert growth["fds"] <= 2, growth
+    assert growth["threads"] <= 1, growth
+    assert growth["rss_kib"] <= 16 * 1024, growth
+    # Keys follow the live containers (~10): bounded, not accumulating.
+    for name in ("filters", "counters", "key_read"):
+        assert growth.get(f"map:{name}", 0) <= 10, growth
