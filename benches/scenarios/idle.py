@@ -13,6 +13,7 @@ import subprocess
 from typing import Any
 
 import syshub
+from benches import bpfstats
 from benches.common import (
     Chart,
     Check,
@@ -63,6 +64,34 @@ def _measure_metrics(ctx: Context, secs: float, label: str) -> tuple[LoopReport,
     )
 
 
+MX_PROGS = {"syshub_mx_enter", "syshub_mx_exit"}
+BARE_PROGS = {"syshub_mx_bare_enter", "syshub_mx_bare_exit"}
+
+
+def _bpf_ns(ctx: Context, secs: float, open_hooks: Any, names: set[str]) -> float:
+    """BPF run time per syscall (enter + exit program) while ``open_hooks()``
+    is attached: the kernel's own per-program statistics, which other load
+    on the machine does not inflate as it does wall-clock rates."""
+    before = bpfstats.program_ids(names)
+    with open_hooks():
+        ours = bpfstats.program_ids(names) - before
+        with Loop(ctx, "getppid", secs=secs) as loop, bpfstats.stats_enabled():
+            start = bpfstats.run_costs(ours)
+            loop.start()
+            rep = loop.finish()
+            end = bpfstats.run_costs(ours)
+    # intent: per program run (every syscall of the host runs them, not only
+    # the loop's), enter + exit
+    total = 0.0
+    for n, e in end.items():
+        b = start.get(n, {"runs": 0, "ns_per_run": 0.0})
+        runs = e["runs"] - b["runs"]
+        if runs > 0:
+            total += (e["runs"] * e["ns_per_run"] - b["runs"] * b["ns_per_run"]) / runs
+    assert rep.calls > 0
+    return total
+
+
 def run(ctx: Context) -> ScenarioResult:
     s = ctx.settings
     rounds: int = s.pick(1, 7)
@@ -109,6 +138,12 @@ def run(ctx: Context) -> ScenarioResult:
         other.kill()
         other.wait()
 
+    # intent: the BPF time per call of (d) and (e), from kernel.bpf_stats_enabled
+    bpf_ns: dict[str, list[float]] = {"d": [], "e": []}
+    if bpfstats.available() is None:
+        for _ in range(s.pick(1, 3)):
+            bpf_ns["d"].append(_bpf_ns(ctx, secs, lambda: Metrics("node"), MX_PROGS))
+            bpf_ns["e"].append(_bpf_ns(ctx, secs, BareHooks, BARE_PROGS))
     med = {v: median(ns[v]) for v in VARIANTS}
     ratio = {v: med["a"] / med[v] for v in VARIANTS}
     paired = {v: median(a / x for a, x in zip(ns["a"], ns[v], strict=True)) for v in VARIANTS}
@@ -124,6 +159,7 @@ def run(ctx: Context) -> ScenarioResult:
         "added_ns": added,
         "paired_added_ns": paired_added,
         "metrics_added_vs_bare_pair": metrics_vs_bare,
+        "bpf_ns_per_call": bpf_ns,
     }
     rows: list[list[Any]] = [
         [
@@ -152,6 +188,24 @@ def run(ctx: Context) -> ScenarioResult:
             rows=rows,
         )
     )
+    if bpf_ns["d"]:
+        bd, be = median(bpf_ns["d"]), median(bpf_ns["e"])
+        res.tables.append(
+            Table(
+                title="BPF run time per syscall, enter + exit programs (kernel.bpf_stats_enabled; "
+                "each run also pays the statistics' own clock reads, which the empty pair shows)",
+                columns=["hooks", "ns per call (median)", "runs"],
+                rows=[
+                    [
+                        "(d) metrics programs",
+                        f"{bd:.1f}",
+                        " / ".join(f"{x:.1f}" for x in bpf_ns["d"]),
+                    ],
+                    ["(e) empty pair", f"{be:.1f}", " / ".join(f"{x:.1f}" for x in bpf_ns["e"])],
+                    ["(d) - (e): the metrics work itself", f"{bd - be:+.1f}", "-"],
+                ],
+            )
+        )
     res.targets.append(
         Target(
             what="untraced getppid rate while a job traces openat elsewhere (c)/(a)",

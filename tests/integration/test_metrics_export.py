@@ -196,3 +196,49 @@ def test_top_once_json_against_a_running_workload(metrics_calls: Path) -> None:
     assert row["error"] == "OK" and row["errors"] == 0
     assert row["container"]  # the local topology labels its namespace
     assert row["p50_us"] is not None and row["p50_us"] < 1000
+
+
+def test_top_live_on_a_terminal_takes_keys() -> None:
+    import os
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: syshub top on the pty
+        os.execv(
+            sys.executable, [sys.executable, "-m", "syshub.cli", "top", "-i", "0.3", "-n", "5"]
+        )
+    out = b""
+
+    def read_until(text: bytes, timeout: float = 20.0) -> bool:
+        nonlocal out
+        end = time.monotonic() + timeout
+        while text not in out and time.monotonic() < end:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    out += os.read(fd, 65536)
+                except OSError:
+                    return text in out
+        return text in out
+
+    try:
+        assert read_until(b"syshub top:"), out[-2000:]
+        # each key, then what the next frame must show
+        for key, shows in (
+            (b"g", b"by node,namespace,pod,container;"),
+            (b"s", b"sort errors"),
+            (b"/x\r", b"filter 'x'"),
+            (b"p", b"paused"),
+        ):
+            os.write(fd, key)
+            assert read_until(shows), (key, out[-2000:])
+        os.write(fd, b"q")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
