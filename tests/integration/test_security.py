@@ -174,3 +174,46 @@ def test_without_them_a_clear_permission_error(caps: str) -> None:
     assert line.startswith("PermissionError:"), line
     assert "CAP_BPF" in line and "CAP_PERFMON" in line
     assert "Traceback" not in r.stderr
+
+
+HOLD = textwrap.dedent(
+    """
+    import sys
+    from syshub.hub.kernel import NamespaceHold
+    hold = NamespaceHold.of(int(sys.argv[1]))
+    print("held" if hold is not None else "refused")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("caps", "want"), [(",+bpf,+perfmon", "refused"), (",+bpf,+perfmon,+sys_ptrace", "held")]
+)
+def test_holding_a_container_namespace_needs_cap_sys_ptrace(caps: str, want: str) -> None:
+    """The Hub holds each traced container's pid namespace open
+    (/proc/PID/ns/pid of a process with more capabilities than the agent):
+    the kernel allows that only with CAP_SYS_PTRACE."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("setpriv (util-linux) is needed")
+    with subprocess.Popen(["sleep", "30"]) as target:
+        try:
+            r = subprocess.run(
+                [
+                    setpriv,
+                    f"--bounding-set=-all{caps}",
+                    "--",
+                    sys.executable,
+                    "-c",
+                    HOLD,
+                    str(target.pid),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            target.kill()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == want
