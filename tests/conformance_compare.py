@@ -43,6 +43,7 @@ from strace_text import (
     StraceCall,
     c_unquote,
     flag_set,
+    mode_value,
     our_addr,
     run_strace,
     strace_addr,
@@ -54,7 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PROG_SRC = Path(__file__).resolve().parent / "progs" / "conformance.c"
 
 # Table argument types whose value is a string we compare with strace's.
-PATH_TYPES = frozenset({"str", "strv"})
+PATH_TYPES = frozenset({"str"})
+# String arrays (execve's argv).
+ARGV_TYPES = frozenset({"strv"})
+# File modes, compared as numbers (strace: 0644, S_IFREG|0644).
+MODE_TYPES = frozenset({"mode"})
 
 # Table render types that we claim to decode symbolically (flags, enums,
 # AT_FDCWD, octal modes). strace renders all of these symbolically too.
@@ -63,7 +68,6 @@ FLAG_TYPES = frozenset(
         "open_flags",
         "at_flags",
         "access_mode",
-        "mode",
         "dirfd",
         "sock_domain",
         "sock_type",
@@ -113,7 +117,7 @@ ADDR_TYPES = frozenset({"sockaddr_in", "sockaddr_out"})
 # between the two runs (and strace sees host pids, syshub namespace pids).
 LOOSE_RETURNS = frozenset({"ptr", "pid"})
 
-CATEGORIES = ("name", "return", "errno", "paths", "flags", "addr")
+CATEGORIES = ("name", "return", "errno", "paths", "argv", "flags", "modes", "addr")
 
 
 # --------------------------------------------------------------------------- table
@@ -215,14 +219,37 @@ class Pair:
         return [c for c in self.checks if not c.ok]
 
 
+def returned(ev: Any) -> bool:
+    """Did the call return to the program (``returned``; older events: not no_exit)?"""
+    r = getattr(ev, "returned", None)
+    return (not ev.no_exit) if r is None else bool(r)
+
+
+def _mode_check(aname: str, ours: Any, stext: str) -> Check:
+    a, b = mode_value(ours), mode_value(strip_comments(stext))
+    return Check("modes", aname, ours, stext, a is not None and a == b)
+
+
+def _struct_mode(aname: str, ours: Any, stext: str) -> Check | None:
+    """st_mode / stx_mode of a stat result, when both sides show one."""
+    if not isinstance(ours, dict):
+        return None
+    for key in ("st_mode", "stx_mode"):
+        m = re.search(key + r"=([A-Z_|0-9]+)", stext)
+        if key in ours and m:
+            return _mode_check(f"{aname}.{key}", ours[key], m.group(1))
+    return None
+
+
 def compare_call(st: StraceCall, ev: Any, d: SyscallDef | None) -> list[Check]:
     checks = [Check("name", "", ev.syscall, st.name, ev.syscall == st.name)]
-    # return value and errno
-    our_err = ev.error if ev.errno is not None else None
+    # return value and errno: a call that did not return has neither
+    back = returned(ev)
+    our_err = ev.error if back and ev.errno is not None else None
     checks.append(Check("errno", "", our_err, st.errno, our_err == st.errno))
-    if ev.no_exit or st.ret is None:
-        ok = ev.no_exit and st.ret is None
-        checks.append(Check("return", "", None if ev.no_exit else ev.ret, st.ret, ok))
+    if not back or st.ret is None:
+        ok = not back and st.ret is None
+        checks.append(Check("return", "", ev.ret if back else None, st.ret, ok))
     elif st.errno is not None or our_err is not None:
         checks.append(
             Check("return", "", ev.ret, st.ret, st.errno is not None and our_err is not None)
@@ -239,13 +266,18 @@ def compare_call(st: StraceCall, ev: Any, d: SyscallDef | None) -> list[Check]:
             break  # strace omits it (open without O_CREAT: no mode)
         stext = st.args[i]
         ours = args.get(aname)
-        if ty in PATH_TYPES:
+        if ty in PATH_TYPES or ty in ARGV_TYPES:
             theirs: Any = c_unquote(stext) if ty == "str" else strace_strv(stext)
             if theirs is None and strip_comments(stext) == "NULL":
                 theirs = "NULL"
             if isinstance(ours, int) and ours == 0:
                 ours = "NULL"
-            checks.append(Check("paths", aname, ours, theirs, ours == theirs))
+            cat = "paths" if ty in PATH_TYPES else "argv"
+            checks.append(Check(cat, aname, ours, theirs, ours == theirs))
+        elif ty in MODE_TYPES:
+            checks.append(_mode_check(aname, ours, stext))
+        elif ty == "struct_out" and (c := _struct_mode(aname, ours, stext)) is not None:
+            checks.append(c)
         elif ty in FLAG_TYPES:
             a, b = flag_set(ours), flag_set(stext)
             checks.append(Check("flags", aname, ours, stext, a is not None and a == b))

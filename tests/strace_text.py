@@ -21,12 +21,15 @@ ZERO_NAMES = frozenset({"AT_STATX_SYNC_AS_STAT"})
 class StraceCall:
     name: str
     args: list[str]
-    ret: int | None  # None: "?" (no return)
-    errno: str | None
+    ret: int | None  # None: "?" (the call did not return to the program)
+    errno: str | None  # None also for "= ? ERESTARTSYS" (see restart)
     text: str
+    restart: str | None = None  # "ERESTARTSYS" in "= ? ERESTARTSYS (...)"
+    pid: int | None = None  # the "PID " prefix of strace -f
 
 
-_RET = re.compile(r"^(\?|-?0x[0-9a-fA-F]+|-?\d+)(?:\s+(E[A-Z0-9]+))?")
+_RET = re.compile(r"^(\?|-?0x[0-9a-fA-F]+|-?\d+)(?:\s+(E[A-Z0-9_]+))?")
+_UNFINISHED = "<unfinished ...>"
 
 
 def split_top(s: str, sep: str = ",") -> list[str]:
@@ -81,21 +84,29 @@ def _close_paren(s: str, start: int) -> int:
 
 
 def parse_strace_line(line: str) -> StraceCall | None:
-    """One ``strace -f`` output line; None for signal/exit notices."""
-    line = re.sub(r"^\d+\s+", "", line.rstrip("\n"))
+    """One ``strace -f`` output line; None for signal/exit notices. Arguments
+    strace did not print (a call cut by the task's death: ``<unfinished
+    ...>``) are left out."""
+    line = line.rstrip("\n")
+    pm = re.match(r"^(\d+)\s+", line)
+    pid = int(pm.group(1)) if pm else None
+    line = line[pm.end() :] if pm else line
     m = re.match(r"^(\w+)\(", line)
     if not m:
         return None
     end = _close_paren(line, m.end() - 1)
-    args = split_top(line[m.end() : end])
+    args = [a for a in split_top(line[m.end() : end]) if a != _UNFINISHED]
+    if args and args[-1].endswith(_UNFINISHED):
+        args[-1] = args[-1][: -len(_UNFINISHED)].strip()
     rest = line[end + 1 :].strip()
     if not rest.startswith("="):
         return None
     r = _RET.match(rest[1:].strip())
     if r is None:
         raise ValueError(f"cannot parse the return value of {line!r}")
-    ret = None if r.group(1) == "?" else _int(r.group(1))
-    return StraceCall(m.group(1), args, ret, r.group(2), line)
+    if r.group(1) == "?":
+        return StraceCall(m.group(1), args, None, None, line, restart=r.group(2), pid=pid)
+    return StraceCall(m.group(1), args, _int(r.group(1)), r.group(2), line, pid=pid)
 
 
 def parse_strace(text: str) -> list[StraceCall]:
@@ -200,6 +211,41 @@ def flag_set(v: Any) -> frozenset[str | int] | None:
     return frozenset(rest)
 
 
+_MODE_NAMES = {
+    "S_IFIFO": 0o010000,
+    "S_IFCHR": 0o020000,
+    "S_IFDIR": 0o040000,
+    "S_IFBLK": 0o060000,
+    "S_IFREG": 0o100000,
+    "S_IFLNK": 0o120000,
+    "S_IFSOCK": 0o140000,
+    "S_ISUID": 0o4000,
+    "S_ISGID": 0o2000,
+    "S_ISVTX": 0o1000,
+}
+
+
+def mode_value(v: Any) -> int | None:
+    """A file mode (``0644``, ``0100744``, ``S_IFREG|S_ISUID|0755``) as a number."""
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int):
+        return v
+    if not isinstance(v, str):
+        return None
+    total = 0
+    for tok in strip_comments(v).split("|"):
+        tok = tok.strip()
+        if tok in _MODE_NAMES:
+            total |= _MODE_NAMES[tok]
+            continue
+        try:
+            total |= _int(tok)
+        except ValueError:
+            return None
+    return total
+
+
 def strace_strv(s: str) -> list[str] | None:
     s = strip_comments(s)
     if not (s.startswith("[") and s.endswith("]")):
@@ -231,6 +277,9 @@ def strace_addr(s: str) -> Addr | None:
     port = kv.get("sin_port") or kv.get("sin6_port")
     pm = re.match(r"htons\((\d+)\)", port or "")
     addr = kv.get("sin_addr") or kv.get("sin6_addr") or ""
+    for k in kv:  # IPv6: inet_pton(AF_INET6, "::1", &sin6_addr)
+        if k.startswith("inet_pton("):
+            addr = k
     am = re.search(r'"([^"]*)"', addr)
     return (fam, am.group(1) if am else addr, int(pm.group(1)) if pm else None)
 
