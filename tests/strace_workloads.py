@@ -156,6 +156,18 @@ def _modes(work: Path) -> None:
     )
 
 
+def _restart(work: Path) -> None:
+    # A signal arrives while read() sleeps: the kernel restarts it (strace:
+    # "= ? ERESTARTSYS"), the handler writes the byte the retried read gets.
+    (work / "restart.py").write_text(
+        "import os, signal\n"
+        "r, w = os.pipe()\n"
+        "signal.signal(signal.SIGALRM, lambda *a: os.write(w, b'x'))\n"
+        "signal.setitimer(signal.ITIMER_REAL, 0.2)\n"
+        "assert os.read(r, 1) == b'x'\n"
+    )
+
+
 def workloads(ports: list[int]) -> list[Workload]:
     """The workloads; ``ports``: four free loopback ports (see free_ports)."""
     py = (PY, "-B", "-I")
@@ -195,6 +207,7 @@ def workloads(ports: list[int]) -> list[Workload]:
             f"{FILES},{DIRS},symlink,symlinkat,rmdir",
         ),
         Workload("modes", (*py, "modes.py"), f"{FILES},{DIRS},{MODES}", _modes),
+        Workload("restart", (*py, "restart.py"), "read,write,setitimer,pipe2", _restart),
         Workload(
             "sigkill",
             (SH, "-c", "sleep 5 & sleep 0.3; kill -9 $!; wait; echo done >/dev/null"),

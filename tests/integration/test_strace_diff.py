@@ -28,7 +28,16 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> list[sd.Outcome]:
 
 def test_every_workload_ran(outcomes: list[sd.Outcome]) -> None:
     names = {o.workload for o in outcomes}
-    assert {"tar+gzip", "coreutils", "python+sqlite", "net", "errors", "modes", "sigkill"} <= names
+    assert {
+        "tar+gzip",
+        "coreutils",
+        "python+sqlite",
+        "net",
+        "errors",
+        "modes",
+        "sigkill",
+        "restart",
+    } <= names
     for o in outcomes:
         calls = [p for p in o.pairs if p.strace is not None and p.ours is not None]
         assert len(calls) >= 5, (o.workload, len(calls))
@@ -55,3 +64,10 @@ def test_killed_call_did_not_return(outcomes: list[sd.Outcome]) -> None:
     (kill,) = [o for o in outcomes if o.workload == "sigkill"]
     cut = [p for p in kill.pairs if p.ours is not None and not p.ours.returned]
     assert any(p.name in ("clock_nanosleep", "nanosleep") for p in cut), [p.name for p in cut]
+
+
+def test_restarted_call_did_not_return(outcomes: list[sd.Outcome]) -> None:
+    """strace's "= ? ERESTARTSYS" is a call that did not return for syshub too."""
+    (rs,) = [o for o in outcomes if o.workload == "restart"]
+    cut = [p for p in rs.pairs if p.strace is not None and p.strace.restart == "ERESTARTSYS"]
+    assert cut and all(p.ours is not None and not p.ours.returned for p in cut)
