@@ -242,3 +242,33 @@ def test_top_live_on_a_terminal_takes_keys() -> None:
             os.kill(pid, 9)
             os.waitpid(pid, 0)
         os.close(fd)
+
+
+def test_top_once_json_against_an_agent(tmp_path: Path, metrics_calls: Path) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "syshub.cli", "agent", "--socket", str(sock), "--metrics-port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    p = NamespacedProcess([str(metrics_calls), "loop", "20"], stdin=subprocess.DEVNULL)
+    try:
+        _wait(sock.exists, timeout=30)
+        p.release()
+        top = ["top", "--agent", f"unix://{sock}", "--once", "-o", "json", "--interval", "0.5"]
+        out = subprocess.run(
+            [sys.executable, "-m", "syshub.cli", *top, "--by", "node,pid_ns,syscall", "-n", "1000"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        p.kill()
+        p.close()
+        agent.terminate()
+        agent.wait(timeout=30)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    rows = [r for r in doc["rows"] if r["pid_ns"] == str(p.pid_ns) and r["syscall"] == "getppid"]
+    assert len(rows) == 1 and rows[0]["rate"] > 10_000
+    assert rows[0]["node"] == doc["nodes"][0] != ""

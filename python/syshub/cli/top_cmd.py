@@ -212,18 +212,23 @@ class AgentSource:
     def __init__(self, addrs: Sequence[str]) -> None:
         from syshub.client import AgentClient
 
+        self.addrs = list(addrs)
         self.clients = [AgentClient(a) for a in addrs]
 
     def reports(self) -> list[Any]:
         from google.protobuf import json_format
 
+        from syshub.errors import SyshubError
         from syshub.metrics import MetricsReport
 
         out = []
-        for c in self.clients:
-            msg = c.metrics()
-            d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
-            out.append(MetricsReport.from_dict(d))
+        for addr, c in zip(self.addrs, self.clients, strict=True):
+            try:
+                msg = c.metrics()
+                d = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+                out.append(MetricsReport.from_dict(d))
+            except (SyshubError, OSError, ValueError, KeyError) as e:
+                raise CliError(f"metrics of agent {addr}: {e}") from None
         return out
 
     def close(self) -> None:

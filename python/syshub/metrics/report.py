@@ -63,13 +63,14 @@ class SeriesRow:
             container=str(d.get("container", "")),
             pid_ns=int(d.get("pid_ns", 0)),
             nr=int(d.get("nr", -1)),
-            syscall=str(d["syscall"]),
+            syscall=str(d.get("syscall", "")),
             klass=str(d.get("class", "")),
             group=str(d.get("group", "")),
             errno=int(d.get("errno", 0)),
             error=str(d.get("error", "OK")),
-            count=int(d["count"]),
-            total_ns=int(d["total_ns"]),
+            # intent: protobuf's MessageToDict leaves out fields that are 0
+            count=int(d.get("count", 0)),
+            total_ns=int(d.get("total_ns", 0)),
             buckets=tuple(int(x) for x in d.get("buckets", ())),
         )
 
