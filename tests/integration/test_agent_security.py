@@ -5,6 +5,7 @@ plain TCP only with --insecure. Health checks need no token."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,33 @@ def test_plain_tcp_needs_insecure(tmp_path: Path) -> None:
         assert any(r.get("level") == "warning" and "insecure" in r["msg"] for r in a.log_records())
     finally:
         assert a.stop() == 0, a.logs()
+
+
+def test_cli_over_tls_with_a_token(
+    tls_agent: tuple[AgentProcess, str], pki: dict[str, Path]
+) -> None:
+    agent, addr = tls_agent
+    token = agent.workdir / "cli-token"
+    token.write_text(READ + "\n")
+    base = [sys.executable, "-m", "syshub.cli", "traces", "list", "--agent", addr]
+    ok = subprocess.run(
+        [*base, "--tls-ca", str(pki["ca"]), "--token-file", str(token)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == [
+        "NODE",
+        "NAMESPACE",
+        "NAME",
+        "STATE",
+        "SYSCALLS",
+        "MATCHED",
+        "DROPPED",
+    ]
+    refused = subprocess.run(
+        [*base, "--tls-ca", str(pki["ca"])], capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 1 and "UNAUTHENTICATED" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
