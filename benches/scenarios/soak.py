@@ -11,7 +11,8 @@ allowance. At the end every Trace and every probe key balances exactly:
 matched == delivered + dropped + sampled_out.
 
 Run: ``python -m benches --scenario soak`` (``SYSHUB_SOAK_S`` seconds,
-default 3600); CI runs :func:`soak` for 60 s (tests/integration/test_soak.py).
+default 3600; 8 with ``--quick``); CI runs :func:`soak` for 60 s
+(tests/integration/test_soak.py).
 """
 
 from __future__ import annotations
@@ -238,14 +239,15 @@ def soak(
 
 
 def run(ctx: Context) -> ScenarioResult:
-    secs = float(os.environ.get("SYSHUB_SOAK_S", ctx.settings.pick(60, 3600)))
+    secs = float(os.environ.get("SYSHUB_SOAK_S", ctx.settings.pick(8, 3600)))
     res = ScenarioResult(
         name="soak",
         title="Soak: containers and Traces churning for a long time",
         description=__doc__ or "",
         params={"secs": secs, "rate": 5.0, "sample_s": SAMPLE_S},
     )
-    rep = soak(ctx.loop_bin, secs, say=ctx.say)
+    # --quick (the CI smoke run of every scenario): a few seconds, samples every second.
+    rep = soak(ctx.loop_bin, secs, say=ctx.say, sample_s=1.0 if secs < 60 else SAMPLE_S)
     res.checks = rep.checks
     res.metrics = {
         "started": rep.started,

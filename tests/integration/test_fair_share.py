@@ -109,8 +109,9 @@ def test_a_flood_does_not_blind_a_quiet_namespace(loop_bin: Path) -> None:
 def test_without_fair_share_the_quiet_namespace_loses_calls(loop_bin: Path) -> None:
     r = flood_and_quiet(loop_bin, 100)
     print(
-        f"no fair share: flooder dropped {r.flood.dropped}, quiet matched "
-        f"{r.quiet.matched} dropped {r.quiet.dropped}"
+        f"no fair share: flooder matched {r.flood.matched} delivered {r.flood.delivered} "
+        f"dropped {r.flood.dropped}; quiet matched {r.quiet.matched} delivered "
+        f"{r.quiet.delivered} dropped {r.quiet.dropped}"
     )
     exact(r.flood)
     exact(r.quiet)
