@@ -97,10 +97,13 @@ image: wheel
 		echo "make image: needs $$t (apt-get install debootstrap umoci)"; exit 1; }; done
 	PYTHON=$(PY) deploy/image/build.sh $(VERSION) $$(ls target/wheels/syshub-*.whl) target/image
 
-# Build a wheel from the sdist alone (in a scratch copy) and compare its files to `make wheel`'s.
+# Build a wheel from the sdist alone (pip, as a user would; PEP 517 builds need the tag passed)
+# and compare its name (tag) and files to `make wheel`'s.
 sdist-check: sdist wheel
 	rm -rf .sdist-build && mkdir -p .sdist-build
-	$(PIP) wheel -q --no-deps -w .sdist-build $$(ls target/sdist/syshub-*.tar.gz)
+	MATURIN_PEP517_ARGS="--compatibility $(WHEEL_TAG)" \
+		$(PIP) wheel -q --no-deps -w .sdist-build $$(ls target/sdist/syshub-*.tar.gz)
+	test "$$(cd .sdist-build && ls syshub-*.whl)" = "$$(cd target/wheels && ls syshub-*.whl)"
 	$(PY) -c "import sys, zipfile; n = lambda p: sorted(i.filename for i in zipfile.ZipFile(p).infolist()); \
 		a, b = sys.argv[1:3]; print(a, b); sys.exit(0 if n(a) == n(b) else 'sdist wheel differs: ' + str(set(n(a)) ^ set(n(b))))" \
 		$$(ls .sdist-build/syshub-*.whl) $$(ls target/wheels/syshub-*.whl)
