@@ -29,6 +29,11 @@ pub trait Sink {
     fn begin_list(&mut self);
     fn end_list(&mut self);
     fn key(&mut self, k: &str);
+    /// A key of the description itself (a literal or an argument name from
+    /// the syscall table: plain ASCII that needs no escaping).
+    fn field(&mut self, k: &'static str) {
+        self.key(k);
+    }
     fn null(&mut self);
     fn bool(&mut self, v: bool);
     fn int(&mut self, v: i64);
@@ -106,9 +111,9 @@ pub struct Extra<'a> {
 pub fn syscall_doc<S: Sink + ?Sized>(s: &mut S, nr: u32) {
     let def = SyscallTable::get().by_nr(nr);
     s.begin_map();
-    s.key("nr");
+    s.field("nr");
     s.uint(u64::from(nr));
-    s.key("name");
+    s.field("name");
     match def {
         Some(d) => {
             let mut name = String::with_capacity(d.name.len() + 4);
@@ -122,7 +127,7 @@ pub fn syscall_doc<S: Sink + ?Sized>(s: &mut S, nr: u32) {
         ("class", def.map(|d| &d.class)),
         ("group", def.map(|d| &d.group)),
     ] {
-        s.key(k);
+        s.field(k);
         match v {
             Some(v) => s.str(v),
             None => s.null(),
@@ -135,7 +140,7 @@ pub fn syscall_doc<S: Sink + ?Sized>(s: &mut S, nr: u32) {
 /// same; `pid` is the process id, `tid` the thread id, both host view).
 pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], extra: Extra<'_>) {
     s.begin_map();
-    s.key("syscall");
+    s.field("syscall");
     s.syscall(hdr.nr);
     for (k, v) in [
         ("pid", hdr.tgid),
@@ -147,30 +152,30 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
         ("uid", hdr.uid),
         ("gid", hdr.gid),
     ] {
-        s.key(k);
+        s.field(k);
         s.uint(u64::from(v));
     }
-    s.key("comm");
+    s.field("comm");
     let end = hdr
         .comm
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(hdr.comm.len());
     s.lossy(&hdr.comm[..end]);
-    s.key("session");
+    s.field("session");
     s.uint(u64::from(hdr.sid));
     let (returned, ret, errno) = result_of(hdr);
-    s.key("error");
+    s.field("error");
     match (returned, errno) {
         (false, _) => s.null(),
         (true, Some(e)) => s.str(&errno_text(e)),
         (true, None) => s.str("OK"),
     }
-    s.key("errno");
+    s.field("errno");
     opt_int(s, errno);
-    s.key("return");
+    s.field("return");
     opt_int(s, ret);
-    s.key("returned");
+    s.field("returned");
     s.bool(returned);
     for (k, v) in [
         ("pid_ns", u64::from(hdr.pid_ns)),
@@ -181,13 +186,13 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
         ("finish", hdr.exit_ns),
         ("seq", hdr.seq),
     ] {
-        s.key(k);
+        s.field(k);
         s.uint(v);
     }
-    s.key("args");
+    s.field("args");
     args_doc(s, args);
     if args.iter().any(arg_truncated) {
-        s.key("truncated");
+        s.field("truncated");
         s.begin_list();
         for a in args.iter().filter(|a| arg_truncated(a)) {
             s.str(a.name);
@@ -195,14 +200,14 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
         s.end_list();
     }
     if let Some(c) = extra.container {
-        s.key("container");
+        s.field("container");
         match c {
             Some(d) => s.doc(d),
             None => s.null(),
         }
     }
     if let Some(node) = extra.node {
-        s.key("node");
+        s.field("node");
         s.str(node);
     }
     s.end_map();
@@ -231,7 +236,7 @@ pub fn arg_truncated(a: &Arg) -> bool {
 pub fn args_doc<S: Sink + ?Sized>(s: &mut S, args: &[Arg]) {
     s.begin_map();
     for a in args {
-        s.key(a.name);
+        s.field(a.name);
         value_doc(s, &a.value);
     }
     s.end_map();
@@ -261,17 +266,17 @@ pub fn value_doc<S: Sink + ?Sized>(s: &mut S, v: &Value) {
             fault,
         } => {
             s.begin_map();
-            s.key("data");
+            s.field("data");
             s.lossy(data);
-            s.key("len");
+            s.field("len");
             match orig_len {
                 Some(n) => s.uint(*n),
                 None => s.null(),
             }
-            s.key("truncated");
+            s.field("truncated");
             s.bool(*truncated);
             if *fault {
-                s.key("fault");
+                s.field("fault");
                 s.bool(true);
             }
             s.end_map();
@@ -307,21 +312,21 @@ pub fn hex(b: &[u8]) -> String {
 
 fn sockaddr_doc<S: Sink + ?Sized>(s: &mut S, sa: &SockAddr) {
     s.begin_map();
-    s.key("family");
+    s.field("family");
     match sa {
         SockAddr::Other { family, bytes } => {
             // A family without a decoder: its number and the bytes in hex.
             s.uint(u64::from(*family));
-            s.key("data");
+            s.field("data");
             s.str(&hex(bytes));
         }
         _ => s.str(&sa.family_name()),
     }
     match sa {
         SockAddr::Inet { addr, port } => {
-            s.key("addr");
+            s.field("addr");
             s.str(&addr.to_string());
-            s.key("port");
+            s.field("port");
             s.uint(u64::from(*port));
         }
         SockAddr::Inet6 {
@@ -330,28 +335,28 @@ fn sockaddr_doc<S: Sink + ?Sized>(s: &mut S, sa: &SockAddr) {
             flowinfo,
             scope_id,
         } => {
-            s.key("addr");
+            s.field("addr");
             s.str(&addr.to_string());
             for (k, v) in [("port", u32::from(*port)), ("flowinfo", *flowinfo)] {
-                s.key(k);
+                s.field(k);
                 s.uint(u64::from(v));
             }
-            s.key("scope_id");
+            s.field("scope_id");
             s.uint(u64::from(*scope_id));
         }
         SockAddr::Unix {
             path,
             abstract_name,
         } => {
-            s.key("path");
+            s.field("path");
             s.str(path);
-            s.key("abstract");
+            s.field("abstract");
             s.bool(*abstract_name);
         }
         SockAddr::Netlink { pid, groups } => {
-            s.key("pid");
+            s.field("pid");
             s.uint(u64::from(*pid));
-            s.key("groups");
+            s.field("groups");
             s.uint(u64::from(*groups));
         }
         SockAddr::Other { .. } => {}

@@ -176,6 +176,15 @@ impl Sink for JsonSink<'_> {
         self.comma = false;
     }
     #[inline]
+    fn field(&mut self, k: &'static str) {
+        debug_assert!(!k.bytes().any(|c| ESCAPED[usize::from(c)]), "{k}");
+        self.sep();
+        self.out.push(b'"');
+        self.out.extend_from_slice(k.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.comma = false;
+    }
+    #[inline]
     fn null(&mut self) {
         self.sep();
         self.out.extend_from_slice(b"null");

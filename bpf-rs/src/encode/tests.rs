@@ -135,3 +135,21 @@ fn json_numbers() {
         "[0,7,10,99,100,101,12345,18446744073709551615,-1,-9223372036854775808,9223372036854775807]"
     );
 }
+
+#[test]
+fn description_keys_need_no_escaping() {
+    // The JSON sink writes `Sink::field` keys verbatim: argument names from
+    // the syscall table must be plain printable ASCII without quotes.
+    let table = crate::syscalls::SyscallTable::get();
+    let names: Vec<&str> = table
+        .iter()
+        .flat_map(|d| d.args.iter().map(|a| a.name.as_str()))
+        .collect();
+    assert!(names.len() > 500);
+    for n in names {
+        assert!(
+            !n.is_empty() && n.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'),
+            "{n:?}"
+        );
+    }
+}
