@@ -100,13 +100,13 @@ image: wheel
 # Build a wheel from the sdist alone (pip, as a user would; PEP 517 builds need the tag passed)
 # and compare its name (tag) and files to `make wheel`'s.
 sdist-check: sdist wheel
-	rm -rf .sdist-build && mkdir -p .sdist-build
+	rm -rf target/sdist-build && mkdir -p target/sdist-build
 	MATURIN_PEP517_ARGS="--compatibility $(WHEEL_TAG)" \
-		$(PIP) wheel -q --no-deps -w .sdist-build $$(ls target/sdist/syshub-*.tar.gz)
-	test "$$(cd .sdist-build && ls syshub-*.whl)" = "$$(cd target/wheels && ls syshub-*.whl)"
+		$(PIP) wheel -q --no-deps -w target/sdist-build $$(ls target/sdist/syshub-*.tar.gz)
+	test "$$(cd target/sdist-build && ls syshub-*.whl)" = "$$(cd target/wheels && ls syshub-*.whl)"
 	$(PY) -c "import sys, zipfile; n = lambda p: sorted(i.filename for i in zipfile.ZipFile(p).infolist()); \
 		a, b = sys.argv[1:3]; print(a, b); sys.exit(0 if n(a) == n(b) else 'sdist wheel differs: ' + str(set(n(a)) ^ set(n(b))))" \
-		$$(ls .sdist-build/syshub-*.whl) $$(ls target/wheels/syshub-*.whl)
+		$$(ls target/sdist-build/syshub-*.whl) $$(ls target/wheels/syshub-*.whl)
 	@echo "sdist-check: the sdist builds the same wheel (same files, same tag)"
 
 clean:
@@ -115,8 +115,8 @@ clean:
 # The wheel embeds the probe: install it into a fresh virtualenv and trace
 # with a PATH that holds no clang (only the traced command).
 wheel-check: wheel
-	$(VENV)/bin/auditwheel show $$(ls target/wheels/syshub-*.whl) | tee .wheel-audit.txt
-	grep -q "$(WHEEL_TAG)_x86_64" .wheel-audit.txt
+	$(VENV)/bin/auditwheel show $$(ls target/wheels/syshub-*.whl) | tee target/wheel-audit.txt
+	grep -q "$(WHEEL_TAG)_x86_64" target/wheel-audit.txt
 	case "$$(ls target/wheels/syshub-*.whl)" in *$(WHEEL_TAG)_x86_64.whl) ;; \
 		*) echo "wheel-check: the wheel is not tagged $(WHEEL_TAG)"; exit 1;; esac
 	rm -rf .wheel-venv && python3 -m venv .wheel-venv
