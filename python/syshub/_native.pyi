@@ -174,6 +174,8 @@ class Batch:
     def from_records(records: Sequence[bytes]) -> Batch:
         """A batch of raw records (recorded with :meth:`raw`, or built by
         hand); ``ValueError`` naming the first malformed one."""
+    def take(self, ranges: Sequence[tuple[int, int]]) -> Batch:
+        """A new batch of copies of the events of ``ranges``."""
     def runs(self) -> list[tuple[int, int, int, int, int, int, int]]:
         """Runs of consecutive events with the same filter key and pid
         namespace: ``(key_ns, nr, pid_ns, start, end, min_seq, max_seq)``."""

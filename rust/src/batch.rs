@@ -272,6 +272,24 @@ impl Batch {
         Ok(Self::new(Arc::new(b), 0, n))
     }
 
+    /// A new batch holding only the records of `ranges` (copied): a small
+    /// selection then no longer keeps the whole poll batch alive.
+    fn take(&self, ranges: Vec<(usize, usize)>) -> PyResult<Self> {
+        let mut keys = std::collections::HashMap::new();
+        let mut b = CoreBatch::default();
+        for (s, e) in ranges {
+            if s > e || e > self.len() {
+                return Err(PyIndexError::new_err("take: range out of the batch"));
+            }
+            for i in s..e {
+                // Validated when read: it validates again.
+                b.push(self.inner.record(self.start + i), &mut keys);
+            }
+        }
+        let n = b.len();
+        Ok(Self::new(Arc::new(b), 0, n))
+    }
+
     #[classattr]
     fn column_names() -> Vec<&'static str> {
         COLUMNS.iter().map(|(n, _)| *n).collect()

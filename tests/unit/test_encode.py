@@ -222,3 +222,26 @@ def test_runs_and_select_are_the_routers_units() -> None:
     assert b.select(0, 6, 0, 2, 2**64 - 1) == [(1, 2), (3, 4), (5, 6)]
     assert b.select(0, 6, 2, 1, 5) == [(2, 5)]
     assert b.select(0, 8, 0, 1, 2**64 - 1) == [(0, 8)]
+
+
+def test_a_small_selection_is_copied_out_of_its_batch() -> None:
+    """A chunk keeps its batch alive: a sampled job's chunk holds a compact
+    copy of its events, not the whole poll batch."""
+    from syshub.hub.jobs import Job, JobContext
+    from syshub.hub.router import Router
+    from syshub.spec.trace import Trace
+
+    b = Batch.from_records([record(110, seq=i) for i in range(1, 101)])
+    router = Router(lambda ns: CONTAINER if ns == NS_A else None)
+    job = Job(Trace.new("sampled", ["getppid"], sample_rate=10))
+    router.routes = {(NS_A, 110): (JobContext(job, NS_A, 110),)}
+    sub = router.subscribe("job_subs", job.job_id, "s", 1000, "drop_newest", batch=True)
+    whole = router.subscribe("job_subs", job.job_id, "w", 1000, "drop_newest", batch=True)
+    router.route(b)
+    (c,) = sub.get_chunks(timeout=0)
+    assert len(c) == len(c.batch) == 10 and c.ranges == ((0, 10),)
+    assert [ev.seq for ev in c.events()] == list(range(10, 101, 10))
+    assert c.containers == {NS_A: CONTAINER}
+    check_batch(c.batch, {NS_A: CONTAINER})
+    assert whole.get_chunks(timeout=0)[0].to_json() == c.to_json()
+    assert b.take([(5, 7)]).raw(1) == b.raw(6)

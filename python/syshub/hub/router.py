@@ -27,6 +27,8 @@ from syshub.hub.subscriptions import BatchSubscription, EventChunk, Overflow, Su
 from syshub.topology import Container
 
 _SEQ_MAX = (1 << 64) - 1
+COMPACT_BELOW = 4
+"""A chunk holding less than 1/COMPACT_BELOW of its batch is copied out."""
 Run = tuple[int, int, int, int, int, int, int]
 """(key_ns, nr, pid_ns, start, end, min_seq, max_seq): events ``start..end``
 of a batch, consecutive, of one filter key and pid namespace."""
@@ -93,6 +95,18 @@ def path_key(path: Iterable[str]) -> tuple[str, ...]:
     return tuple(parts)
 
 
+def _chunk(seq: Sequence[Any], spans: list[Span], cmap: dict[int, Container | None]) -> EventChunk:
+    """A subscriber's chunk of a batch. A queued chunk keeps its batch alive:
+    one that selects little of a probe batch (sampling, a narrow path) gets
+    a compact copy of its events, so the memory a queue holds follows its
+    bound in events."""
+    n = sum(e - s for s, e in spans)
+    take = getattr(seq, "take", None)
+    if take is not None and n * COMPACT_BELOW < len(seq):
+        return EventChunk(take(spans), ((0, n),), cmap)
+    return EventChunk(seq, tuple(spans), cmap)
+
+
 class _Delivery:
     """What one batch gives each subscriber, gathered run by run, enqueued at
     the end: event subscribers a list of TraceEvents (one object per event,
@@ -147,7 +161,7 @@ class _Delivery:
         for sub, items in self.events.values():
             sub.put_many(items)
         for sub, spans, cmap in self.chunks.values():
-            sub.put_many([EventChunk(self.seq, tuple(_merge(spans)), cmap)])
+            sub.put_many([_chunk(self.seq, _merge(spans), cmap)])
 
 
 class Router:
