@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.bpf
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "output", "churn")
+SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "output", "churn", "soak")
 
 
 @pytest.fixture(scope="module")
