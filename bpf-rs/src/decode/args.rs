@@ -90,7 +90,7 @@ pub fn decode_args(
         .map(|(i, a)| {
             let raw = hdr.args[i];
             let value = if let ArgType::Capture(Captured::StructIn(StructType::Flock)) = a.ty {
-                fcntl_arg(hdr.args[1], raw, flock_capture(caps, i))
+                fcntl_value(hdr, caps, i)
             } else {
                 captured(caps, i, raw, a.ty).unwrap_or_else(|| match a.ty {
                     ArgType::Scalar(r) => render_scalar(r, raw, &hdr.args, i),
@@ -106,15 +106,19 @@ pub fn decode_args(
         .collect()
 }
 
-/// The struct flock fcntl's argument `i` pointed to, if the probe read it
-/// (the argument is a pointer only for the lock commands).
-fn flock_capture<'a>(caps: &[CaptureRef<'a>], i: usize) -> Option<&'a [u8]> {
-    caps.iter()
+/// fcntl's argument `i` by its command, with the struct flock the probe
+/// read if the argument pointed to one (only the lock commands pass one).
+#[cold]
+fn fcntl_value(hdr: &SyscallEvent, caps: &[CaptureRef<'_>], i: usize) -> Value {
+    let flock = caps
+        .iter()
         .find(|c| usize::from(c.cap.slot) == i && c.cap.flags & abi::CAPF_FAULT == 0)
-        .map(|c| c.data)
+        .map(|c| c.data);
+    fcntl_arg(hdr.args[1], hdr.args[i], flock)
 }
 
 /// The value the probe captured for argument `i`, if it captured one.
+#[inline(always)]
 fn captured(caps: &[CaptureRef<'_>], i: usize, raw: u64, ty: ArgType) -> Option<Value> {
     if caps.is_empty() {
         return None;

@@ -28,8 +28,10 @@ pub fn restart_name(ret: i64) -> Option<(&'static str, &'static str)> {
 
 /// True unless the call never returned to the program (see the module doc).
 #[must_use]
+#[inline]
 pub fn returned(hdr: &SyscallEvent) -> bool {
-    hdr.flags & (abi::EVF_NO_EXIT | abi::EVF_KILLED) == 0 && restart_name(hdr.ret).is_none()
+    hdr.flags & (abi::EVF_NO_EXIT | abi::EVF_KILLED) == 0
+        && !(-ERESTARTSYS - 4..=-ERESTARTSYS).contains(&hdr.ret)
 }
 
 /// `(ret, errno)` as the program saw them: both `None` when the call did not

@@ -214,11 +214,12 @@ pub const O_FLAGS: &[(u64, &str)] = &[
 /// include other bits, are matched whole).
 #[must_use]
 pub fn open_flags(v: u64) -> Cow<'static, str> {
-    let acc = v & O_ACCMODE;
-    let acc_name = O_ACCESS
-        .iter()
-        .find(|(x, _)| *x == acc)
-        .map_or("O_ACCMODE", |(_, n)| *n);
+    // O_ACCESS is indexed by the access mode (0..=3; checked by a test).
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "v & O_ACCMODE is at most 3"
+    )]
+    let acc_name = O_ACCESS[(v & O_ACCMODE) as usize].1;
     if v & !O_ACCMODE == 0 {
         return acc_name.into();
     }
@@ -238,6 +239,14 @@ pub fn cloexec_flags(v: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_modes_are_indexed_by_value() {
+        for (i, (v, _)) in O_ACCESS.iter().enumerate() {
+            assert_eq!(*v, i as u64);
+        }
+        assert_eq!(O_ACCESS.len(), 4);
+    }
 
     #[test]
     fn open_flags_order_is_fixed() {
