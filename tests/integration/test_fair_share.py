@@ -1,9 +1,10 @@
 """A flood cannot blind: one pid namespace calling getppid as fast as it can
-and a quiet one at ~1,000 calls/s, traced together into a small ring read by
-a slow consumer. With the fair share (default) every call of the quiet
-namespace is delivered and the flooder's excess is counted per key as
-``over_share``; without it (``fair_share_pct=100``) the quiet namespace
-loses calls to the full ring. Accounting is exact on both keys either way."""
+and a quiet one at ~1,000 calls/s (getppid, then a 700 us sleep), traced
+together into a small ring read by a slow consumer. With the fair share
+(default) every call of the quiet namespace is delivered and the flooder's
+excess is counted per key as ``over_share``; without it
+(``fair_share_pct=100``) the quiet namespace loses calls to the full ring.
+Accounting is exact on both keys either way."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def flood_and_quiet(loop: Path, fair_share_pct: int) -> Run:
     """Both namespaces traced on getppid for SECS; the consumer takes at most
     500 events per 10 ms (<= 50,000/s) while they run, then drains."""
     argv = [str(loop), "getppid", "--secs", str(SECS)]
-    quiet_argv = [str(loop), "tick", "--secs", str(SECS), "--interval-us", "500"]
+    quiet_argv = [str(loop), "tick", "--secs", str(SECS), "--interval-us", "700"]
     out = subprocess.DEVNULL
     with (
         Probe(RING, fair_share_pct=fair_share_pct) as probe,
