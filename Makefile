@@ -7,7 +7,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 APT_PACKAGES := clang-19 llvm-19 libbpf-dev bpftool clang-format-19 gcc libc6-dev make \
-	containerd runc busybox-static strace bpftrace linux-perf python3-venv
+	containerd runc busybox-static strace bpftrace linux-perf python3-venv \
+	debootstrap umoci
 STAMP := .make
 
 .PHONY: setup apt venv build demo test test-rust test-py lint fmt bench bench-quick wheel wheel-check clean \
