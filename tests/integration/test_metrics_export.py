@@ -205,6 +205,9 @@ def test_top_live_on_a_terminal_takes_keys() -> None:
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: syshub top on the pty
+        # A wide terminal, so the header line is never cut short whatever the
+        # environment's default (COLUMNS, the pty's size).
+        os.environ["COLUMNS"], os.environ["LINES"] = "200", "50"
         os.execv(
             sys.executable, [sys.executable, "-m", "syshub.cli", "top", "-i", "0.3", "-n", "5"]
         )
