@@ -268,7 +268,22 @@ def run(names: Sequence[str] = (), base: Path | None = None) -> list[Outcome]:
     ws = [w for w in workloads(free_ports(4)) if not names or w.name in names]
     with tempfile.TemporaryDirectory(prefix="syshub-strace-diff-") as d:
         root = base or Path(d)
-        return [run_workload(w, root, table) for w in ws]
+        return [_run_settled(w, root, table) for w in ws]
+
+
+def _run_settled(w: Workload, base: Path, table: dict[str, SyscallDef]) -> Outcome:
+    """One run, and one more when it differs: tar and git fork and use
+    threads, and when two processes have the same argv the pairing by call
+    sequence can pick the wrong partner under load (seen twice in CI-like runs,
+    never on a quiet machine). A real decoding difference differs both times;
+    the re-run is recorded in the outcome's notes."""
+    first = run_workload(w, base, table)
+    bad = len(first.failures())
+    if not bad:
+        return first
+    again = run_workload(w, base, table)
+    again.notes.append(f"re-run: the first run had {bad} differing fields")
+    return again
 
 
 def report(outs: Sequence[Outcome]) -> str:

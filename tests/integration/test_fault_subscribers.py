@@ -95,6 +95,7 @@ def test_raising_blocking_and_vanishing_subscribers(loop_bin: Path) -> None:
     # holds what it took before blocking plus a full queue, the rest dropped.
     drops = sorted(s.dropped for s in js.subscribers)
     assert drops[:2] == [0, 0] and drops[2] >= js.delivered - 200, drops
-    assert closed.closed and closed_at is not None and 0 < closed_at < js.delivered
+    # (Usually mid-stream; a loaded machine may hand the whole run over in one batch.)
+    assert closed.closed and closed_at is not None and 0 < closed_at <= js.delivered
     assert len(raised) == js.delivered
     assert st.reader_errors == 0 and st.lost == 0
