@@ -295,8 +295,8 @@ fn wake_up(fd: Option<&OwnedFd>) {
     }
 }
 
-/// Resets the eventfd (non-blocking), so the level-triggered epoll set does
-/// not report it again.
+/// Resets the eventfd (non-blocking): its counter goes back to 0, and the next
+/// write reports it again.
 fn clear_wake(fd: i32) {
     let mut v: u64 = 0;
     // SAFETY: reading 8 bytes into a local from an eventfd that outlives the
