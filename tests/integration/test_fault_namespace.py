@@ -1,29 +1,126 @@
 """A pid namespace inode reused: the kernel hands a dead namespace's inode
-to the next new namespace at once, so a filter left on it would trace a
-stranger. The Hub holds a traced container's namespace open until the
-container's STOP has removed its filters: a namespace born while the dead
-container is still held gets another inode and is not traced; once the STOP
-is processed, a namespace that reuses the inode is traced only if the
-observer announces it as a container the Trace selects."""
+to a later new namespace, so a filter left on it would trace a stranger. The
+Hub holds a traced container's namespace open until the container's STOP has
+removed its filters: a namespace born while the dead container is still held
+gets another inode and is not traced; once the STOP is processed, a
+namespace that reuses the inode is traced only if the observer announces it
+as a container the Trace selects, and its per-key counters start at 0.
+
+The reuse is made to happen, not waited for: inode numbers come from one
+allocator (lowest free number first) shared by every namespace of the host,
+and a dead namespace's number is freed only after an RCU grace period. A
+claimer process creates pid namespaces in a tight loop, keeping the ones
+below the freed number (filling the holes a new namespace would otherwise
+take first) and letting the ones above go, until it is handed the freed
+number; it then forks the workload into that namespace."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
-from syshub import Hub, Trace
+from syshub import Hub, Trace, syscalls
 from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, LocalObserver
 
 pytestmark = pytest.mark.bpf
 
-TICK = [sys.executable, "-c", "import os, time\nwhile 1: os.getppid(); time.sleep(0.002)"]
+TICK_CODE = "import os, time\nwhile 1: os.getppid(); time.sleep(0.002)"
+TICK = [sys.executable, "-c", TICK_CODE]
+GETPPID = syscalls.lookup("getppid").nr
+CLAIM_SECONDS = 20.0
+ROUNDS = 3
+
+# argv: target inode, seconds. Prints "PID TRIES HELD" once the workload runs in a
+# new pid namespace whose inode is the target, or "!reason" and exits 1.
+CLAIMER = """
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+NEWPID = 0x20000000
+target, end = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+home = os.open("/proc/self/ns/pid", os.O_RDONLY)
+held, tries = [], 0
+while True:
+    if libc.unshare(NEWPID) != 0:
+        print("!unshare: errno", ctypes.get_errno(), flush=True); sys.exit(1)
+    r, w = os.pipe()
+    pid = os.fork()  # PID 1 of the new namespace: it exists once it has a process
+    if pid == 0:
+        os.close(w)
+        if os.read(r, 1) == b"g":
+            os.execv(sys.executable, [sys.executable, "-c", sys.argv[3]])
+        os._exit(0)
+    os.close(r)
+    fd = os.open(f"/proc/{pid}/ns/pid", os.O_RDONLY)
+    ino, tries = os.fstat(fd).st_ino, tries + 1
+    if ino == target:
+        os.write(w, b"g")
+        break
+    os.write(w, b"x")
+    os.close(w)
+    os.waitpid(pid, 0)
+    if ino < target:
+        held.append(fd)  # a lower free number: keep it taken
+    else:
+        os.close(fd)  # the freed number is not free yet (RCU): let this one go
+    if libc.setns(home, NEWPID) != 0:
+        print("!setns: errno", ctypes.get_errno(), flush=True); sys.exit(1)
+    if time.monotonic() > end:
+        print(f"!the inode was not handed out in {tries} namespaces", flush=True); sys.exit(1)
+print(pid, tries, len(held), flush=True)
+os.waitpid(pid, 0)
+"""
 
 
-def box(p: NamespacedProcess, name: str) -> Container:
-    return Container(id=name, name=name, pid=p.pid, pid_ns=p.pid_ns, pod=name, namespace="reuse")
+@dataclass
+class Claimed:
+    pid: int
+    pid_ns: int
+    tries: int
+    claimer: subprocess.Popen[bytes]
+
+    def kill(self) -> None:
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            fd = -1
+        if fd >= 0:
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+            os.close(fd)
+        self.claimer.wait(timeout=10)
+
+
+@contextmanager
+def claim(inode: int) -> Iterator[Claimed | str]:
+    """The workload in a new pid namespace of inode ``inode``, or why not."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", CLAIMER, str(inode), str(CLAIM_SECONDS), TICK_CODE],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().decode().strip()
+    if not line or line.startswith("!"):
+        proc.wait(timeout=10)
+        yield line[1:] or f"the claimer exited {proc.returncode}"
+        return
+    pid, tries, _held = (int(x) for x in line.split())
+    c = Claimed(pid, inode, tries, proc)
+    try:
+        yield c
+    finally:
+        c.kill()
+
+
+def box(pid: int, pid_ns: int, name: str) -> Container:
+    return Container(id=name, name=name, pid=pid, pid_ns=pid_ns, pod=name, namespace="reuse")
 
 
 def pid_namespaces_seen(hub: Hub, trace: Trace, secs: float) -> set[int]:
@@ -36,6 +133,73 @@ def pid_namespaces_seen(hub: Hub, trace: Trace, secs: float) -> set[int]:
     return seen
 
 
+def wait_filter(hub: Hub, pid_ns: int, present: bool) -> None:
+    end = time.monotonic() + 5
+    while (pid_ns in {k[0] for k in hub.desired_filters()}) != present:
+        assert time.monotonic() < end, f"filter of {pid_ns} still {'absent' if present else 'set'}"
+        time.sleep(0.02)
+
+
+def key_matched(hub: Hub, pid_ns: int) -> int:
+    probe = hub.stats().probe
+    assert probe is not None
+    k = probe.key(pid_ns, GETPPID)
+    return 0 if k is None else k.matched
+
+
+def one_round(hub: Hub, obs: LocalObserver, trace: Trace, n: int) -> str | None:
+    """A traced, dies, is stopped; its inode goes to a stranger, then to a new
+    container. None when checked, else why the inode could not be claimed."""
+    a = NamespacedProcess(TICK)
+    a.release()
+    ca = box(a.pid, a.pid_ns, f"a{n}")
+    obs.start_container(ca)
+    wait_filter(hub, a.pid_ns, True)
+    assert pid_namespaces_seen(hub, trace, 0.5) == {a.pid_ns}
+    assert key_matched(hub, a.pid_ns) > 0
+    # A dies; its STOP is not processed yet: the Hub still holds its namespace.
+    a.kill()
+    a.wait(timeout=10)
+    a.close()
+    a_matched = key_matched(hub, a.pid_ns)
+    with NamespacedProcess(TICK) as b:
+        b.release()
+        assert b.pid_ns != a.pid_ns, "a held namespace's inode was reused"
+        assert b.pid_ns not in pid_namespaces_seen(hub, trace, 0.5)
+    # The STOP releases the filters and the hold; the inode may now be reused.
+    obs.stop_container(ca)
+    wait_filter(hub, a.pid_ns, False)
+    t0 = time.monotonic()
+    with claim(a.pid_ns) as c:
+        if isinstance(c, str):
+            return c
+        took = time.monotonic() - t0
+        print(f"round {n}: inode {a.pid_ns} reused after {c.tries} namespaces, {took:.3f} s")
+        with open(f"/proc/{c.pid}/ns/pid", "rb") as f:
+            assert os.fstat(f.fileno()).st_ino == a.pid_ns
+        # A stranger on the dead container's inode: no filter, no events.
+        assert pid_namespaces_seen(hub, trace, 0.5) == set()
+        cc = box(c.pid, c.pid_ns, f"c{n}")
+        obs.start_container(cc)
+        wait_filter(hub, c.pid_ns, True)
+        assert pid_namespaces_seen(hub, trace, 0.5) == {c.pid_ns}
+        c.kill()  # no more calls: the counters hold still
+        time.sleep(0.2)
+        # The key's counters start at 0 with the new filter: they are the new
+        # container's job context's, and A's are listed apart, after them.
+        st = hub.stats()
+        assert st.probe is not None
+        entries = [k for k in st.probe.keys if (k.pid_ns, k.nr) == (c.pid_ns, GETPPID)]
+        contexts = [k for k in st.jobs[trace.status.job_id].keys if k.pid_ns == c.pid_ns]
+        assert len(entries) == 2 and len(contexts) == 2, (entries, contexts)
+        assert 0 < entries[0].matched == contexts[0].matched
+        assert entries[0].matched == entries[0].delivered + entries[0].dropped
+        assert entries[1].matched == a_matched == contexts[1].matched
+        obs.stop_container(cc)
+        wait_filter(hub, c.pid_ns, False)
+    return None
+
+
 def test_a_reused_namespace_inode_is_never_traced_by_a_stale_filter(
     hub_obs: tuple[Hub, LocalObserver],
 ) -> None:
@@ -43,50 +207,12 @@ def test_a_reused_namespace_inode_is_never_traced_by_a_stale_filter(
     trace = Trace.new("reuse", ["getppid"], namespace="reuse")
     hub.run_trace(trace)
     assert hub.wait_applied(trace, timeout=10)
-    a = NamespacedProcess(TICK)
-    a.release()
-    ca = box(a, "a")
-    obs.start_container(ca)
-    end = time.monotonic() + 5
-    while a.pid_ns not in {k[0] for k in hub.desired_filters()} and time.monotonic() < end:
-        time.sleep(0.02)
-    assert pid_namespaces_seen(hub, trace, 0.5) == {a.pid_ns}
-    # A dies; its STOP is not processed yet: the Hub still holds its namespace.
-    a.kill()
-    a.wait(timeout=10)
-    a.close()
-    with NamespacedProcess(TICK) as b:
-        b.release()
-        assert b.pid_ns != a.pid_ns, "a held namespace's inode was reused"
-        assert b.pid_ns not in pid_namespaces_seen(hub, trace, 0.5)
-    # The STOP releases the filters and the hold; the inode may now be reused.
-    obs.stop_container(ca)
-    end = time.monotonic() + 5
-    while a.pid_ns in {k[0] for k in hub.desired_filters()} and time.monotonic() < end:
-        time.sleep(0.02)
-    assert a.pid_ns not in {k[0] for k in hub.desired_filters()}
-    reused = None
-    for _ in range(100):  # the next namespaces usually take the freed inode
-        c = NamespacedProcess(TICK)
-        if c.pid_ns == a.pid_ns:
-            reused = c
+    misses = []
+    for n in range(ROUNDS):
+        why = one_round(hub, obs, trace, n)
+        if why is None:
             break
-        c.kill()
-        c.close()
-    if reused is None:
-        # Inode numbers come from one allocator shared by every namespace type and
-        # by other processes on the machine: another namespace may keep taking the
-        # freed number. Nothing to check then, and nothing wrong.
-        pytest.skip("the kernel did not give the freed inode to a pid namespace in 100 tries")
-    with reused:
-        reused.release()
-        # Not a container the observer announced: not traced.
-        assert pid_namespaces_seen(hub, trace, 0.5) == set()
-        obs.start_container(box(reused, "c"))
-        end = time.monotonic() + 5
-        while reused.pid_ns not in {k[0] for k in hub.desired_filters()}:
-            assert time.monotonic() < end, "the new container got no filter"
-            time.sleep(0.02)
-        assert pid_namespaces_seen(hub, trace, 0.5) == {reused.pid_ns}
-        obs.stop_container(box(reused, "c"))
+        misses.append(why)  # another process took the number first: again
+    else:
+        pytest.fail(f"the freed inode was never handed to a new pid namespace: {misses}")
     hub.delete_trace(trace)
