@@ -11,9 +11,15 @@ from syshub.hub import HubStats, JobStats
 from syshub.v1 import agent_pb2 as pb
 
 
-def counters(matched: int, delivered: int, dropped: int, sampled_out: int) -> pb.Counters:
+def counters(
+    matched: int, delivered: int, dropped: int, sampled_out: int, over_share: int = 0
+) -> pb.Counters:
     return pb.Counters(
-        matched=matched, delivered=delivered, dropped=dropped, sampled_out=sampled_out
+        matched=matched,
+        delivered=delivered,
+        dropped=dropped,
+        sampled_out=sampled_out,
+        over_share=over_share,
     )
 
 
@@ -39,7 +45,9 @@ def trace_info(entry: TraceEntry, node: str, js: JobStats | None) -> pb.TraceInf
         syscalls=list(t.spec.syscalls),
     )
     if js is not None:
-        info.counters.CopyFrom(counters(js.matched, js.delivered, js.dropped, js.sampled_out))
+        info.counters.CopyFrom(
+            counters(js.matched, js.delivered, js.dropped, js.sampled_out, js.over_share)
+        )
     return info
 
 
@@ -61,14 +69,14 @@ def job_stats(js: JobStats, entry: TraceEntry | None) -> pb.JobStats:
         name=entry.trace.name if entry else "",
         namespace=entry.trace.namespace if entry else "",
         state=js.state,
-        counters=counters(js.matched, js.delivered, js.dropped, js.sampled_out),
+        counters=counters(js.matched, js.delivered, js.dropped, js.sampled_out, js.over_share),
     )
     for k in js.keys:
         out.keys.add(
             pid_ns=k.pid_ns,
             nr=k.nr,
             syscall=_syscall_name(k.nr),
-            counters=counters(k.matched, k.delivered, k.dropped, k.sampled_out),
+            counters=counters(k.matched, k.delivered, k.dropped, k.sampled_out, k.over_share),
         )
     for s in js.subscribers:
         out.subscribers.add(name=s.name, delivered=s.delivered, dropped=s.dropped, queued=s.queued)
@@ -97,7 +105,7 @@ def stats_response(
                 pid_ns=k.pid_ns,
                 nr=k.nr,
                 syscall=k.syscall,
-                counters=counters(k.matched, k.delivered, k.dropped, k.sampled_out),
+                counters=counters(k.matched, k.delivered, k.dropped, k.sampled_out, k.over_share),
                 emitted=k.emitted,
                 pending=k.pending,
             )

@@ -8,7 +8,7 @@ not hand over (ring full, or the key over its fair share of the ring:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from syshub.probe import ProbeStats
 
@@ -33,6 +33,12 @@ class JobKeyStats:
     delivered: int
     dropped: int
     sampled_out: int
+    over_share: int = 0
+    """Of ``dropped``: the drops the kernel counted on this key as over its
+    fair share of the ring. The kernel tells the reason per key, not per
+    call: the key's over-share drops are given to the job's contexts on the
+    key in order, each at most its own ``dropped`` (exact for a job alone on
+    its key; a bound when several jobs with other sample rates share it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +51,8 @@ class JobStats:
     sampled_out: int
     keys: tuple[JobKeyStats, ...]
     subscribers: tuple[SubscriberStats, ...]
+    over_share: int = 0
+    """Of ``dropped``: over the keys' fair share (:attr:`JobKeyStats.over_share`)."""
 
     @staticmethod
     def of(
@@ -62,7 +70,20 @@ class JobStats:
             sampled_out=sum(k.sampled_out for k in keys),
             keys=keys,
             subscribers=subscribers,
+            over_share=sum(k.over_share for k in keys),
         )
+
+    def with_over_share(self, per_key: Mapping[tuple[int, int], int]) -> JobStats:
+        """These stats with each key's over-share drops (``per_key``: the
+        kernel's, per (pid_ns, nr)) split over the job's contexts."""
+        left = dict(per_key)
+        keys = []
+        for k in self.keys:
+            n = min(k.dropped, left.get((k.pid_ns, k.nr), 0))
+            if n:
+                left[(k.pid_ns, k.nr)] -= n
+            keys.append(replace(k, over_share=n))
+        return JobStats.of(self.job_id, self.state, tuple(keys), self.subscribers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +100,17 @@ class HubStats:
     lost: int = 0
     """Events of batches that could not be routed (counted, never silent)."""
 
+    def __post_init__(self) -> None:
+        # Each job's drops get their over-share part from the probe's keys.
+        if self.probe is None or not self.probe.total.over_share:
+            return
+        per_key: dict[tuple[int, int], int] = {}
+        for k in self.probe.keys:
+            if k.over_share:
+                per_key[(k.pid_ns, k.nr)] = per_key.get((k.pid_ns, k.nr), 0) + k.over_share
+        jobs = {j: js.with_over_share(per_key) for j, js in self.jobs.items()}
+        object.__setattr__(self, "jobs", jobs)
+
     @property
     def decode_errors(self) -> int:
         return self.probe.reader.decode_errors if self.probe is not None else 0
@@ -87,6 +119,6 @@ class HubStats:
     def over_share(self) -> int:
         """Calls the kernel dropped because their key held more than its fair
         share of the ring (part of the drops; per key in ``probe.keys``). The
-        kernel tells the reason per key, not per call, so a job's ``dropped``
-        is not split by reason."""
+        kernel tells the reason per key, not per call: a job's share of it is
+        :attr:`JobStats.over_share` (see :attr:`JobKeyStats.over_share`)."""
         return self.probe.total.over_share if self.probe is not None else 0

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from syshub.v1 import event_pb2 as syshub_dot_v1_dot_event__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15syshub/v1/agent.proto\x12\tsyshub.v1\x1a\x15syshub/v1/event.proto\"+\n\x08TraceRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"L\n\x0bTraceTarget\x12\x0e\n\x04host\x18\x01 \x01(\x08H\x00\x12\r\n\x03pid\x18\x02 \x01(\rH\x00\x12\x16\n\x0cnamespace_of\x18\x03 \x01(\rH\x00\x42\x06\n\x04kind\"=\n\x07\x43\x61pture\x12\x0f\n\x07str_max\x18\x01 \x01(\r\x12\x10\n\x08\x61rgv_max\x18\x02 \x01(\r\x12\x0f\n\x07\x62uf_max\x18\x03 \x01(\r\"\x91\x01\n\x12\x43reateTraceRequest\x12\x10\n\x08manifest\x18\x01 \x01(\t\x12&\n\x06target\x18\x02 \x01(\x0b\x32\x16.syshub.v1.TraceTarget\x12#\n\x07\x63\x61pture\x18\x03 \x01(\x0b\x32\x12.syshub.v1.Capture\x12\x1c\n\x14wait_applied_seconds\x18\x04 \x01(\x01\"T\n\x08\x43ounters\x12\x0f\n\x07matched\x18\x01 \x01(\x04\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x13\n\x0bsampled_out\x18\x04 \x01(\x04\"\xd9\x01\n\tTraceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x15\n\rmanifest_json\x18\x05 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x08\x12\x0e\n\x06target\x18\x07 \x01(\t\x12\x0c\n\x04node\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12%\n\x08\x63ounters\x18\n \x01(\x0b\x32\x13.syshub.v1.Counters\x12\x10\n\x08syscalls\x18\x0b \x03(\t\"&\n\x11ListTracesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"H\n\x12ListTracesResponse\x12$\n\x06traces\x18\x01 \x03(\x0b\x32\x14.syshub.v1.TraceInfo\x12\x0c\n\x04node\x18\x02 \x01(\t\"\x98\x01\n\x0cWatchRequest\x12$\n\x05trace\x18\x01 \x01(\x0b\x32\x13.syshub.v1.TraceRefH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.syshub.v1.EventFormat\x12\r\n\x05queue\x18\x04 \x01(\r\x12\x11\n\tmax_batch\x18\x05 \x01(\rB\x08\n\x06source\"j\n\x0eStreamCounters\x12\x0f\n\x07matched\x18\x01 \x01(\x04\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x0e\n\x06queued\x18\x04 \x01(\x04\x12\x13\n\x0bsampled_out\x18\x05 \x01(\x04\"\xda\x01\n\rWatchResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12+\n\x08\x63ounters\x18\x02 \x01(\x0b\x32\x19.syshub.v1.StreamCounters\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x12\n\nend_reason\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\r\x12\x14\n\njson_lines\x18\x06 \x01(\x0cH\x00\x12\x14\n\ntext_lines\x18\x07 \x01(\x0cH\x00\x12&\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x15.syshub.v1.EventBatchH\x00\x42\x08\n\x06\x65vents\"2\n\x0cStatsRequest\x12\"\n\x05trace\x18\x01 \x01(\x0b\x32\x13.syshub.v1.TraceRef\"\x80\x01\n\x08KeyStats\x12\x0e\n\x06pid_ns\x18\x01 \x01(\x04\x12\n\n\x02nr\x18\x02 \x01(\r\x12\x0f\n\x07syscall\x18\x03 \x01(\t\x12%\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x13.syshub.v1.Counters\x12\x0f\n\x07\x65mitted\x18\x05 \x01(\x04\x12\x0f\n\x07pending\x18\x06 \x01(\x04\"S\n\x0fSubscriberStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x0e\n\x06queued\x18\x04 \x01(\x04\"\xc5\x01\n\x08JobStats\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12%\n\x08\x63ounters\x18\x05 \x01(\x0b\x32\x13.syshub.v1.Counters\x12!\n\x04keys\x18\x06 \x03(\x0b\x32\x13.syshub.v1.KeyStats\x12/\n\x0bsubscribers\x18\x07 \x03(\x0b\x32\x1a.syshub.v1.SubscriberStats\"t\n\x0bStreamStats\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12+\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x19.syshub.v1.StreamCounters\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\"\xea\x01\n\rStatsResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12!\n\x04keys\x18\x02 \x03(\x0b\x32\x13.syshub.v1.KeyStats\x12!\n\x04jobs\x18\x03 \x03(\x0b\x32\x13.syshub.v1.JobStats\x12\'\n\x07streams\x18\x04 \x03(\x0b\x32\x16.syshub.v1.StreamStats\x12\x0e\n\x06routed\x18\x05 \x01(\x04\x12\x10\n\x08unrouted\x18\x06 \x01(\x04\x12\x15\n\rdecode_errors\x18\x07 \x01(\x04\x12\x15\n\rreader_errors\x18\x08 \x01(\x04\x12\x0c\n\x04lost\x18\t \x01(\x04\" \n\x0fSyscallsRequest\x12\r\n\x05\x63lass\x18\x01 \x01(\t\"E\n\x0bSyscallInfo\x12\n\n\x02nr\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\"<\n\x10SyscallsResponse\x12(\n\x08syscalls\x18\x01 \x03(\x0b\x32\x16.syshub.v1.SyscallInfo\"\x10\n\x0eMetricsRequest\"\xce\x01\n\nMetricsRow\x12\x0e\n\x06pid_ns\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03pod\x18\x03 \x01(\t\x12\x11\n\tcontainer\x18\x04 \x01(\t\x12\x0f\n\x07syscall\x18\x05 \x01(\t\x12\r\n\x05\x63lass\x18\x06 \x01(\t\x12\r\n\x05group\x18\x07 \x01(\t\x12\r\n\x05\x65rrno\x18\x08 \x01(\r\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\r\n\x05\x63ount\x18\n \x01(\x04\x12\x10\n\x08total_ns\x18\x0b \x01(\x04\x12\x0f\n\x07\x62uckets\x18\x0c \x03(\x04\"\xb3\x01\n\x0fMetricsResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x10\n\x08taken_at\x18\x02 \x01(\x01\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12#\n\x04rows\x18\x04 \x03(\x0b\x32\x15.syshub.v1.MetricsRow\x12\'\n\x08overflow\x18\x05 \x01(\x0b\x32\x15.syshub.v1.MetricsRow\x12\x0f\n\x07\x65ntries\x18\x06 \x01(\x04\x12\x13\n\x0bmax_entries\x18\x07 \x01(\x04*S\n\x0b\x45ventFormat\x12\x15\n\x11\x45VENT_FORMAT_JSON\x10\x00\x12\x15\n\x11\x45VENT_FORMAT_TEXT\x10\x01\x12\x16\n\x12\x45VENT_FORMAT_PROTO\x10\x02\x32\x88\x04\n\x05\x41gent\x12\x42\n\x0b\x43reateTrace\x12\x1d.syshub.v1.CreateTraceRequest\x1a\x14.syshub.v1.TraceInfo\x12\x35\n\x08GetTrace\x12\x13.syshub.v1.TraceRef\x1a\x14.syshub.v1.TraceInfo\x12I\n\nListTraces\x12\x1c.syshub.v1.ListTracesRequest\x1a\x1d.syshub.v1.ListTracesResponse\x12\x38\n\x0b\x44\x65leteTrace\x12\x13.syshub.v1.TraceRef\x1a\x14.syshub.v1.TraceInfo\x12<\n\x05Watch\x12\x17.syshub.v1.WatchRequest\x1a\x18.syshub.v1.WatchResponse0\x01\x12:\n\x05Stats\x12\x17.syshub.v1.StatsRequest\x1a\x18.syshub.v1.StatsResponse\x12\x43\n\x08Syscalls\x12\x1a.syshub.v1.SyscallsRequest\x1a\x1b.syshub.v1.SyscallsResponse\x12@\n\x07Metrics\x12\x19.syshub.v1.MetricsRequest\x1a\x1a.syshub.v1.MetricsResponseB4Z2github.com/syshub/syshub/gen/go/syshub/v1;syshubv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15syshub/v1/agent.proto\x12\tsyshub.v1\x1a\x15syshub/v1/event.proto\"+\n\x08TraceRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\"L\n\x0bTraceTarget\x12\x0e\n\x04host\x18\x01 \x01(\x08H\x00\x12\r\n\x03pid\x18\x02 \x01(\rH\x00\x12\x16\n\x0cnamespace_of\x18\x03 \x01(\rH\x00\x42\x06\n\x04kind\"=\n\x07\x43\x61pture\x12\x0f\n\x07str_max\x18\x01 \x01(\r\x12\x10\n\x08\x61rgv_max\x18\x02 \x01(\r\x12\x0f\n\x07\x62uf_max\x18\x03 \x01(\r\"\x91\x01\n\x12\x43reateTraceRequest\x12\x10\n\x08manifest\x18\x01 \x01(\t\x12&\n\x06target\x18\x02 \x01(\x0b\x32\x16.syshub.v1.TraceTarget\x12#\n\x07\x63\x61pture\x18\x03 \x01(\x0b\x32\x12.syshub.v1.Capture\x12\x1c\n\x14wait_applied_seconds\x18\x04 \x01(\x01\"h\n\x08\x43ounters\x12\x0f\n\x07matched\x18\x01 \x01(\x04\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x13\n\x0bsampled_out\x18\x04 \x01(\x04\x12\x12\n\nover_share\x18\x05 \x01(\x04\"\xd9\x01\n\tTraceInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x15\n\rmanifest_json\x18\x05 \x01(\t\x12\x0f\n\x07\x61pplied\x18\x06 \x01(\x08\x12\x0e\n\x06target\x18\x07 \x01(\t\x12\x0c\n\x04node\x18\x08 \x01(\t\x12\r\n\x05\x65rror\x18\t \x01(\t\x12%\n\x08\x63ounters\x18\n \x01(\x0b\x32\x13.syshub.v1.Counters\x12\x10\n\x08syscalls\x18\x0b \x03(\t\"&\n\x11ListTracesRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\"H\n\x12ListTracesResponse\x12$\n\x06traces\x18\x01 \x03(\x0b\x32\x14.syshub.v1.TraceInfo\x12\x0c\n\x04node\x18\x02 \x01(\t\"\x98\x01\n\x0cWatchRequest\x12$\n\x05trace\x18\x01 \x01(\x0b\x32\x13.syshub.v1.TraceRefH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12&\n\x06\x66ormat\x18\x03 \x01(\x0e\x32\x16.syshub.v1.EventFormat\x12\r\n\x05queue\x18\x04 \x01(\r\x12\x11\n\tmax_batch\x18\x05 \x01(\rB\x08\n\x06source\"j\n\x0eStreamCounters\x12\x0f\n\x07matched\x18\x01 \x01(\x04\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x0e\n\x06queued\x18\x04 \x01(\x04\x12\x13\n\x0bsampled_out\x18\x05 \x01(\x04\"\xda\x01\n\rWatchResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12+\n\x08\x63ounters\x18\x02 \x01(\x0b\x32\x19.syshub.v1.StreamCounters\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x12\n\nend_reason\x18\x04 \x01(\t\x12\r\n\x05\x63ount\x18\x05 \x01(\r\x12\x14\n\njson_lines\x18\x06 \x01(\x0cH\x00\x12\x14\n\ntext_lines\x18\x07 \x01(\x0cH\x00\x12&\n\x05\x62\x61tch\x18\x08 \x01(\x0b\x32\x15.syshub.v1.EventBatchH\x00\x42\x08\n\x06\x65vents\"2\n\x0cStatsRequest\x12\"\n\x05trace\x18\x01 \x01(\x0b\x32\x13.syshub.v1.TraceRef\"\x80\x01\n\x08KeyStats\x12\x0e\n\x06pid_ns\x18\x01 \x01(\x04\x12\n\n\x02nr\x18\x02 \x01(\r\x12\x0f\n\x07syscall\x18\x03 \x01(\t\x12%\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x13.syshub.v1.Counters\x12\x0f\n\x07\x65mitted\x18\x05 \x01(\x04\x12\x0f\n\x07pending\x18\x06 \x01(\x04\"S\n\x0fSubscriberStats\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tdelivered\x18\x02 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x04\x12\x0e\n\x06queued\x18\x04 \x01(\x04\"\xc5\x01\n\x08JobStats\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnamespace\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12%\n\x08\x63ounters\x18\x05 \x01(\x0b\x32\x13.syshub.v1.Counters\x12!\n\x04keys\x18\x06 \x03(\x0b\x32\x13.syshub.v1.KeyStats\x12/\n\x0bsubscribers\x18\x07 \x03(\x0b\x32\x1a.syshub.v1.SubscriberStats\"t\n\x0bStreamStats\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04peer\x18\x03 \x01(\t\x12+\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x19.syshub.v1.StreamCounters\x12\x0e\n\x06\x66ormat\x18\x05 \x01(\t\"\xea\x01\n\rStatsResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12!\n\x04keys\x18\x02 \x03(\x0b\x32\x13.syshub.v1.KeyStats\x12!\n\x04jobs\x18\x03 \x03(\x0b\x32\x13.syshub.v1.JobStats\x12\'\n\x07streams\x18\x04 \x03(\x0b\x32\x16.syshub.v1.StreamStats\x12\x0e\n\x06routed\x18\x05 \x01(\x04\x12\x10\n\x08unrouted\x18\x06 \x01(\x04\x12\x15\n\rdecode_errors\x18\x07 \x01(\x04\x12\x15\n\rreader_errors\x18\x08 \x01(\x04\x12\x0c\n\x04lost\x18\t \x01(\x04\" \n\x0fSyscallsRequest\x12\r\n\x05\x63lass\x18\x01 \x01(\t\"E\n\x0bSyscallInfo\x12\n\n\x02nr\x18\x01 \x01(\r\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x63lass\x18\x03 \x01(\t\x12\r\n\x05group\x18\x04 \x01(\t\"<\n\x10SyscallsResponse\x12(\n\x08syscalls\x18\x01 \x03(\x0b\x32\x16.syshub.v1.SyscallInfo\"\x10\n\x0eMetricsRequest\"\xce\x01\n\nMetricsRow\x12\x0e\n\x06pid_ns\x18\x01 \x01(\x04\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0b\n\x03pod\x18\x03 \x01(\t\x12\x11\n\tcontainer\x18\x04 \x01(\t\x12\x0f\n\x07syscall\x18\x05 \x01(\t\x12\r\n\x05\x63lass\x18\x06 \x01(\t\x12\r\n\x05group\x18\x07 \x01(\t\x12\r\n\x05\x65rrno\x18\x08 \x01(\r\x12\r\n\x05\x65rror\x18\t \x01(\t\x12\r\n\x05\x63ount\x18\n \x01(\x04\x12\x10\n\x08total_ns\x18\x0b \x01(\x04\x12\x0f\n\x07\x62uckets\x18\x0c \x03(\x04\"\xb3\x01\n\x0fMetricsResponse\x12\x0c\n\x04node\x18\x01 \x01(\t\x12\x10\n\x08taken_at\x18\x02 \x01(\x01\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12#\n\x04rows\x18\x04 \x03(\x0b\x32\x15.syshub.v1.MetricsRow\x12\'\n\x08overflow\x18\x05 \x01(\x0b\x32\x15.syshub.v1.MetricsRow\x12\x0f\n\x07\x65ntries\x18\x06 \x01(\x04\x12\x13\n\x0bmax_entries\x18\x07 \x01(\x04*S\n\x0b\x45ventFormat\x12\x15\n\x11\x45VENT_FORMAT_JSON\x10\x00\x12\x15\n\x11\x45VENT_FORMAT_TEXT\x10\x01\x12\x16\n\x12\x45VENT_FORMAT_PROTO\x10\x02\x32\x88\x04\n\x05\x41gent\x12\x42\n\x0b\x43reateTrace\x12\x1d.syshub.v1.CreateTraceRequest\x1a\x14.syshub.v1.TraceInfo\x12\x35\n\x08GetTrace\x12\x13.syshub.v1.TraceRef\x1a\x14.syshub.v1.TraceInfo\x12I\n\nListTraces\x12\x1c.syshub.v1.ListTracesRequest\x1a\x1d.syshub.v1.ListTracesResponse\x12\x38\n\x0b\x44\x65leteTrace\x12\x13.syshub.v1.TraceRef\x1a\x14.syshub.v1.TraceInfo\x12<\n\x05Watch\x12\x17.syshub.v1.WatchRequest\x1a\x18.syshub.v1.WatchResponse0\x01\x12:\n\x05Stats\x12\x17.syshub.v1.StatsRequest\x1a\x18.syshub.v1.StatsResponse\x12\x43\n\x08Syscalls\x12\x1a.syshub.v1.SyscallsRequest\x1a\x1b.syshub.v1.SyscallsResponse\x12@\n\x07Metrics\x12\x19.syshub.v1.MetricsRequest\x1a\x1a.syshub.v1.MetricsResponseB4Z2github.com/syshub/syshub/gen/go/syshub/v1;syshubv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,8 +33,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'syshub.v1.agent_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z2github.com/syshub/syshub/gen/go/syshub/v1;syshubv1'
-  _globals['_EVENTFORMAT']._serialized_start=2696
-  _globals['_EVENTFORMAT']._serialized_end=2779
+  _globals['_EVENTFORMAT']._serialized_start=2716
+  _globals['_EVENTFORMAT']._serialized_end=2799
   _globals['_TRACEREF']._serialized_start=59
   _globals['_TRACEREF']._serialized_end=102
   _globals['_TRACETARGET']._serialized_start=104
@@ -44,43 +44,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATETRACEREQUEST']._serialized_start=246
   _globals['_CREATETRACEREQUEST']._serialized_end=391
   _globals['_COUNTERS']._serialized_start=393
-  _globals['_COUNTERS']._serialized_end=477
-  _globals['_TRACEINFO']._serialized_start=480
-  _globals['_TRACEINFO']._serialized_end=697
-  _globals['_LISTTRACESREQUEST']._serialized_start=699
-  _globals['_LISTTRACESREQUEST']._serialized_end=737
-  _globals['_LISTTRACESRESPONSE']._serialized_start=739
-  _globals['_LISTTRACESRESPONSE']._serialized_end=811
-  _globals['_WATCHREQUEST']._serialized_start=814
-  _globals['_WATCHREQUEST']._serialized_end=966
-  _globals['_STREAMCOUNTERS']._serialized_start=968
-  _globals['_STREAMCOUNTERS']._serialized_end=1074
-  _globals['_WATCHRESPONSE']._serialized_start=1077
-  _globals['_WATCHRESPONSE']._serialized_end=1295
-  _globals['_STATSREQUEST']._serialized_start=1297
-  _globals['_STATSREQUEST']._serialized_end=1347
-  _globals['_KEYSTATS']._serialized_start=1350
-  _globals['_KEYSTATS']._serialized_end=1478
-  _globals['_SUBSCRIBERSTATS']._serialized_start=1480
-  _globals['_SUBSCRIBERSTATS']._serialized_end=1563
-  _globals['_JOBSTATS']._serialized_start=1566
-  _globals['_JOBSTATS']._serialized_end=1763
-  _globals['_STREAMSTATS']._serialized_start=1765
-  _globals['_STREAMSTATS']._serialized_end=1881
-  _globals['_STATSRESPONSE']._serialized_start=1884
-  _globals['_STATSRESPONSE']._serialized_end=2118
-  _globals['_SYSCALLSREQUEST']._serialized_start=2120
-  _globals['_SYSCALLSREQUEST']._serialized_end=2152
-  _globals['_SYSCALLINFO']._serialized_start=2154
-  _globals['_SYSCALLINFO']._serialized_end=2223
-  _globals['_SYSCALLSRESPONSE']._serialized_start=2225
-  _globals['_SYSCALLSRESPONSE']._serialized_end=2285
-  _globals['_METRICSREQUEST']._serialized_start=2287
-  _globals['_METRICSREQUEST']._serialized_end=2303
-  _globals['_METRICSROW']._serialized_start=2306
-  _globals['_METRICSROW']._serialized_end=2512
-  _globals['_METRICSRESPONSE']._serialized_start=2515
-  _globals['_METRICSRESPONSE']._serialized_end=2694
-  _globals['_AGENT']._serialized_start=2782
-  _globals['_AGENT']._serialized_end=3302
+  _globals['_COUNTERS']._serialized_end=497
+  _globals['_TRACEINFO']._serialized_start=500
+  _globals['_TRACEINFO']._serialized_end=717
+  _globals['_LISTTRACESREQUEST']._serialized_start=719
+  _globals['_LISTTRACESREQUEST']._serialized_end=757
+  _globals['_LISTTRACESRESPONSE']._serialized_start=759
+  _globals['_LISTTRACESRESPONSE']._serialized_end=831
+  _globals['_WATCHREQUEST']._serialized_start=834
+  _globals['_WATCHREQUEST']._serialized_end=986
+  _globals['_STREAMCOUNTERS']._serialized_start=988
+  _globals['_STREAMCOUNTERS']._serialized_end=1094
+  _globals['_WATCHRESPONSE']._serialized_start=1097
+  _globals['_WATCHRESPONSE']._serialized_end=1315
+  _globals['_STATSREQUEST']._serialized_start=1317
+  _globals['_STATSREQUEST']._serialized_end=1367
+  _globals['_KEYSTATS']._serialized_start=1370
+  _globals['_KEYSTATS']._serialized_end=1498
+  _globals['_SUBSCRIBERSTATS']._serialized_start=1500
+  _globals['_SUBSCRIBERSTATS']._serialized_end=1583
+  _globals['_JOBSTATS']._serialized_start=1586
+  _globals['_JOBSTATS']._serialized_end=1783
+  _globals['_STREAMSTATS']._serialized_start=1785
+  _globals['_STREAMSTATS']._serialized_end=1901
+  _globals['_STATSRESPONSE']._serialized_start=1904
+  _globals['_STATSRESPONSE']._serialized_end=2138
+  _globals['_SYSCALLSREQUEST']._serialized_start=2140
+  _globals['_SYSCALLSREQUEST']._serialized_end=2172
+  _globals['_SYSCALLINFO']._serialized_start=2174
+  _globals['_SYSCALLINFO']._serialized_end=2243
+  _globals['_SYSCALLSRESPONSE']._serialized_start=2245
+  _globals['_SYSCALLSRESPONSE']._serialized_end=2305
+  _globals['_METRICSREQUEST']._serialized_start=2307
+  _globals['_METRICSREQUEST']._serialized_end=2323
+  _globals['_METRICSROW']._serialized_start=2326
+  _globals['_METRICSROW']._serialized_end=2532
+  _globals['_METRICSRESPONSE']._serialized_start=2535
+  _globals['_METRICSRESPONSE']._serialized_end=2714
+  _globals['_AGENT']._serialized_start=2802
+  _globals['_AGENT']._serialized_end=3322
 # @@protoc_insertion_point(module_scope)

@@ -184,10 +184,15 @@ class Counters(_message.Message):
     DELIVERED_FIELD_NUMBER: _builtins.int
     DROPPED_FIELD_NUMBER: _builtins.int
     SAMPLED_OUT_FIELD_NUMBER: _builtins.int
+    OVER_SHARE_FIELD_NUMBER: _builtins.int
     matched: _builtins.int
     delivered: _builtins.int
     dropped: _builtins.int
     sampled_out: _builtins.int
+    over_share: _builtins.int
+    """Of dropped: dropped because the key held more than its fair share of the
+    ring (the kernel counts the reason per key; a job's share is bounded by its drops).
+    """
     def __init__(
         self,
         *,
@@ -195,10 +200,11 @@ class Counters(_message.Message):
         delivered: _builtins.int = ...,
         dropped: _builtins.int = ...,
         sampled_out: _builtins.int = ...,
+        over_share: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "dropped", b"dropped", "matched", b"matched", "sampled_out", b"sampled_out"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered", "dropped", b"dropped", "matched", b"matched", "over_share", b"over_share", "sampled_out", b"sampled_out"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
