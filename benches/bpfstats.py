@@ -60,3 +60,24 @@ def stats_enabled() -> Iterator[None]:
         yield
     finally:
         SYSCTL.write_text(f"{old}\n")
+
+
+def all_ids() -> set[int]:
+    """Ids of every loaded program (to tell a loader's new programs by
+    difference, whatever they are named)."""
+    return {int(p["id"]) for p in _programs() if "id" in p}
+
+
+def run_delta(
+    start: dict[str, dict[str, float]], end: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """{name: {runs, ns_per_run}} between two :func:`run_costs` snapshots of
+    the same programs; programs that did not run in between are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for name, e in end.items():
+        b = start.get(name, {"runs": 0, "ns_per_run": 0.0})
+        runs = e["runs"] - b["runs"]
+        if runs > 0:
+            ns = e["runs"] * e["ns_per_run"] - b["runs"] * b["ns_per_run"]
+            out[name] = {"runs": runs, "ns_per_run": ns / runs}
+    return out

@@ -1,5 +1,6 @@
-"""Compiles the C workload and the libbpf ceiling into a cache directory,
-keyed by a hash of the sources and flags, so reruns skip the compilers."""
+"""Compiles the C workload, the libbpf ceiling and the hook floor into a
+cache directory, keyed by a hash of the sources and flags, so reruns skip the
+compilers."""
 
 from __future__ import annotations
 
@@ -54,9 +55,9 @@ def build_loop(cache_dir: Path) -> Path:
     return out
 
 
-def build_ceiling(cache_dir: Path) -> tuple[Path, Path]:
-    """(consumer binary, BPF object) of the libbpf ceiling; raises BuildError
-    with the reason when clang, libbpf or the headers are missing."""
+def _bpf_toolchain() -> tuple[str, str]:
+    """(clang, cc) for a libbpf program; raises BuildError with the reason
+    when clang, gcc or the libbpf headers are missing."""
     clang = next((c for c in ("clang-19", "clang") if shutil.which(c)), None)
     cc = shutil.which("gcc") or shutil.which("cc")
     if clang is None:
@@ -65,21 +66,40 @@ def build_ceiling(cache_dir: Path) -> tuple[Path, Path]:
         raise BuildError("gcc not installed")
     if not Path("/usr/include/bpf/libbpf.h").exists():
         raise BuildError("libbpf headers missing (apt-get install libbpf-dev)")
-    bpf_src = CEILING_DIR / "ceiling.bpf.c"
-    user_src = CEILING_DIR / "ceiling.c"
-    header = CEILING_DIR / "ceiling.h"
+    return clang, cc
+
+
+def _build_libbpf_pair(cache_dir: Path, name: str) -> tuple[Path, Path]:
+    """(loader binary, BPF object) from benches/ceiling/<name>.bpf.c, <name>.c
+    and <name>.h."""
+    clang, cc = _bpf_toolchain()
+    bpf_src = CEILING_DIR / f"{name}.bpf.c"
+    user_src = CEILING_DIR / f"{name}.c"
+    header = CEILING_DIR / f"{name}.h"
     bpf_flags = ["-target", "bpf", "-O2", "-g", f"-I{ARCH_INCLUDE}", f"-I{CEILING_DIR}"]
     user_flags = ["-O2", "-Wall", "-Wextra", f"-I{CEILING_DIR}"]
     key = _digest([bpf_src, user_src, header], [clang, *bpf_flags, *user_flags])
-    obj = cache_dir / f"ceiling-{key}.bpf.o"
-    exe = cache_dir / f"ceiling-{key}"
+    obj = cache_dir / f"{name}-{key}.bpf.o"
+    exe = cache_dir / f"{name}-{key}"
     cache_dir.mkdir(parents=True, exist_ok=True)
     if not obj.exists():
         tmp = obj.with_suffix(".tmp")
-        _run([clang, *bpf_flags, "-c", str(bpf_src), "-o", str(tmp)], "compiling ceiling.bpf.c")
+        _run([clang, *bpf_flags, "-c", str(bpf_src), "-o", str(tmp)], f"compiling {name}.bpf.c")
         tmp.rename(obj)
     if not exe.exists():
         tmp = exe.with_suffix(".tmp")
-        _run([cc, *user_flags, "-o", str(tmp), str(user_src), "-lbpf"], "building ceiling.c")
+        _run([cc, *user_flags, "-o", str(tmp), str(user_src), "-lbpf"], f"building {name}.c")
         tmp.rename(exe)
     return exe, obj
+
+
+def build_ceiling(cache_dir: Path) -> tuple[Path, Path]:
+    """(consumer binary, BPF object) of the libbpf ceiling; raises BuildError
+    with the reason when clang, libbpf or the headers are missing."""
+    return _build_libbpf_pair(cache_dir, "ceiling")
+
+
+def build_floor(cache_dir: Path) -> tuple[Path, Path]:
+    """(loader binary, BPF object) of the count-only hook floor (issue 15);
+    raises BuildError as build_ceiling does."""
+    return _build_libbpf_pair(cache_dir, "floor")

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from benches.common import Scenario
-from benches.scenarios import churn, decode, fanout, idle, output, peers, soak, throughput
+from benches.scenarios import (
+    churn,
+    decode,
+    fanout,
+    floor,
+    idle,
+    output,
+    peers,
+    soak,
+    throughput,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     "idle": idle.run,
     "throughput": throughput.run,
     "peers": peers.run,
+    "floor": floor.run,
     "decode": decode.run,
     "fanout": fanout.run,
     "output": output.run,

@@ -7,6 +7,8 @@
 //                  [--interval-us U]
 //   getppid    getppid()                                   1 syscall per iteration
 //   openclose  openat(P, O_RDONLY) + close()               2 syscalls per iteration
+//   openat     openat(P, O_RDONLY) of a missing P (ENOENT)  1 syscall per iteration
+//              (no descriptor, so no close; a call that opens P is a failure)
 //   connect    socket() + connect(127.0.0.1:P) + close()  3 syscalls per iteration
 //              (P should be a port nobody listens on: the connect is refused)
 //   forkexec   fork() + execve("/bin/true") + wait4()      1 process per iteration
@@ -47,7 +49,7 @@ struct opts {
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: loop getppid|openclose|connect|forkexec|tick [--secs S] "
+	fprintf(stderr, "usage: loop getppid|openclose|openat|connect|forkexec|tick [--secs S] "
 			"[--count N] [--cpu C] [--path P] [--port P] [--interval-us U]\n");
 	exit(2);
 }
@@ -105,6 +107,17 @@ static long step_openclose(const struct opts *o)
 		return 1;
 	syscall(SYS_close, fd);
 	return 0;
+}
+
+static long step_openat(const struct opts *o)
+{
+	long fd = syscall(SYS_openat, AT_FDCWD, o->path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		syscall(SYS_close, fd);
+		return 1;
+	}
+	return errno == ENOENT ? 0 : 1;
 }
 
 static struct sockaddr_in target;
@@ -168,6 +181,9 @@ int main(int argc, char **argv)
 		step = step_openclose;
 		calls_per_iter = 2;
 		check_every = 256;
+	} else if (!strcmp(o.mode, "openat")) {
+		step = step_openat;
+		check_every = 1024;
 	} else if (!strcmp(o.mode, "connect")) {
 		step = step_connect;
 		calls_per_iter = 3;
