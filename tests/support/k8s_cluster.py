@@ -79,6 +79,7 @@ class Node:
             make_pod(self.agent_pod, AGENT_NS, labels=AGENT_LABELS, node=name, phase="Running")
         )
         self.log = AgentLog(api, self.agent_pod)
+        self.cri_endpoint = containerd.endpoint
         observer = KubernetesObserver(
             api.url,
             cri_endpoint=containerd.endpoint,
@@ -102,6 +103,10 @@ class Node:
             "backoff": Backoff(0.05, 0.5),
             "watch_timeout": 30,
             "request_timeout": 5.0,
+            "cri_endpoint": self.cri_endpoint,
+            "cri_interval": 0.3,
+            "takeover": 1.0,
+            "no_match_delay": 0.5,
         }
         opts.update(kw)
         self.controller = Controller(self.hub, self.api.url, self.name, **opts).start()

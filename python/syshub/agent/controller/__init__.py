@@ -8,14 +8,19 @@ pods to this node. Nothing coordinates the agents but the API server:
 * status: each agent merge-patches only ``status.nodes[<its node>]`` (state, containers
   traced, matched / delivered / dropped / sampled-out, errors, last error); the overall
   state and completion are derived from the entries (:mod:`.status`);
+* the overall fields have one writer in the normal case (a per-Trace ranking of the nodes
+  with an entry, with takeover when the writer stays silent), and a Trace no pod matches
+  anywhere is reported by one node (Running with 0 containers, then Complete), never left
+  Pending;
 * Kubernetes Events on the Trace: Started, Completed, InvalidTrace (unknown syscall, bad
-  selector...), StartFailed, TraceError (a container the kernel refused to filter);
+  selector...), StartFailed, TraceError (a container the kernel refused to filter, e.g. over
+  the filter-key limit), CRIUnreadable / CRIReadable (:mod:`.cri_health`), NoMatchingPods;
 * deleting a Trace stops its job: its kernel filters go at once;
 * each trace's events are JSON lines on stdout, labelled with the trace (``kubectl logs``);
 * restarting the agent resumes the Traces that exist (the rest of their duration).
 
 Modules: :mod:`.controller` (:class:`Controller`), :mod:`.watcher`, :mod:`.runs`,
-:mod:`.status`, :mod:`.report`, :mod:`.kube`. Needs the ``kubernetes`` package.
+:mod:`.status`, :mod:`.report`, :mod:`.kube`, :mod:`.cri_health`. Needs the ``kubernetes`` package.
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ class KubernetesComponent:
         self.groups = _groups(getattr(cfg, GROUPS_SETTING, None) or "syshub")
 
     def start(self, agent: Agent) -> None:
+        from syshub.topology.kubernetes import DEFAULT_CRI_ENDPOINT, KubernetesObserver
+
+        cri = None
+        if isinstance(agent.hub.observer, KubernetesObserver):  # containers from the CRI
+            cri = getattr(agent.config, "cri_endpoint", None) or DEFAULT_CRI_ENDPOINT
         self.controller = Controller(
             agent.hub,
             self.endpoint,
@@ -63,6 +73,7 @@ class KubernetesComponent:
             self.namespace,
             self.groups,
             registry=agent.traces,
+            cri_endpoint=cri,
         ).start()
 
     def stop(self) -> None:

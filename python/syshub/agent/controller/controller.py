@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
+from syshub.agent.controller.cri_health import CriHealth
 from syshub.agent.controller.kube import Conflict, NotFound, TraceApi, api_client_of
 from syshub.agent.controller.report import NORMAL, WARNING, EventPrinter, JsonLines, event_body
 from syshub.agent.controller.runs import (
@@ -25,7 +26,10 @@ from syshub.agent.controller.status import (
     RUNNING,
     entry_patch,
     job_id_for,
+    node_entries,
     overall_patch,
+    spread,
+    writer_rank,
 )
 from syshub.agent.controller.watcher import GroupWatch, Item, object_key
 from syshub.errors import SyshubError
@@ -58,6 +62,13 @@ class Controller:
     agent's trace registry (so its gRPC API lists these traces); None runs jobs on the Hub
     directly. ``out``: where the traces' events go as JSON lines. ``status_interval``: how
     often changed counters are written at most (state changes are written at once).
+    ``cri_endpoint``: the CRI the Hub's observer reads containers from; while Traces run it
+    is checked every ``cri_interval`` seconds, and an unreadable CRI is reported on them.
+    ``takeover``: how long the stored overall status may stay wrong before the next-ranked
+    node writes it (:mod:`.status`); the writer itself waits ``settle`` seconds, so the
+    entries other nodes wrote at about the same time are in the view it derives from. ``no_match_delay``: when no node reports a Trace this
+    long (times 1-2, per node) after this node looked at its pods, this node reports it
+    (Running with 0 containers, then Complete after its duration) so it never stays Pending.
     """
 
     def __init__(
@@ -75,6 +86,11 @@ class Controller:
         backoff: Backoff | None = None,
         watch_timeout: int = 300,
         request_timeout: float = 30.0,
+        cri_endpoint: str | None = None,
+        cri_interval: float = 2.0,
+        takeover: float = 10.0,
+        no_match_delay: float = 2.0,
+        settle: float = 0.25,
     ) -> None:
         if not node_name:
             raise ValueError("the controller needs this node's name")
@@ -105,6 +121,14 @@ class Controller:
         """How long stopping each deleted Trace's job took (its watch event to released
         kernel filters and routed last events)."""
         self.errors = 0
+        self.takeover = takeover
+        self.no_match_delay = no_match_delay
+        self.settle = settle
+        self.conflicts = 0
+        """Overall status writes refused with 409 (a stale view)."""
+        self.cri: CriHealth | None = None
+        if cri_endpoint:
+            self.cri = CriHealth(cri_endpoint, cri_interval, min(cri_interval, 5.0), self._live)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Controller:
@@ -120,6 +144,8 @@ class Controller:
         self._worker.start()
         for w in self._watches:
             w.start()
+        if self.cri is not None:
+            self.cri.start()
         return self
 
     def stop(self) -> None:
@@ -127,6 +153,8 @@ class Controller:
         restarted agent resumes them)."""
         for w in self._watches:
             w.stop()
+        if self.cri is not None:
+            self.cri.stop()
         self._stop.set()
         if self._worker is not None:
             self._worker.join(10)
@@ -148,6 +176,10 @@ class Controller:
 
     def runs(self) -> dict[RunKey, TraceRun]:
         return dict(self._runs)
+
+    def _live(self) -> bool:
+        """Whether some Trace runs here (then the CRI is checked)."""
+        return any(r.job is not None and not r.finished for r in list(self._runs.values()))
 
     # ------------------------------------------------------------------ worker
     def _loop(self) -> None:
@@ -286,22 +318,24 @@ class Controller:
 
     # ------------------------------------------------------------------ status
     def _refresh_all(self) -> None:
+        now = time.monotonic()
         live = [r for r in self._runs.values() if r.job is not None and not r.finished]
-        if not live:
-            return
         ended = {id(r): r.ended() for r in live}  # before the counters: then they are final
-        jobs = self.hub.stats().jobs
+        jobs = self.hub.stats().jobs if live else {}
+        cri_error = self.cri.error if self.cri is not None else None
         for run in live:
             assert run.job is not None
             was_running = run.entry.get("state") == RUNNING
+            if run.set_cri(cri_error):
+                self._cri_changed(run)
             run.refresh(jobs.get(run.job.job_id), ended[id(run)])
             job = run.job
             if job.error and job.error != run.last_job_error:
                 run.last_job_error = job.error
                 self._post(run, WARNING, "TraceError", job.error)
-            if not run.reportable():
+            if not run.reportable() and not self._stand_in(run, now):
                 continue
-            if "Started" not in run.posted and run.written is None:
+            if "Started" not in run.posted and run.written is None and not run.stand_in:
                 hosts = len(job.monitored_hosts())
                 syscalls = ",".join(job.trace.spec.syscalls)
                 self._post(run, NORMAL, "Started", f"tracing {syscalls} in {hosts} container(s)")
@@ -314,6 +348,45 @@ class Controller:
                     f"delivered {run.entry.get('delivered', 0)}",
                 )
             self._write_entry(run)
+        for run in list(self._runs.values()):
+            if run.written is None and run.job is not None and run.finished:
+                if self._stand_in(run, now):  # the duration ended before anyone reported
+                    self._write_entry(run, force=True)
+            elif run.mismatch_since is not None:
+                self._write_overall(run)  # a takeover, when the writer stays silent
+
+    def _cri_changed(self, run: TraceRun) -> None:
+        if run.cri_error is not None:
+            message = f"new pods cannot be traced on this node: {run.cri_error}"
+            self._post(run, WARNING, "CRIUnreadable", message, once=False)
+        else:
+            self._post(run, NORMAL, "CRIReadable", "the CRI answers again", once=False)
+
+    def _stand_in(self, run: TraceRun, now: float) -> bool:
+        """Whether this node reports a Trace no node reports: it looked at its pods (none
+        matched) a per-node time ago and still no entry exists. The delay makes one node
+        do it in the normal case; a node with matching pods reports at once anyway."""
+        job = run.job
+        if run.stand_in:
+            return True
+        if job is None or run.written is not None or node_entries(run.obj):
+            run.applied_at = None
+            return False
+        if run.applied_at is None:
+            if not job.wait_applied(0):
+                return False
+            run.applied_at = now
+        if now - run.applied_at < self.no_match_delay * (1.0 + spread(run.uid, self.node)):
+            return False
+        run.stand_in = True
+        self._post(
+            run,
+            NORMAL,
+            "NoMatchingPods",
+            "no pod matches the trace on this node and no node reports it: this node "
+            "reports it (0 containers)",
+        )
+        return True
 
     def _write_entry(self, run: TraceRun, force: bool = False) -> None:
         entry = run.entry
@@ -328,7 +401,7 @@ class Controller:
             return
         try:
             obj = self.apis[run.group].patch_status(
-                run.namespace, run.name, entry_patch(self.node, entry)
+                run.namespace, run.name, entry_patch(self.node, entry, old)
             )
         except NotFound:
             return  # deleted meanwhile: the watch says so next
@@ -342,26 +415,46 @@ class Controller:
             self._write_overall(run)
 
     def _write_overall(self, run: TraceRun) -> None:
-        """Make the overall status what the entries say (only nodes that report the trace
-        write it; a stale view is refused by the precondition)."""
+        """Make the overall status what the entries say: the node ranked first among those
+        with an entry writes it; the next one only when it stays wrong for a takeover
+        period (see :mod:`.status`). A stale view is refused by the precondition (409) and
+        not retried on the same version: the watch brings the newer object."""
         if run.written is None:
             return
         patch = overall_patch(run.obj, run.group)
         if patch is None:
+            run.mismatch_since = None
+            return
+        now = time.monotonic()
+        if run.mismatch_since is None:
+            run.mismatch_since = now
+        rank = writer_rank(run.obj, self.node)
+        if rank is None or now - run.mismatch_since < self.settle + rank * self.takeover:
+            return
+        rv = patch["metadata"]["resourceVersion"]
+        if rv is not None and rv == run.refused_rv:
             return
         try:
             obj = self.apis[run.group].patch_status(run.namespace, run.name, patch)
-        except (Conflict, NotFound):
-            return  # someone wrote first: the watch brings the newer object
+        except Conflict:
+            self.conflicts += 1
+            run.refused_rv = rv
+            return
+        except NotFound:
+            return  # deleted: the watch says so next
         except Exception as exc:
             log.warning("trace %s: status write failed: %s", run.label, one_line(exc))
             return
         if isinstance(obj, dict):
             run.obj = obj
+            run.mismatch_since = None
 
-    def _post(self, run: TraceRun, kind: str, reason: str, message: str) -> None:
+    def _post(
+        self, run: TraceRun, kind: str, reason: str, message: str, *, once: bool = True
+    ) -> None:
+        """An Event about the Trace; ``once``: not again for the same reason and message."""
         tag = reason if reason in ("Started", "Completed") else f"{reason}:{message}"
-        if tag in run.posted:
+        if once and tag in run.posted:
             return
         run.posted.add(tag)
         body = event_body(run.obj, self.node, kind, reason, message)

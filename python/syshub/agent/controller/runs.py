@@ -73,6 +73,18 @@ class TraceRun:
     posted: set[str] = field(default_factory=set)
     """Reasons of the Events already posted (one Started, one Completed, each error once)."""
     last_job_error: str | None = None
+    cri_error: str | None = None
+    """Why this node's CRI is unreadable now (None: it answers)."""
+    cri_outages: int = 0
+    mismatch_since: float | None = None
+    """Since when (monotonic) the stored overall fields differ from the derived ones."""
+    stand_in: bool = False
+    """This node reports the trace although no pod matches here: no node had an entry."""
+    applied_at: float | None = None
+    """When (monotonic) the job had looked at this node's pods."""
+    refused_rv: str | None = None
+    """The resourceVersion an overall write was refused at (409): not tried again."""
+    """This node reports the trace although no pod matches here: no node had an entry."""
 
     @property
     def job_id(self) -> str:
@@ -127,9 +139,19 @@ class TraceRun:
         job = self.job
         return job is not None and job.stopped and job.trace.status.state.finished
 
+    def set_cri(self, error: str | None) -> bool:
+        """Note the CRI's state; True when an outage began or ended."""
+        was_down = self.cri_error is not None
+        self.cri_error = error
+        down = error is not None
+        if down and not was_down:
+            self.cri_outages += 1
+        return down != was_down
+
     def refresh(self, stats: JobStats | None, ended: bool) -> None:
-        """Recompute the entry from the job (counters, containers, state, last error);
-        ``ended``: :meth:`ended` as it was before ``stats`` were read."""
+        """Recompute the entry from the job (counters, containers, state, last error: an
+        unreadable CRI first, else the job's); ``ended``: :meth:`ended` as it was before
+        ``stats`` were read."""
         job = self.job
         if job is None or self.finished:
             return
@@ -140,9 +162,12 @@ class TraceRun:
             entry["delivered"] = stats.delivered
             entry["dropped"] = stats.dropped
             entry["sampledOut"] = stats.sampled_out
-        entry["errors"] = job.errors
-        if job.error:
-            entry["lastError"] = job.error
+        entry["errors"] = job.errors + self.cri_outages
+        last = f"CRI unreadable: {self.cri_error}" if self.cri_error else job.error
+        if last:
+            entry["lastError"] = last
+        elif self.cri_outages:  # the CRI answers again: its error is over
+            entry.pop("lastError", None)
         if ended:
             failed = job.trace.status.state is TraceState.FAILED
             entry["state"] = FAILED if failed else COMPLETE
@@ -158,6 +183,7 @@ class TraceRun:
         e = self.entry
         return (
             self.written is not None
+            or self.stand_in
             or int(e.get("containers", 0)) > 0
             or int(e.get("matched", 0)) > 0
             or int(e.get("errors", 0)) > 0

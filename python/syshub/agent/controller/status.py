@@ -4,13 +4,21 @@ Each agent owns one key, ``status.nodes[<its node>]`` (a
 :class:`~syshub.spec.crd.NodeStatus`), and writes it with a JSON merge patch that names only
 that key, so two agents never overwrite each other whatever the cluster size. The overall
 fields (``state``, ``startTime``, ``completionTime``, ``jobID``, ``nodeCount``, ``message``)
-are a function of the entries (:func:`derive`); an agent that reports the trace writes them
-when the stored ones differ, with the object's resourceVersion as a precondition, so a write
-from a stale view is refused (409) instead of winning, and the next watch event re-derives.
+are a function of the entries (:func:`derive`) and are written when the stored ones differ,
+with the object's resourceVersion as a precondition, so a write from a stale view is refused
+(409) instead of winning, and the next watch event re-derives.
+
+One writer for the overall fields in the normal case, without a coordinator: the nodes with
+an entry are ranked by a hash of (object uid, node) (:func:`writer_rank`; a different
+order per Trace spreads the work); rank 0 writes at once, rank ``r`` only when the stored
+fields have stayed wrong for ``r`` takeover periods (its writer is gone, or slow), so a node
+that leaves never blocks the status and nodes that come are ranked in. A 409 is not retried:
+the watch brings the newer object and the derivation starts again from it.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -98,6 +106,29 @@ def overall_patch(obj: Mapping[str, Any], group: str) -> dict[str, Any] | None:
     return {"metadata": {"resourceVersion": rv}, "status": change}
 
 
-def entry_patch(node: str, entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The merge patch of one node's entry (nothing else)."""
-    return {"status": {"nodes": {node: dict(entry)}}}
+def entry_patch(
+    node: str, entry: Mapping[str, Any], previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The merge patch of one node's entry (nothing else); keys of ``previous`` that the
+    entry no longer has are removed (``null``), e.g. a ``lastError`` that is over."""
+    body: dict[str, Any] = dict(entry)
+    for key in previous or {}:
+        if key not in body:
+            body[key] = None
+    return {"status": {"nodes": {node: body}}}
+
+
+def spread(uid: str, node: str) -> float:
+    """A number in [0, 1) fixed for (object, node), the same on every node and restart."""
+    return zlib.crc32(f"{uid}/{node}".encode()) / 2**32
+
+
+def writer_rank(obj: Mapping[str, Any], node: str) -> int | None:
+    """This node's place among the writers of the overall status (0: the writer), None when
+    the node has no entry (it does not write the overall fields)."""
+    nodes = node_entries(obj)
+    if node not in nodes:
+        return None
+    uid = str((obj.get("metadata") or {}).get("uid") or "")
+    order = sorted(nodes, key=lambda n: (spread(uid, n), n))
+    return order.index(node)
