@@ -66,9 +66,10 @@ class Controller:
     is checked every ``cri_interval`` seconds, and an unreadable CRI is reported on them.
     ``takeover``: how long the stored overall status may stay wrong before the next-ranked
     node writes it (:mod:`.status`); the writer itself waits ``settle`` seconds, so the
-    entries other nodes wrote at about the same time are in the view it derives from. ``no_match_delay``: when no node reports a Trace this
-    long (times 1-2, per node) after this node looked at its pods, this node reports it
-    (Running with 0 containers, then Complete after its duration) so it never stays Pending.
+    entries other nodes wrote at about the same time are in the view it derives from.
+    ``no_match_delay``: when no node reports a Trace this long (times 1-2, per node) after
+    this node looked at its pods, this node reports it (Running with 0 containers, then
+    Complete after its duration) so it never stays Pending.
     """
 
     def __init__(
