@@ -18,7 +18,17 @@ import pytest
 pytestmark = pytest.mark.bpf
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("idle", "throughput", "peers", "decode", "fanout", "output", "churn", "soak")
+SCENARIOS = (
+    "idle",
+    "throughput",
+    "peers",
+    "floor",
+    "decode",
+    "fanout",
+    "output",
+    "churn",
+    "soak",
+)
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +107,8 @@ def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
         assert peers["strace"]["events_seen"] > 0
     assert "ceiling" in peers
 
+    _check_floor(sc["floor"])
+
     dec = sc["decode"]["metrics"]
     assert dec["records"] > 0
     assert all(_positive(r["events_per_cpu_s"]) for r in dec["python"].values())
@@ -112,6 +124,43 @@ def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
         assert fan["status"] == "n/a" and "hub not available" in fan["note"]
     elif fan["status"] == "ok":
         assert all(r["callback_events"] > 0 for r in fan["metrics"]["runs"])
+
+
+def _check_floor(floor: dict[str, Any]) -> None:
+    """Form of the floor scenario (issue 15): every variant measured for both
+    loops, syshub's runs accounted per key and against the loop's own count,
+    the reader thread found, BPF run time per program; no speed asserted."""
+    assert floor["status"] == "ok", (floor["note"], floor["notes"])
+    m = floor["metrics"]
+    assert set(m["summary"]) == {"getppid", "openat"}
+    for sc, d in m["summary"].items():
+        variants = {"untraced", "floor", "syshub"} | ({"ceiling"} if sc == "getppid" else set())
+        if sc == "getppid" and "ceiling" not in d["calls_per_s"]:
+            assert any("ceiling skipped" in n for n in floor["notes"]), floor["notes"]
+            variants.discard("ceiling")
+        assert set(d["calls_per_s"]) == variants, (sc, d["calls_per_s"])
+        assert all(_positive(d["calls_per_s"][v]) for v in variants), (sc, d)
+        assert all(_positive(d["ns_per_call"][v]) for v in variants), (sc, d)
+        assert _positive(d["syshub_over_floor"]) and _positive(d["syshub_over_floor_paired"])
+        assert d["delivered_total"] > 0
+        assert d["matched_total"] == d["delivered_total"] + d["dropped_total"]
+        # the reader thread is found by its name (syshub-reader) in /proc/self/task
+        assert d["reader_thread_found"] is True, sc
+        assert _positive(d["reader_cpu_ms_per_m_events"]), (sc, d)
+        for run in m["runs"][sc]["floor"]:
+            assert run["enter_runs"] > 0 and run["exit_runs"] > 0 and run["calls"] > 0
+        for run in m["runs"][sc]["syshub"]:
+            assert run["matched"] == run["calls"], (sc, run)
+        if shutil.which("bpftool"):
+            for variant in ("floor", "syshub"):
+                assert m["bpf_costs"][sc][variant]["programs"], (sc, variant)
+                assert _positive(d["bpf_ns_per_call"][variant]), (sc, variant)
+    labels = {c["label"] for c in floor["accounting"]["checks"] if c["strict"]}
+    for sc in ("getppid", "openat"):
+        assert any(f"syshub {sc} rep 1: {sc} @ pid_ns" in x for x in labels), labels
+        assert f"syshub {sc} rep 1: every loop call matched" in labels
+    targets = [t for t in floor["targets"] if t["what"].startswith("syshub / floor")]
+    assert len(targets) == 2 and all(_positive(t["value"]) for t in targets), targets
 
 
 def test_accounting_holds_everywhere(quick_run: tuple[dict[str, Any], Path]) -> None:
