@@ -77,7 +77,8 @@ def test_overall_status_has_one_writer(pair: Pair) -> None:
     create_trace(api, trace_manifest("one-writer", ["openat"], duration="5s"))
 
     def complete() -> bool:
-        return get_trace(api, "one-writer").get("status", {}).get("state") == "Complete"
+        status = get_trace(api, "one-writer").get("status") or {}
+        return bool(status.get("state") == "Complete")
 
     assert wait_until(complete, 20), get_trace(api, "one-writer").get("status")
     status = get_trace(api, "one-writer")["status"]

@@ -167,7 +167,7 @@ class TraceRun:
         if last:
             entry["lastError"] = last
         elif self.cri_outages:  # the CRI answers again: its error is over
-            entry.pop("lastError", None)
+            entry["lastError"] = ""
         if ended:
             failed = job.trace.status.state is TraceState.FAILED
             entry["state"] = FAILED if failed else COMPLETE
