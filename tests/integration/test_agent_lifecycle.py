@@ -1,7 +1,8 @@
 """How the agent ends: SIGTERM ends every stream with its final counters,
 stops the Hub and removes the socket; SIGKILL leaves no kernel object (nothing
 is pinned: bpftool's program, map and link lists before and after); a new
-agent takes over a killed agent's stale socket."""
+agent takes over a killed agent's stale socket (and resumes its traces:
+test_agent_resume.py)."""
 
 from __future__ import annotations
 
@@ -96,9 +97,11 @@ def test_sigkill_leaves_no_kernel_objects(known_calls: Path, tmp_path: Path) -> 
         assert wait_until(freed, timeout=10), f"left behind: {mine} in {live_objects()}"
         s.join()
         assert s.final is None and s.error is not None  # no final message: the agent died
-        # a new agent takes over the stale socket
+        # a new agent takes over the stale socket, and resumes the trace
         again = AgentProcess(tmp_path, node="kill").start()
         try:
+            assert [t.name for t in again.client().list_traces()] == ["k1"]
+            again.client().delete_trace("k1")
             assert again.client().list_traces() == []
         finally:
             assert again.stop() == 0
@@ -145,7 +148,9 @@ def _one_run(known_calls: Path, tmp_path: Path, sock: Path) -> None:
     from syshub.agent import Agent, build_config
     from syshub.client import AgentClient
 
-    cfg = build_config({"socket": str(sock), "node_name": "inproc", "ring_bytes": 1 << 22}, {})
+    cfg = build_config(
+        {"socket": str(sock), "node_name": "inproc", "ring_bytes": 1 << 22, "state_dir": ""}, {}
+    )
     agent = Agent(cfg).start()
     w = _workload(known_calls, tmp_path)
     try:

@@ -71,6 +71,8 @@ class AgentProcess:
             self.node,
             "--ring-bytes",
             "16M",
+            "--state-dir",
+            str(self.workdir / f"{self.node}.state"),
             *self.args,
         ]
 

@@ -28,7 +28,9 @@ NS = 4026530000
 def served(tmp_path: Path) -> Iterator[tuple[Env, Agent, AgentClient]]:
     env = make_env(with_probe=True)
     sock = tmp_path / "a.sock"
-    cfg = build_config({"socket": str(sock), "node_name": "unit", "shutdown_grace": 2}, {})
+    cfg = build_config(
+        {"socket": str(sock), "node_name": "unit", "shutdown_grace": 2, "state_dir": ""}, {}
+    )
     agent = Agent(cfg, hub=env.hub).start()
     client = AgentClient(f"unix://{sock}")
     try:
@@ -149,7 +151,7 @@ def test_merge_watch_of_two_agents(served: tuple[Env, Agent, AgentClient], tmp_p
     env, agent, c = served
     env2 = make_env(with_probe=True)
     sock2 = tmp_path / "b.sock"
-    cfg = build_config({"socket": str(sock2), "node_name": "unit-b"}, {})
+    cfg = build_config({"socket": str(sock2), "node_name": "unit-b", "state_dir": ""}, {})
     agent2 = Agent(cfg, hub=env2.hub).start()
     c2 = AgentClient(f"unix://{sock2}")
     missing = AgentClient(f"unix://{sock2}")

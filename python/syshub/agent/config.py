@@ -18,6 +18,7 @@ from syshub.errors import SyshubError
 
 ENV_PREFIX: Final = "SYSHUB_AGENT_"
 DEFAULT_SOCKET: Final = "/run/syshub/agent.sock"
+DEFAULT_STATE_DIR: Final = "/var/lib/syshub/agent"
 
 
 class AgentConfigError(SyshubError, ValueError):
@@ -48,6 +49,9 @@ class AgentConfig(BaseModel):
     k8s_endpoint: str | None = None
     k8s_namespace: str | None = None
     alt_root: str = "/"
+    state_dir: str = DEFAULT_STATE_DIR
+    """Where traces created through the API are kept (files 0600) so a
+    restarted agent resumes them; "" for none."""
     ring_bytes: int = Field(default=16 << 20, ge=4096, le=1 << 30)
     poll_ms: int = Field(default=10, ge=1, le=1000)
     tracepoint_syscalls: int = Field(default=16, ge=0, le=1024)

@@ -30,6 +30,7 @@ from syshub.agent.components import Component, configured_components
 from syshub.agent.config import AgentConfig, AgentConfigError, parse_hostport
 from syshub.agent.service import SERVICE, AgentService
 from syshub.agent.streams import StreamRegistry, StreamStats
+from syshub.agent.trace_store import TraceStore
 from syshub.agent.traces import TraceRegistry
 from syshub.hub import Hub, HubConfig
 from syshub.topology import Observer
@@ -63,7 +64,9 @@ class Agent:
             ),
             observer=observer,
         )
-        self.traces = TraceRegistry(self.hub)
+        self.traces = TraceRegistry(
+            self.hub, TraceStore(config.state_dir) if config.state_dir else None
+        )
         self._streams = StreamRegistry(config.max_streams)
         self.service = AgentService(
             self.hub,
@@ -104,6 +107,7 @@ class Agent:
             self._started = True
         try:
             self.hub.start()
+            self.traces.resume()  # the traces created through the API before a restart
             self.components = [*self.components, *configured_components(self)]
             for c in self.components:
                 c.start(self)

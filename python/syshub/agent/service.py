@@ -76,7 +76,7 @@ class AgentService:
         target = requests.target_of(req.target)
         capture = requests.capture_of(req.capture)
         wait = requests.wait_seconds(req.wait_applied_seconds)
-        entry = self.traces.create(trace, target, capture, wait)
+        entry = self.traces.create(trace, target, capture, wait, persist=True)
         log.info(
             "trace created",
             extra={"trace": f"{trace.namespace}/{trace.name}", "job": entry.job.job_id},

@@ -40,6 +40,7 @@ _OPTIONS: tuple[tuple[str, str, Any, str, str], ...] = (
     ("--cri-endpoint", "cri_endpoint", str, "URL", "containers from this CRI socket"),
     ("--kubeconfig", "k8s_endpoint", str, "PATH", "pods from Kubernetes (kubeconfig or URL)"),
     ("--k8s-namespace", "k8s_namespace", str, "NS", "only pods of this namespace"),
+    ("--state-dir", "state_dir", str, "DIR", "API traces kept here for a restart ('' for none)"),
     ("--trace-groups", "k8s_groups", str, "GROUPS", "Trace API groups: syshub,swoll [syshub]"),
     ("--ring-bytes", "ring_bytes", int, "BYTES", "kernel ring buffer size [16M]"),
     ("--tracepoint-syscalls", "tracepoint_syscalls", int, "N", "syscalls on own tracepoints [16]"),
