@@ -22,9 +22,10 @@
 #define SYSHUB_MX_MODE_CONTAINERS 1 /* only pid namespaces in the namespace set */
 
 /* Indexes of the per-CPU counters map. */
-#define SYSHUB_MX_C_NOMEM    0 /* an entry without a task slot (not measured) */
+#define SYSHUB_MX_C_NOMEM    0 /* an entry without a task slot (not timed) */
 #define SYSHUB_MX_C_OVERFLOW 1 /* calls that found the stats map full */
-#define SYSHUB_MX_C_COUNT    2
+#define SYSHUB_MX_C_UNTIMED  2 /* calls counted without a duration (latency mode) */
+#define SYSHUB_MX_C_COUNT    3
 
 /* One series: a pid namespace, a syscall, its errno (0 = success). */
 struct syshub_mx_key {

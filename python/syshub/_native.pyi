@@ -333,11 +333,12 @@ METRICS_MAX_ENTRIES_MAX: int
 @final
 class MetricsProbe:
     """The syscall metrics program: per (pid namespace, syscall, errno) calls,
-    total ns and a log2 latency histogram, on the raw sys_enter/sys_exit hooks.
-    ``mode``: ``"node"`` (every namespace), ``"containers"`` (the namespace
-    set) or ``"bare"`` (an empty hook pair: a benchmark baseline). ``attach``:
-    attach the hooks at once. ``PermissionError`` / ``ProbeError`` /
-    ``ValueError`` as :class:`Probe`."""
+    and with ``latency`` total ns and a log2 latency histogram (tp_btf
+    sys_exit counts; latency adds sys_enter). ``mode``: ``"node"`` (every
+    namespace), ``"containers"`` (the namespace set) or ``"bare"`` (an empty
+    raw hook pair: a benchmark baseline). ``attach``: attach the hooks at
+    once. ``PermissionError`` / ``ProbeError`` / ``ValueError`` as
+    :class:`Probe`."""
 
     def __new__(
         cls,
@@ -346,11 +347,14 @@ class MetricsProbe:
         max_entries: int = 16384,
         self_tgid: int | None = None,
         attach: bool = True,
+        latency: bool = True,
     ) -> MetricsProbe: ...
     @property
     def mode(self) -> str: ...
     @property
     def max_entries(self) -> int: ...
+    @property
+    def latency(self) -> bool: ...
     @property
     def attached(self) -> bool: ...
     @property
@@ -364,10 +368,11 @@ class MetricsProbe:
     def remove_series(self, keys: list[tuple[int, int, int]]) -> int: ...
     def snapshot(
         self,
-    ) -> tuple[list[tuple[int, int, int, int, int]], bytes, tuple[int, int, bytes], int]:
-        """``(rows, hist, overflow, nomem)``: rows of (pid_ns, nr, errno,
-        count, total_ns); hist: ``len(rows) * METRICS_BUCKETS`` native u64
-        (row-major); overflow: (count, total_ns, buckets as u64 bytes)."""
+    ) -> tuple[list[tuple[int, int, int, int, int]], bytes, tuple[int, int, bytes], int, int]:
+        """``(rows, hist, overflow, nomem, untimed)``: rows of (pid_ns, nr,
+        errno, count, total_ns); hist: ``len(rows) * METRICS_BUCKETS`` native
+        u64 (row-major); overflow: (count, total_ns, buckets as u64 bytes);
+        untimed: calls counted without a duration."""
     def close(self) -> None: ...
     def __enter__(self) -> MetricsProbe: ...
     def __exit__(

@@ -29,6 +29,7 @@ pub(crate) struct MetricsProbe {
     inner: Mutex<Option<CoreMetrics>>,
     mode: Mode,
     max_entries: u32,
+    latency: bool,
 }
 
 impl MetricsProbe {
@@ -58,8 +59,8 @@ fn value_parts(v: &MetricValue, hist: &mut Vec<u8>) -> (u64, u64) {
 impl MetricsProbe {
     #[new]
     #[pyo3(
-        signature = (mode = "node", *, max_entries = IntArg::from(16384), self_tgid = None, attach = true),
-        text_signature = "(mode='node', *, max_entries=16384, self_tgid=None, attach=True)"
+        signature = (mode = "node", *, max_entries = IntArg::from(16384), self_tgid = None, attach = true, latency = true),
+        text_signature = "(mode='node', *, max_entries=16384, self_tgid=None, attach=True, latency=True)"
     )]
     fn new(
         py: Python<'_>,
@@ -67,6 +68,7 @@ impl MetricsProbe {
         max_entries: IntArg,
         self_tgid: Option<IntArg>,
         attach: bool,
+        latency: bool,
     ) -> PyResult<Self> {
         let cfg = MetricsConfig {
             mode: map_err(py, Mode::parse(mode))?,
@@ -74,6 +76,7 @@ impl MetricsProbe {
             self_tgid: self_tgid
                 .map(|t| t.get(py, "self_tgid", 0, u32::MAX))
                 .transpose()?,
+            latency,
         };
         let core = map_err(
             py,
@@ -86,6 +89,7 @@ impl MetricsProbe {
             }),
         )?;
         Ok(Self {
+            latency: core.latency(),
             inner: Mutex::new(Some(core)),
             mode: cfg.mode,
             max_entries: cfg.max_entries,
@@ -101,6 +105,12 @@ impl MetricsProbe {
     #[getter]
     fn max_entries(&self) -> u32 {
         self.max_entries
+    }
+
+    /// Whether calls are timed (total_ns and the histogram are filled).
+    #[getter]
+    fn latency(&self) -> bool {
+        self.latency
     }
 
     /// Attach the raw sys_enter/sys_exit hooks (idempotent).
@@ -151,11 +161,12 @@ impl MetricsProbe {
         self.with(py, |m| m.remove_series(&keys))
     }
 
-    /// One read of the maps, CPUs summed: `(rows, hist, overflow, nomem)`.
+    /// One read of the maps, CPUs summed: `(rows, hist, overflow, nomem,
+    /// untimed)`.
     /// rows: list of (pid_ns, nr, errno, count, total_ns); hist: bytes of
     /// len(rows) * METRICS_BUCKETS native u64 (row-major); overflow:
     /// (count, total_ns, bytes of METRICS_BUCKETS u64); nomem: entries not
-    /// measured (no task slot).
+    /// timed (no task slot); untimed: calls counted without a duration.
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let snap = {
             let mut guard = self
@@ -174,7 +185,14 @@ impl MetricsProbe {
         let mut ohist = Vec::with_capacity(BUCKETS * 8);
         let (ocount, ototal) = value_parts(&snap.overflow, &mut ohist);
         let overflow = (ocount, ototal, PyBytes::new(py, &ohist));
-        (rows, PyBytes::new(py, &hist), overflow, snap.nomem).into_pyobject(py)
+        (
+            rows,
+            PyBytes::new(py, &hist),
+            overflow,
+            snap.nomem,
+            snap.untimed,
+        )
+            .into_pyobject(py)
     }
 
     /// Detach and unload. Idempotent.

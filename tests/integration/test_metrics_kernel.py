@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,13 +28,31 @@ def metrics_calls(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_metrics_calls(tmp_path_factory)
 
 
-NR_OPENAT, NR_GETPPID, NR_NANOSLEEP, NR_EXIT_GROUP = 257, 110, 35, 231
+NR_OPENAT, NR_GETPPID, NR_NANOSLEEP, NR_EXIT, NR_EXIT_GROUP = 257, 110, 35, 60, 231
+NR_CLONE3, NR_RT_SIGRETURN = 435, 15
 ENOENT = 2
 
 
+_held: list[NamespacedProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _hold_namespaces() -> Iterator[None]:
+    """The namespaces run_in_namespace made stay held until the test's end:
+    a dead namespace's inode is reused at once, and another process on the
+    machine (another test run) would add its calls to the series read."""
+    try:
+        yield
+    finally:
+        while _held:
+            _held.pop().close()
+
+
 def run_in_namespace(argv: list[str], before_release: object = None) -> int:
-    """Run argv as PID 1 of a new pid namespace to its end; its namespace inode."""
+    """Run argv as PID 1 of a new pid namespace to its end; its namespace
+    inode (held until the test ends)."""
     p = NamespacedProcess(argv, stdin=subprocess.DEVNULL)
+    _held.append(p)
     try:
         if callable(before_release):
             before_release(p.pid_ns)
@@ -42,7 +61,6 @@ def run_in_namespace(argv: list[str], before_release: object = None) -> int:
         return p.pid_ns
     finally:
         p.kill()
-        p.close()
 
 
 def of_ns(snap: MetricsSnapshot, ns: int) -> dict[tuple[int, int], MetricsRow]:
@@ -58,22 +76,66 @@ def node() -> Iterator[Metrics]:
         m.close()
 
 
-def test_exact_counts_of_a_known_workload(node: Metrics, metrics_calls: Path) -> None:
-    n, m, k = 40, 15, 1234
-    ns = run_in_namespace([str(metrics_calls), "mix", str(n), str(m), str(k)])
-    rows = of_ns(node.snapshot(), ns)
-    assert rows[(NR_OPENAT, 0)].count == n - m
-    assert rows[(NR_OPENAT, ENOENT)].count == m
+def _check_known_workload(m: Metrics, metrics_calls: Path) -> dict[tuple[int, int], MetricsRow]:
+    n, k = 40, 1234
+    fails = 15
+    ns = run_in_namespace([str(metrics_calls), "mix", str(n), str(fails), str(k)])
+    rows = of_ns(m.snapshot(), ns)
+    assert rows[(NR_OPENAT, 0)].count == n - fails
+    assert rows[(NR_OPENAT, ENOENT)].count == fails
     assert rows[(NR_OPENAT, ENOENT)].error == "ENOENT"
     assert rows[(NR_GETPPID, 0)].count == k
     assert rows[(NR_GETPPID, 0)].syscall == "getppid"
     assert rows[(NR_GETPPID, 0)].klass != ""
-    # exit_group never returns: counted at entry, with no duration
+    # exit_group never returns: counted as the thread exits, with no duration
+    assert rows[(NR_EXIT_GROUP, 0)].count == 1
+    return rows
+
+
+def test_exact_counts_of_a_known_workload(node: Metrics, metrics_calls: Path) -> None:
+    assert node.latency
+    rows = _check_known_workload(node, metrics_calls)
     eg = rows[(NR_EXIT_GROUP, 0)]
-    assert eg.count == 1 and eg.total_ns == 0 and eg.buckets[0] == 1
+    assert eg.total_ns == 0 and eg.buckets[0] == 1
     for r in rows.values():
+        # every call of the workload started after the hooks: all timed
         assert sum(r.buckets) == r.count
         assert r.total_ns >= 0
+    assert rows[(NR_GETPPID, 0)].total_ns > 0
+
+
+def test_count_only_mode_counts_exactly_without_timing(metrics_calls: Path) -> None:
+    with Metrics("node", latency=False) as m:
+        assert not m.latency
+        rows = _check_known_workload(m, metrics_calls)
+        snap = m.snapshot()
+    assert not snap.latency and snap.untimed == 0
+    for r in rows.values():
+        assert r.total_ns == 0 and sum(r.buckets) == 0
+
+
+def test_exits_clones_and_sigreturns_are_counted_once(tmp_path: Path) -> None:
+    # a thread ends in SYS_exit, the process in SYS_exit_group (neither
+    # returns); clone3 returns twice (parent and child) but is one call;
+    # rt_sigreturn's exit shows no number (orig_ax -1)
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import os, signal, threading\n"
+        "signal.signal(signal.SIGUSR1, lambda *a: None)\n"
+        "for _ in range(5):\n"
+        "    os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "ts = [threading.Thread(target=lambda: None) for _ in range(3)]\n"
+        "[t.start() for t in ts]\n"
+        "[t.join() for t in ts]\n"
+    )
+    with Metrics("node", latency=False) as m:
+        ns = run_in_namespace([sys.executable, "-I", "-S", str(script)])
+        rows = of_ns(m.snapshot(), ns)
+    assert rows[(NR_EXIT, 0)].count == 3
+    assert rows[(NR_EXIT_GROUP, 0)].count == 1
+    assert rows[(NR_CLONE3, 0)].count == 3
+    assert rows[(NR_RT_SIGRETURN, 0)].count == 5
+    assert all(nr < 1024 for nr, _ in rows)
 
 
 def test_histogram_buckets_of_known_sleeps(node: Metrics, metrics_calls: Path) -> None:
@@ -204,9 +266,12 @@ def _wait_unloaded(ids: set[int], timeout: float = 10.0) -> None:
 
 @pytest.mark.skipif(shutil.which("bpftool") is None, reason="needs bpftool")
 def test_metrics_off_leaves_nothing_loaded() -> None:
+    with Metrics("node", latency=False):
+        # count-only: the sys_exit hook and the thread-exit hook
+        assert len(_my_programs("syshub_mx_")) == 2
     m = Metrics("node")
     ids = _my_programs("syshub_mx_")
-    assert m.attached and len(ids) == 2
+    assert m.attached and len(ids) == 3
     m.detach()
     assert not m.attached
     m.attach()

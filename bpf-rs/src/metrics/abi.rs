@@ -14,6 +14,7 @@ pub const MODE_CONTAINERS: u32 = 1;
 
 pub const C_NOMEM: u32 = 0;
 pub const C_OVERFLOW: u32 = 1;
+pub const C_UNTIMED: u32 = 2;
 
 /// One series: pid namespace inode, syscall number, errno (0 = success).
 #[repr(C)]

@@ -1,8 +1,13 @@
 //! Syscall metrics in the kernel: the metrics program (`bpf/metrics.bpf.c`),
 //! separate from the trace probe, counts every syscall per (pid namespace,
-//! syscall, errno) with its total time and a log2 latency histogram in a
-//! bounded per-CPU hash. Its two raw hooks are attached only while metrics
-//! are on; [`MetricsProbe::snapshot`] reads the map and sums the CPUs.
+//! syscall, errno) in a bounded per-CPU hash, and with `latency` on adds
+//! each call's time and a log2 latency histogram. Its hooks are attached
+//! only while metrics are on; [`MetricsProbe::snapshot`] reads the map and
+//! sums the CPUs.
+//!
+//! Hooks: `tp_btf/sys_exit` counts (one program run per syscall);
+//! `tp_btf/sched_process_exit` counts threads that die in exit/exit_group;
+//! latency adds `tp_btf/sys_enter`, which stamps each call's start.
 //!
 //! Modes: [`Mode::Node`] counts every namespace; [`Mode::Containers`] only the
 //! namespaces added with [`MetricsProbe::add_namespace`]; [`Mode::Bare`]
@@ -15,9 +20,10 @@ mod batch;
 use std::os::fd::AsFd;
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
-use aya::programs::RawTracePoint;
 use aya::programs::raw_trace_point::RawTracePointLinkId;
-use aya::{Ebpf, EbpfLoader};
+use aya::programs::tp_btf::BtfTracePointLinkId;
+use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::error::{Error, Result};
 use crate::syscalls::SyscallTable;
@@ -30,6 +36,7 @@ pub static METRICS_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/met
 pub mod names {
     pub const PROG_ENTER: &str = "syshub_mx_enter";
     pub const PROG_EXIT: &str = "syshub_mx_exit";
+    pub const PROG_TASK_EXIT: &str = "syshub_mx_task_exit";
     pub const PROG_BARE_ENTER: &str = "syshub_mx_bare_enter";
     pub const PROG_BARE_EXIT: &str = "syshub_mx_bare_exit";
     pub const MAP_STATS: &str = "mx_stats";
@@ -40,6 +47,16 @@ pub mod names {
     pub const GLOBAL_MODE: &str = "mode";
     pub const GLOBAL_NR_EXIT: &str = "nr_exit";
     pub const GLOBAL_NR_EXIT_GROUP: &str = "nr_exit_group";
+    pub const GLOBAL_LATENCY: &str = "latency";
+    /// Globals holding syscall numbers the exit hook needs (the calls that
+    /// create a task, rt_sigreturn).
+    pub const GLOBALS_NR: [(&str, &str); 5] = [
+        ("nr_clone", "clone"),
+        ("nr_fork", "fork"),
+        ("nr_vfork", "vfork"),
+        ("nr_clone3", "clone3"),
+        ("nr_rt_sigreturn", "rt_sigreturn"),
+    ];
 }
 
 /// Series the stats map holds by default.
@@ -93,6 +110,9 @@ pub struct MetricsConfig {
     pub max_entries: u32,
     /// Host pid whose syscalls are never counted (default: this process).
     pub self_tgid: Option<u32>,
+    /// Time every call (entry hook, two clock reads: the histogram's
+    /// price); off: counts and errnos only, one hook.
+    pub latency: bool,
 }
 
 impl Default for MetricsConfig {
@@ -101,6 +121,7 @@ impl Default for MetricsConfig {
             mode: Mode::Node,
             max_entries: DEFAULT_MAX_ENTRIES,
             self_tgid: None,
+            latency: true,
         }
     }
 }
@@ -112,8 +133,11 @@ pub struct Snapshot {
     pub rows: Vec<(MetricKey, MetricValue)>,
     /// Calls that found the stats map full (not attributed to a series).
     pub overflow: MetricValue,
-    /// Syscall entries not measured: no per-task slot could be created.
+    /// Syscall entries not timed: no per-task slot could be created.
     pub nomem: u64,
+    /// Calls counted without a duration (latency on): their entry was not
+    /// stamped (in flight at attach, no slot). 0 with latency off.
+    pub untimed: u64,
 }
 
 fn bpf_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error {
@@ -139,6 +163,7 @@ where
 pub struct MetricsProbe {
     bpf: Ebpf,
     mode: Mode,
+    latency: bool,
     max_entries: u32,
     ncpus: usize,
     /// The stats map (a per-CPU hash); views are made on demand.
@@ -146,7 +171,8 @@ pub struct MetricsProbe {
     overflow: PerCpuArray<MapData, MetricValue>,
     counters: PerCpuArray<MapData, u64>,
     namespaces: BpfHashMap<MapData, u32, u8>,
-    links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
+    /// Attached hooks, in attach order (detached in reverse).
+    links: Option<Vec<(&'static str, Link)>>,
     /// Whether the batch lookup works here (else: key by key).
     batch_ok: bool,
 }
@@ -155,6 +181,7 @@ impl std::fmt::Debug for MetricsProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MetricsProbe")
             .field("mode", &self.mode)
+            .field("latency", &self.latency)
             .field("max_entries", &self.max_entries)
             .field("attached", &self.links.is_some())
             .finish_non_exhaustive()
@@ -183,26 +210,40 @@ impl MetricsProbe {
         };
         let nr_exit = table.by_name("exit").map_or(60, |d| d.nr);
         let nr_exit_group = table.by_name("exit_group").map_or(231, |d| d.nr);
+        let latency = u32::from(cfg.latency);
+        let clone_nrs: Vec<(&str, u32)> = names::GLOBALS_NR
+            .iter()
+            .filter_map(|(global, call)| table.by_name(call).ok().map(|d| (*global, d.nr)))
+            .collect();
         let ncpus =
             aya::util::nr_cpus().map_err(|(what, e)| Error::Bpf(format!("reading {what}: {e}")))?;
-        let mut bpf = EbpfLoader::new()
+        let btf = Btf::from_sys_fs().map_err(|e| {
+            Error::Bpf(format!(
+                "reading the kernel's BTF (/sys/kernel/btf/vmlinux): {e}"
+            ))
+        })?;
+        let mut loader = EbpfLoader::new();
+        for (global, nr) in &clone_nrs {
+            loader.override_global(global, nr, true);
+        }
+        let mut bpf = loader
+            .btf(Some(&btf))
             // Task storage is only used by the program itself.
             .allow_unsupported_maps()
             .override_global(names::GLOBAL_SELF_TGID, &self_tgid, true)
             .override_global(names::GLOBAL_MODE, &mode, true)
             .override_global(names::GLOBAL_NR_EXIT, &nr_exit, true)
             .override_global(names::GLOBAL_NR_EXIT_GROUP, &nr_exit_group, true)
+            .override_global(names::GLOBAL_LATENCY, &latency, true)
             .map_max_entries(names::MAP_STATS, cfg.max_entries)
             .load(METRICS_OBJECT)
             .map_err(|e| bpf_error(e, "loading the metrics program"))?;
-        let progs = match cfg.mode {
-            Mode::Bare => [names::PROG_BARE_ENTER, names::PROG_BARE_EXIT],
-            Mode::Node | Mode::Containers => [names::PROG_ENTER, names::PROG_EXIT],
-        };
-        for name in progs {
-            raw_prog(&mut bpf, name)?
-                .load()
-                .map_err(|e| bpf_error(e, &format!("verifying program `{name}`")))?;
+        for (name, hook) in hooks(cfg.mode, cfg.latency) {
+            let loaded = match hook {
+                Hook::Raw(_) => raw_prog(&mut bpf, name)?.load(),
+                Hook::Btf(tp) => btf_prog(&mut bpf, name)?.load(tp, &btf),
+            };
+            loaded.map_err(|e| bpf_error(e, &format!("verifying program `{name}`")))?;
         }
         Ok(Self {
             stats: bpf
@@ -213,6 +254,7 @@ impl MetricsProbe {
             namespaces: take(&mut bpf, names::MAP_NAMESPACES)?,
             bpf,
             mode: cfg.mode,
+            latency: cfg.latency && cfg.mode != Mode::Bare,
             max_entries: cfg.max_entries,
             ncpus,
             links: None,
@@ -235,15 +277,14 @@ impl MetricsProbe {
         self.links.is_some()
     }
 
-    fn progs(&self) -> (&'static str, &'static str) {
-        match self.mode {
-            Mode::Bare => (names::PROG_BARE_ENTER, names::PROG_BARE_EXIT),
-            Mode::Node | Mode::Containers => (names::PROG_ENTER, names::PROG_EXIT),
-        }
+    /// Whether calls are timed (the histogram is filled).
+    #[must_use]
+    pub fn latency(&self) -> bool {
+        self.latency
     }
 
-    /// Attaches the raw sys_enter/sys_exit hooks (the exit first, so no call
-    /// is stamped without its exit being seen). Idempotent.
+    /// Attaches the hooks (the exits first, so no call is stamped without
+    /// its exit being seen). Idempotent.
     ///
     /// # Errors
     /// A kernel refusal.
@@ -251,36 +292,50 @@ impl MetricsProbe {
         if self.links.is_some() {
             return Ok(());
         }
-        let (enter, exit) = self.progs();
-        let exit_link = raw_prog(&mut self.bpf, exit)?
-            .attach("sys_exit")
-            .map_err(|e| bpf_error(e, "attaching the metrics exit hook"))?;
-        let enter_link = match raw_prog(&mut self.bpf, enter)?.attach("sys_enter") {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = raw_prog(&mut self.bpf, exit)?.detach(exit_link);
-                return Err(bpf_error(e, "attaching the metrics entry hook"));
+        let mut links = Vec::new();
+        for (name, hook) in hooks(self.mode, self.latency) {
+            let attached = match hook {
+                Hook::Raw(tp) => raw_prog(&mut self.bpf, name)?.attach(tp).map(Link::Raw),
+                Hook::Btf(_) => btf_prog(&mut self.bpf, name)?.attach().map(Link::Btf),
+            };
+            match attached {
+                Ok(link) => links.push((name, link)),
+                Err(e) => {
+                    let _ = self.detach_links(links);
+                    return Err(bpf_error(
+                        e,
+                        &format!("attaching the metrics program `{name}`"),
+                    ));
+                }
             }
-        };
-        self.links = Some((enter_link, exit_link));
+        }
+        self.links = Some(links);
         Ok(())
     }
 
-    /// Detaches both hooks (the entry first). Idempotent.
+    fn detach_links(&mut self, links: Vec<(&'static str, Link)>) -> Result<()> {
+        let mut first_err = None;
+        for (name, link) in links.into_iter().rev() {
+            let res = match link {
+                Link::Raw(id) => raw_prog(&mut self.bpf, name)?.detach(id),
+                Link::Btf(id) => btf_prog(&mut self.bpf, name)?.detach(id),
+            };
+            if let Err(e) = res {
+                first_err.get_or_insert(Error::Bpf(format!("detaching `{name}`: {e}")));
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Detaches every hook (the entry first). Idempotent.
     ///
     /// # Errors
     /// A kernel refusal.
     pub fn detach(&mut self) -> Result<()> {
-        let (enter, exit) = self.progs();
-        if let Some((enter_link, exit_link)) = self.links.take() {
-            raw_prog(&mut self.bpf, enter)?
-                .detach(enter_link)
-                .map_err(|e| Error::Bpf(format!("detaching the metrics entry hook: {e}")))?;
-            raw_prog(&mut self.bpf, exit)?
-                .detach(exit_link)
-                .map_err(|e| Error::Bpf(format!("detaching the metrics exit hook: {e}")))?;
+        match self.links.take() {
+            Some(links) => self.detach_links(links),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Counts pid namespace `pid_ns` (containers mode). False if it was.
@@ -364,15 +419,17 @@ impl MetricsProbe {
             .get(&0, 0)
             .map(|v| MetricValue::sum(v.iter()))
             .map_err(|e| Error::Bpf(format!("reading the metrics overflow: {e}")))?;
-        let nomem = self
-            .counters
-            .get(&abi::C_NOMEM, 0)
-            .map(|v| v.iter().sum())
-            .map_err(|e| Error::Bpf(format!("reading the metrics counters: {e}")))?;
+        let counter = |idx: u32| -> Result<u64> {
+            self.counters
+                .get(&idx, 0)
+                .map(|v| v.iter().fold(0u64, |a, b| a.wrapping_add(*b)))
+                .map_err(|e| Error::Bpf(format!("reading the metrics counters: {e}")))
+        };
         Ok(Snapshot {
             rows,
             overflow,
-            nomem,
+            nomem: counter(abi::C_NOMEM)?,
+            untimed: counter(abi::C_UNTIMED)?,
         })
     }
 
@@ -420,6 +477,45 @@ impl Drop for MetricsProbe {
     fn drop(&mut self) {
         let _ = self.detach();
     }
+}
+
+/// Where a program hooks: a raw tracepoint (by name) or a BTF tracepoint.
+#[derive(Clone, Copy)]
+enum Hook {
+    Raw(&'static str),
+    Btf(&'static str),
+}
+
+enum Link {
+    Raw(RawTracePointLinkId),
+    Btf(BtfTracePointLinkId),
+}
+
+/// The programs of a mode, in attach order (exits before the entry).
+fn hooks(mode: Mode, latency: bool) -> Vec<(&'static str, Hook)> {
+    match mode {
+        Mode::Bare => vec![
+            (names::PROG_BARE_EXIT, Hook::Raw("sys_exit")),
+            (names::PROG_BARE_ENTER, Hook::Raw("sys_enter")),
+        ],
+        Mode::Node | Mode::Containers => {
+            let mut out = vec![
+                (names::PROG_EXIT, Hook::Btf("sys_exit")),
+                (names::PROG_TASK_EXIT, Hook::Btf("sched_process_exit")),
+            ];
+            if latency {
+                out.push((names::PROG_ENTER, Hook::Btf("sys_enter")));
+            }
+            out
+        }
+    }
+}
+
+fn btf_prog<'a>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut BtfTracePoint> {
+    bpf.program_mut(name)
+        .ok_or_else(|| Error::Bpf(format!("program `{name}` missing")))?
+        .try_into()
+        .map_err(|e| Error::Bpf(format!("program `{name}`: {e}")))
 }
 
 fn raw_prog<'a>(bpf: &'a mut Ebpf, name: &str) -> Result<&'a mut RawTracePoint> {

@@ -1,8 +1,11 @@
 """The kernel syscall metrics program, typed: :class:`Metrics` loads it,
-attaches its two raw hooks (sys_enter/sys_exit) while it is open, and reads
-per (pid namespace, syscall, errno) call counts, total time and a log2
-latency histogram as :class:`MetricsSnapshot` values. Python does nothing per
+attaches its hooks while it is open, and reads per (pid namespace, syscall,
+errno) call counts, and with ``latency`` total time and a log2 latency
+histogram, as :class:`MetricsSnapshot` values. Python does nothing per
 syscall: the kernel aggregates, a snapshot reads the maps.
+
+Counting takes one hook (the syscall exit); ``latency=True`` adds the entry
+hook and two clock reads per call, the histogram's price.
 
 This module is the metrics program's public face over ``syshub._native``
 (as :mod:`syshub.probe` is the trace probe's)."""
@@ -126,12 +129,18 @@ class MetricsSnapshot:
     rows: tuple[MetricsRow, ...]
     overflow: Overflow
     nomem: int
-    """Syscall entries not measured: the kernel could not create a task slot."""
+    """Syscall entries not timed: the kernel could not create a task slot."""
     max_entries: int
     taken_at: float
     """``time.time()`` when read."""
     read_seconds: float
     """How long reading the maps took."""
+    latency: bool = True
+    """Whether calls were timed (False: total_ns and buckets stay 0)."""
+    untimed: int = 0
+    """Calls counted without a duration (latency on; their entry was not
+    stamped: in flight when the hooks were attached, or no task slot). A
+    row's histogram holds its timed calls: ``sum(buckets) <= count``."""
 
     @property
     def entries(self) -> int:
@@ -156,7 +165,9 @@ class Metrics:
 
     ``mode="node"`` counts every syscall of every pid namespace;
     ``mode="containers"`` only those of namespaces added with
-    :meth:`add_namespace`. ``max_entries`` bounds the series the kernel
+    :meth:`add_namespace`. ``latency=False`` counts calls and errnos only
+    (one hook per syscall: the cheap mode); ``True`` also times every call
+    (total time and histogram). ``max_entries`` bounds the series the kernel
     keeps; calls of series past it go to :attr:`MetricsSnapshot.overflow`.
     The calling process is never counted. Loading needs root (or CAP_BPF +
     CAP_PERFMON): PermissionError, :class:`~syshub.errors.ProbeError`,
@@ -169,11 +180,19 @@ class Metrics:
         *,
         max_entries: int = DEFAULT_MAX_ENTRIES,
         self_tgid: int | None = None,
+        latency: bool = True,
     ) -> None:
         if mode not in ("node", "containers"):
             raise ValueError(f'metrics mode must be "node" or "containers", got {mode!r}')
-        self._p = _native.MetricsProbe(mode, max_entries=max_entries, self_tgid=self_tgid)
+        self._p = _native.MetricsProbe(
+            mode, max_entries=max_entries, self_tgid=self_tgid, latency=bool(latency)
+        )
         self.mode: Mode = mode
+
+    @property
+    def latency(self) -> bool:
+        """Whether calls are timed (histogram and total time filled)."""
+        return self._p.latency
 
     @property
     def max_entries(self) -> int:
@@ -220,7 +239,7 @@ class Metrics:
         """Every series now, CPUs summed."""
         t0 = time.perf_counter()
         taken = time.time()
-        raw_rows, raw_hist, (ocount, ototal, ohist), nomem = self._p.snapshot()
+        raw_rows, raw_hist, (ocount, ototal, ohist), nomem, untimed = self._p.snapshot()
         hist = _u64s(raw_hist)
         rows = tuple(
             MetricsRow(ns, nr, err, count, total, tuple(hist[i * BUCKETS : (i + 1) * BUCKETS]))
@@ -228,7 +247,14 @@ class Metrics:
         )
         overflow = Overflow(ocount, ototal, tuple(_u64s(ohist)))
         return MetricsSnapshot(
-            rows, overflow, nomem, self.max_entries, taken, time.perf_counter() - t0
+            rows,
+            overflow,
+            nomem,
+            self.max_entries,
+            taken,
+            time.perf_counter() - t0,
+            latency=self._p.latency,
+            untimed=untimed,
         )
 
     def close(self) -> None:
