@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import resource
 import signal
 import subprocess
 import time
@@ -58,8 +59,43 @@ def _loop(ctx: Context, mode: str, secs: float) -> Loop:
     return Loop(ctx, mode, secs=secs, extra=extra)
 
 
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.3f}"
+
+
 def _ns(rate: float) -> float:
     return 1e9 / rate if rate > 0 else float("nan")
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children and their waited-for
+    children: the loop's CPU time once its helper has been reaped."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def startup_cpu_s(ctx: Context) -> float:
+    """CPU seconds of a loop run that makes no call (the namespace helper's
+    Python start and the loop's exec), the median of three: subtracted from
+    each run's children CPU to leave the loop's calls."""
+    xs = []
+    for _ in range(3):
+        c0 = _children_cpu_s()
+        with Loop(ctx, "getppid", count=0) as loop:
+            loop.start()
+            loop.finish()
+        xs.append(_children_cpu_s() - c0)
+    return median(xs)
+
+
+def _with_cpu(m: dict[str, Any], children_cpu_s: float, startup_s: float) -> dict[str, Any]:
+    """Add the loop's CPU ns per call: CPU time is what other load on the
+    machine does not stretch, as it does wall-clock rates (the BPF programs
+    run in the loop's syscalls, so their time is the loop's system time)."""
+    cpu = max(children_cpu_s - startup_s, 0.0)
+    m["loop_cpu_s"] = cpu
+    m["cpu_ns_per_call"] = cpu * 1e9 / m["calls"] if m["calls"] else float("nan")
+    return m
 
 
 def run_untraced(ctx: Context, mode: str, secs: float) -> dict[str, Any]:
@@ -111,6 +147,7 @@ def run_floor(
         "enter_runs": d["enter"],
         "exit_runs": d["exit"],
         "path_faults": d["path_faults"],
+        "loader_cpu_s": d["cpu_s"],
         "loop": rep.to_json(),
     }
     check = Check(
@@ -297,7 +334,11 @@ def run(ctx: Context) -> ScenarioResult:
             "alternate per repetition; medians; ns/call = 1e9 / rate; added = ns - ns(a); "
             "syshub / floor = rate(c) / rate(b). Reader CPU: the probe's ring reader thread "
             f"(found by its name {READER_THREAD!r} in /proc/self/task; schedstat run time) "
-            "from the loop's start to the end of the drain, per million events delivered."
+            "from the loop's start to the end of the drain, per million events delivered. "
+            "CPU ns/call: the loop's own CPU time per call (getrusage RUSAGE_CHILDREN around "
+            "the run, less a no-call run's start-up and the floor loader's own CPU; the BPF "
+            "programs run in the loop's syscalls, so they are in it), which other load on the "
+            "machine stretches less than wall time; floor CPU / CPU is the ratio on that basis."
         ),
         params={
             "secs": secs,
@@ -322,6 +363,8 @@ def run(ctx: Context) -> ScenarioResult:
     if Path(MISSING_PATH).exists():
         os.unlink(MISSING_PATH)
 
+    startup = startup_cpu_s(ctx)
+    res.params["startup_cpu_s_subtracted"] = startup
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         sc: {v: [] for v in VARIANTS if v != "ceiling" or sc == "getppid"} for sc in SYSCALLS
     }
@@ -332,6 +375,7 @@ def run(ctx: Context) -> ScenarioResult:
         for sc, by_variant in runs.items():
             tag = f"{sc} rep {rep + 1}"
             for v in by_variant:
+                c0 = _children_cpu_s()
                 if v == "untraced":
                     m = run_untraced(ctx, sc, secs)
                 elif v == "floor":
@@ -345,6 +389,9 @@ def run(ctx: Context) -> ScenarioResult:
                     check.label = f"ceiling {tag}"
                     res.checks.append(check)
                     m = {**cm, "calls_per_s": cm["loop_calls_per_s"]}
+                if v != "ceiling":  # its consumer is a child too: its CPU would count
+                    own = m.get("loader_cpu_s", 0.0)  # the floor's loader is a child
+                    _with_cpu(m, _children_cpu_s() - c0 - own, startup)
                 by_variant[v].append(m)
             ctx.say(
                 f"floor: {tag}/{reps}: "
@@ -379,6 +426,16 @@ def _report(
             for c, f in zip(by_variant["syshub"], by_variant["floor"], strict=True)
         )
         sy = by_variant["syshub"]
+        cpu = {
+            v: median(r["cpu_ns_per_call"] for r in rs)
+            for v, rs in by_variant.items()
+            if v != "ceiling"
+        }
+        cpu_paired = median(
+            f["cpu_ns_per_call"] / c["cpu_ns_per_call"]
+            for c, f in zip(sy, by_variant["floor"], strict=True)
+            if c["cpu_ns_per_call"] > 0
+        )
         d: dict[str, Any] = {
             "calls_per_s": rate,
             "ns_per_call": {v: _ns(r) for v, r in rate.items()},
@@ -386,6 +443,10 @@ def _report(
             "syshub_over_floor": rate["syshub"] / rate["floor"],
             "syshub_over_floor_paired": paired,
             "syshub_ns_beyond_floor": _ns(rate["syshub"]) - _ns(rate["floor"]),
+            "cpu_ns_per_call": cpu,
+            "cpu_added_ns": {v: x - cpu["untraced"] for v, x in cpu.items()},
+            "syshub_over_floor_cpu": cpu["floor"] / cpu["syshub"] if cpu["syshub"] > 0 else None,
+            "syshub_over_floor_cpu_paired": cpu_paired,
             "dropped_total": sum(int(r["dropped"]) for r in sy),
             "matched_total": sum(int(r["matched"]) for r in sy),
             "delivered_total": sum(int(r["delivered"]) for r in sy),
@@ -407,6 +468,7 @@ def _report(
             )
         for v, rs in by_variant.items():
             ratio = rate[v] / rate["floor"]
+            has_cpu = v in cpu
             rows.append(
                 [
                     sc,
@@ -415,6 +477,9 @@ def _report(
                     f"{_ns(rate[v]):.1f}",
                     "-" if v == "untraced" else f"{d['added_ns'][v]:+.1f}",
                     f"{ratio:.3f}" + (f" (paired {paired:.3f})" if v == "syshub" else ""),
+                    f"{cpu[v]:.1f}" if has_cpu else "-",
+                    f"{d['cpu_added_ns'][v]:+.1f}" if has_cpu and v != "untraced" else "-",
+                    f"{cpu['floor'] / cpu[v]:.3f}" if has_cpu and cpu[v] > 0 else "-",
                     " / ".join(fmt_rate(r["calls_per_s"]) for r in rs),
                 ]
             )
@@ -427,8 +492,10 @@ def _report(
                 met=d["syshub_over_floor"] >= TARGET_RATIO and d["dropped_total"] == 0,
                 note=(
                     f"syshub {_ns(rate['syshub']):.0f} ns/call, floor {_ns(rate['floor']):.0f}, "
-                    f"untraced {base_ns:.0f}; paired ratio {paired:.3f}; dropped "
-                    f"{d['dropped_total']:,} of {d['matched_total']:,}"
+                    f"untraced {base_ns:.0f}; paired ratio {paired:.3f}; by the loop's CPU "
+                    f"time per call {_fmt(d['syshub_over_floor_cpu'])} (paired "
+                    f"{_fmt(cpu_paired)}); dropped {d['dropped_total']:,} of "
+                    f"{d['matched_total']:,}"
                 ),
             )
         )
@@ -442,7 +509,10 @@ def _report(
                 "ns/call",
                 "added ns vs (a)",
                 "rate / floor",
-                "per repetition",
+                "CPU ns/call",
+                "CPU added ns",
+                "floor CPU / CPU",
+                "calls/s per repetition",
             ],
             rows=rows,
         )

@@ -142,6 +142,9 @@ def _check_floor(floor: dict[str, Any]) -> None:
         assert all(_positive(d["calls_per_s"][v]) for v in variants), (sc, d)
         assert all(_positive(d["ns_per_call"][v]) for v in variants), (sc, d)
         assert _positive(d["syshub_over_floor"]) and _positive(d["syshub_over_floor_paired"])
+        # the loop's CPU time per call (children's rusage less start-up), ceiling excluded
+        assert set(d["cpu_ns_per_call"]) == {"untraced", "floor", "syshub"}
+        assert all(_positive(x) for x in d["cpu_ns_per_call"].values()), (sc, d)
         assert d["delivered_total"] > 0
         assert d["matched_total"] == d["delivered_total"] + d["dropped_total"]
         # the reader thread is found by its name (syshub-reader) in /proc/self/task
