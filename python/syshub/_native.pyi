@@ -25,6 +25,8 @@ __all__ = [
     "Probe",
     "abi_layout",
     "decode_record",
+    "decode_records",
+    "encode_chunks",
     "encode_json",
     "encode_proto",
     "encode_text",
@@ -33,6 +35,7 @@ __all__ = [
     "probe_object",
     "returns_pointer",
     "syscall_table_tsv",
+    "write_chunks",
 ]
 
 ABI_VERSION: int
@@ -312,6 +315,27 @@ def encode_proto(
     node: str = "",
 ) -> bytes:
     """A serialized ``syshub.v1.EventBatch`` (proto/syshub/v1/event.proto)."""
+
+_Chunk = tuple[
+    Batch, Sequence[tuple[int, int]] | None, dict[int, Mapping[str, Any] | None] | None
+]
+
+def encode_chunks(
+    format: str,
+    chunks: Sequence[_Chunk],
+    *,
+    node: str | None = None,
+    field: int = 0,
+    prefix: bytes | None = None,
+) -> bytes:
+    """Several chunks as one output (json, text, proto or records), after
+    ``prefix`` and framed as field ``field`` when > 0."""
+
+def write_chunks(fd: int, format: str, chunks: Sequence[_Chunk], *, node: str | None = None) -> int:
+    """Several chunks encoded (json or text) and written to ``fd``; bytes written."""
+
+def decode_records(data: bytes) -> Batch:
+    """The batch of a records-form EventBatch's ``records`` field."""
 
 def syscall_table_tsv() -> str: ...
 def lookup_syscall(syscall: str | int) -> tuple[int, str, str, str]: ...

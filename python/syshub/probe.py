@@ -311,3 +311,36 @@ def encode_proto(
     (``proto/syshub/v1/event.proto``). Concatenated results parse as one
     EventBatch with all the events."""
     return _native.encode_proto(batch, ranges, _containers(containers), node=node)
+
+Chunk = tuple[Batch, Ranges | None, Containers | None]
+"""A batch, its selected ranges (None: all) and its containers."""
+
+
+def _chunks(chunks: Sequence[Chunk]) -> list[Any]:
+    return [(b, r, _containers(c)) for b, r, c in chunks]
+
+
+def encode_chunks(
+    format: str,
+    chunks: Sequence[Chunk],
+    *,
+    node: str | None = None,
+    field: int = 0,
+    prefix: bytes | None = None,
+) -> bytes:
+    """Several chunks encoded in Rust as one output (``format``: json, text,
+    proto or records), returned as ``prefix`` + (with ``field`` > 0) the
+    output framed as length-delimited field ``field`` of a message."""
+    return _native.encode_chunks(format, _chunks(chunks), node=node, field=field, prefix=prefix)
+
+
+def write_chunks(fd: int, format: str, chunks: Sequence[Chunk], *, node: str | None = None) -> int:
+    """Several chunks encoded in Rust (json or text) and written to the file
+    descriptor ``fd`` with the GIL released; returns the bytes written."""
+    return _native.write_chunks(fd, format, _chunks(chunks), node=node)
+
+
+def decode_records(data: bytes) -> Batch:
+    """The batch held by a records-form ``EventBatch``'s ``records`` field;
+    ``ValueError`` naming the first malformed record."""
+    return _native.decode_records(data)

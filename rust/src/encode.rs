@@ -118,9 +118,195 @@ pub(crate) fn encode_proto<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
+/// A chunk as the Hub hands it out: a batch, its selected ranges (None: all)
+/// and the container document of each pid namespace.
+type Chunk<'py> = (
+    PyRef<'py, Batch>,
+    Option<Vec<(usize, usize)>>,
+    Option<HashMap<u32, Option<Bound<'py, PyAny>>>>,
+);
+
+/// The output formats of [`encode_chunks`] and [`write_chunks`].
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Text,
+    Proto,
+    Records,
+}
+
+impl Format {
+    fn parse(name: &str) -> PyResult<Self> {
+        Ok(match name {
+            "json" => Self::Json,
+            "text" => Self::Text,
+            "proto" => Self::Proto,
+            "records" => Self::Records,
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "format must be json, text, proto or records, got {name:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// The chunks' batches (kept alive while the GIL is released), their absolute
+/// ranges, and one container map for all of them (keyed by pid namespace, so
+/// maps of chunks taken at the same time agree).
+type Prepared = (
+    Vec<(std::sync::Arc<CoreBatch>, Vec<Range<usize>>)>,
+    Containers,
+);
+
+fn prepare(chunks: Vec<Chunk<'_>>, fmt: Format) -> PyResult<Prepared> {
+    let mut all = Containers::new();
+    let mut parts = Vec::with_capacity(chunks.len());
+    for (batch, ranges, map) in chunks {
+        let ranges = absolute(&batch, ranges)?;
+        if !matches!(fmt, Format::Text) {
+            all.extend(containers(map)?);
+        }
+        parts.push((std::sync::Arc::clone(batch.core().0), ranges));
+    }
+    Ok((parts, all))
+}
+
+/// Encodes every chunk's events as one output of `fmt`, appended to `out`.
+fn encode_all(fmt: Format, prepared: &Prepared, node: Option<&str>, out: &mut Vec<u8>) {
+    let (parts, containers) = prepared;
+    let recs: Vec<&[u8]> = parts
+        .iter()
+        .flat_map(|(b, ranges)| records(b, ranges))
+        .collect();
+    match fmt {
+        Format::Json => encode::encode_json(recs.into_iter(), containers, node, out),
+        Format::Text => encode::encode_text(recs.into_iter(), out),
+        Format::Proto => {
+            let offset = encode::proto::realtime_offset_ns();
+            let node = node.unwrap_or("");
+            encode::encode_proto(recs.into_iter(), containers, node, offset, out);
+        }
+        Format::Records => {
+            let offset = encode::proto::realtime_offset_ns();
+            encode::encode_records(&recs, containers, node.unwrap_or(""), offset, out);
+        }
+    }
+}
+
+fn push_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(u8::try_from(v & 0x7f).unwrap_or(0) | 0x80);
+        v >>= 7;
+    }
+    out.push(u8::try_from(v).unwrap_or(0));
+}
+
+/// Several chunks encoded as one output (`format`: json, text, proto or
+/// records), returned as `prefix` + (when `field` > 0) the output as
+/// length-delimited field `field` of a message: a whole serialized message
+/// (e.g. a WatchResponse whose other fields are in `prefix`) in one copy.
+#[pyfunction]
+#[pyo3(signature = (format, chunks, *, node=None, field=0, prefix=None))]
+pub(crate) fn encode_chunks<'py>(
+    py: Python<'py>,
+    format: &str,
+    chunks: Vec<Chunk<'py>>,
+    node: Option<String>,
+    field: u32,
+    prefix: Option<&[u8]>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let fmt = Format::parse(format)?;
+    let prepared = prepare(chunks, fmt)?;
+    let body = py.detach(|| {
+        let mut out = Vec::new();
+        encode_all(fmt, &prepared, node.as_deref(), &mut out);
+        out
+    });
+    let mut head = prefix.map(<[u8]>::to_vec).unwrap_or_default();
+    if field > 0 {
+        push_varint(&mut head, u64::from((field << 3) | 2));
+        push_varint(&mut head, body.len() as u64);
+    }
+    PyBytes::new_with(py, head.len() + body.len(), |buf| {
+        buf[..head.len()].copy_from_slice(&head);
+        buf[head.len()..].copy_from_slice(&body);
+        Ok(())
+    })
+}
+
+thread_local! {
+    /// The output buffer of [`write_chunks`], kept between calls (no fresh
+    /// pages to fault in for every batch).
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers above this are not kept for the next call.
+const SCRATCH_KEEP: usize = 64 << 20;
+
+/// Several chunks encoded (json or text) and written to the file descriptor
+/// `fd` with write(2), the GIL released, no Python bytes object in between;
+/// returns the bytes written. OSError as the write raises it.
+#[pyfunction]
+#[pyo3(signature = (fd, format, chunks, *, node=None))]
+pub(crate) fn write_chunks(
+    py: Python<'_>,
+    fd: i32,
+    format: &str,
+    chunks: Vec<Chunk<'_>>,
+    node: Option<String>,
+) -> PyResult<usize> {
+    use std::io::Write as _;
+    use std::os::fd::FromRawFd as _;
+
+    let fmt = Format::parse(format)?;
+    let prepared = prepare(chunks, fmt)?;
+    py.detach(|| {
+        SCRATCH.with_borrow_mut(|out| {
+            out.clear();
+            encode_all(fmt, &prepared, node.as_deref(), out);
+            // SAFETY: the caller owns `fd` and keeps it open for this call;
+            // ManuallyDrop leaves it open afterwards.
+            let mut f = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+            let res = f.write_all(out).map(|()| out.len());
+            if out.capacity() > SCRATCH_KEEP {
+                *out = Vec::new();
+            }
+            res
+        })
+    })
+    .map_err(PyErr::from)
+}
+
+/// The batch of a records-form EventBatch's `records` field (each record
+/// validated); ValueError naming the first malformed one.
+#[pyfunction]
+pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
+    let batch = py.detach(|| {
+        let recs = encode::split_records(data)?;
+        let mut keys = HashMap::new();
+        let mut b = CoreBatch::default();
+        for (i, rec) in recs.iter().enumerate() {
+            if !b.push(rec, &mut keys) {
+                let why = syshub_bpf::decode::validate(rec)
+                    .err()
+                    .map_or_else(String::new, |e| e.to_string());
+                return Err(format!("record {i} is malformed: {why}"));
+            }
+        }
+        Ok(b)
+    });
+    let b = batch.map_err(PyValueError::new_err)?;
+    let n = b.len();
+    Ok(Batch::new(std::sync::Arc::new(b), 0, n))
+}
+
 /// Adds the encoders to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_json, m)?)?;
     m.add_function(wrap_pyfunction!(encode_text, m)?)?;
-    m.add_function(wrap_pyfunction!(encode_proto, m)?)
+    m.add_function(wrap_pyfunction!(encode_proto, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(write_chunks, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_records, m)?)
 }

@@ -7,6 +7,7 @@
 pub mod doc;
 pub mod json;
 pub mod proto;
+pub mod records;
 pub mod text;
 
 #[cfg(test)]
@@ -20,6 +21,7 @@ use crate::decode::{self, Decoded};
 pub use doc::{Doc, Extra, Sink, event_doc};
 pub use json::{JsonSink, encode_json};
 pub use proto::encode_proto;
+pub use records::{encode_records, split_records};
 pub use text::encode_text;
 
 /// The container of each pid namespace (`None` or absent: unknown), as the

@@ -20,7 +20,7 @@ use crate::syscalls::SyscallTable;
 const VARINT: u32 = 0;
 const LEN: u32 = 2;
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(u8::try_from(v & 0x7f).unwrap_or(0) | 0x80);
         v >>= 7;
@@ -28,12 +28,12 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(u8::try_from(v).unwrap_or(0));
 }
 
-fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
+pub(super) fn key(out: &mut Vec<u8>, field: u32, wire: u32) {
     varint(out, u64::from((field << 3) | wire));
 }
 
 /// A proto3 scalar with implicit presence: omitted when zero.
-fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
+pub(super) fn uint(out: &mut Vec<u8>, field: u32, v: u64) {
     if v != 0 {
         key(out, field, VARINT);
         varint(out, v);
@@ -46,7 +46,7 @@ fn uint_set(out: &mut Vec<u8>, field: u32, v: u64) {
     varint(out, v);
 }
 
-fn int64_set(out: &mut Vec<u8>, field: u32, v: i64) {
+pub(super) fn int64_set(out: &mut Vec<u8>, field: u32, v: i64) {
     uint_set(out, field, v.cast_unsigned());
 }
 
@@ -60,7 +60,7 @@ fn bytes_set(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn string(out: &mut Vec<u8>, field: u32, s: &str) {
+pub(super) fn string(out: &mut Vec<u8>, field: u32, s: &str) {
     if !s.is_empty() {
         bytes_set(out, field, s.as_bytes());
     }
@@ -74,7 +74,7 @@ fn lossy_set(out: &mut Vec<u8>, field: u32, b: &[u8]) {
 
 /// A length-delimited sub-message written in place: the body goes after a
 /// one-byte length, which grows (moving the body) only past 127 bytes.
-fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+pub(super) fn message(out: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     key(out, field, LEN);
     let at = out.len();
     out.push(0);
@@ -196,42 +196,47 @@ fn arg_msg(out: &mut Vec<u8>, a: &Arg) {
 /// (`Container.to_dict()` keys; others are ignored).
 fn container_field(d: &Doc) -> Vec<u8> {
     let mut out = Vec::new();
+    if matches!(d, Doc::Map(_)) {
+        message(&mut out, 23, |m| container_body(m, d));
+    }
+    out
+}
+
+/// The fields of a `Container` message from the topology's document.
+pub(super) fn container_body(m: &mut Vec<u8>, d: &Doc) {
     let Doc::Map(entries) = d else {
-        return out;
+        return;
     };
-    message(&mut out, 23, |m| {
-        for (k, v) in entries {
-            let field = match k.as_str() {
-                "id" => 1,
-                "pod" => 2,
-                "sandbox-id" => 3,
-                "name" => 4,
-                "image" => 5,
-                "namespace" => 6,
-                "labels" => 7,
-                "pid" => 8,
-                "pid-namespace" => 9,
-                _ => continue,
-            };
-            match v {
-                Doc::Str(s) => string(m, field, s),
-                Doc::Int(n) => uint(m, field, n.cast_unsigned()),
-                Doc::Uint(n) => uint(m, field, *n),
-                Doc::Map(labels) if field == 7 => {
-                    for (lk, lv) in labels {
-                        if let Doc::Str(lv) = lv {
-                            message(m, 7, |e| {
-                                string(e, 1, lk);
-                                string(e, 2, lv);
-                            });
-                        }
+    for (k, v) in entries {
+        let field = match k.as_str() {
+            "id" => 1,
+            "pod" => 2,
+            "sandbox-id" => 3,
+            "name" => 4,
+            "image" => 5,
+            "namespace" => 6,
+            "labels" => 7,
+            "pid" => 8,
+            "pid-namespace" => 9,
+            _ => continue,
+        };
+        match v {
+            Doc::Str(s) => string(m, field, s),
+            Doc::Int(n) => uint(m, field, n.cast_unsigned()),
+            Doc::Uint(n) => uint(m, field, *n),
+            Doc::Map(labels) if field == 7 => {
+                for (lk, lv) in labels {
+                    if let Doc::Str(lv) = lv {
+                        message(m, 7, |e| {
+                            string(e, 1, lk);
+                            string(e, 2, lv);
+                        });
                     }
                 }
-                _ => {}
             }
+            _ => {}
         }
-    });
-    out
+    }
 }
 
 fn event_body(out: &mut Vec<u8>, hdr: &SyscallEvent, args: &[Arg], container: &[u8]) {

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from syshub import syscalls
 from syshub.agent import convert, requests
 from syshub.agent.requests import RequestError
-from syshub.agent.streams import Stream, StreamRegistry, chunk_pull
+from syshub.agent.streams import FORMAT_NAMES, Stream, StreamRegistry, chunk_pull
 from syshub.agent.traces import TraceEntry, TraceRegistry
 from syshub.hub import Hub, Subscription
 from syshub.v1 import agent_pb2 as pb
@@ -138,7 +138,7 @@ class AgentService:
     def watch(self, req: pb.WatchRequest, context: grpc.ServicerContext) -> Iterator[bytes]:
         queue = requests.positive(req.queue, self.stream_queue, 1 << 24, "queue")
         batch = requests.positive(req.max_batch, self.max_batch, 1 << 20, "max_batch")
-        if req.format not in (pb.EVENT_FORMAT_JSON, pb.EVENT_FORMAT_TEXT, pb.EVENT_FORMAT_PROTO):
+        if req.format not in FORMAT_NAMES:
             raise requests.invalid("format", f"unknown event format {req.format}")
         source, sub = self._subscribe(req, queue)
         try:

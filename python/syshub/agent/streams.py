@@ -22,6 +22,7 @@ import grpc
 
 from syshub.agent.requests import RequestError
 from syshub.hub import Subscription
+from syshub.hub.batches import encode_chunks
 from syshub.v1 import agent_pb2 as pb
 
 POLL: Final = 0.2
@@ -33,6 +34,7 @@ FORMAT_NAMES: Final[dict[int, str]] = {
     int(pb.EVENT_FORMAT_JSON): "json",
     int(pb.EVENT_FORMAT_TEXT): "text",
     int(pb.EVENT_FORMAT_PROTO): "proto",
+    int(pb.EVENT_FORMAT_RECORDS): "records",
 }
 
 
@@ -51,8 +53,11 @@ ENCODERS: dict[int, tuple[int, Encoder]] = {
     pb.EVENT_FORMAT_JSON: (pb.WatchResponse.JSON_LINES_FIELD_NUMBER, encode_json),
     pb.EVENT_FORMAT_TEXT: (pb.WatchResponse.TEXT_LINES_FIELD_NUMBER, encode_text),
 }
-#: Pulls up to n events (waiting up to timeout s for the first): (count, encoded bytes).
-Pull = Callable[[int, float], tuple[int, bytes]]
+Message = Callable[[bytes], bytes]
+"""Completes a WatchResponse: given its serialized head (node, count,
+counters), the whole serialized message with the events."""
+#: Pulls up to n events (waiting up to timeout s for the first): (count, message maker).
+Pull = Callable[[int, float], tuple[int, Message]]
 
 
 def _varint(n: int) -> bytes:
@@ -71,44 +76,49 @@ def frame(field: int, payload: bytes) -> bytes:
     return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
 
-def python_pull(sub: Subscription, encode: Encoder) -> Pull:
+def _no_events(head: bytes) -> bytes:
+    return head
+
+
+def python_pull(sub: Subscription, encode: Encoder, field: int) -> Pull:
     """Events as Python objects from a Subscription, encoded by ``encode``."""
 
-    def pull(n: int, timeout: float) -> tuple[int, bytes]:
+    def pull(n: int, timeout: float) -> tuple[int, Message]:
         events = sub.get_batch(n, timeout=timeout)
-        return len(events), encode(events) if events else b""
+        if not events:
+            return 0, _no_events
+        payload = encode(events)
+        return len(events), lambda head: head + frame(field, payload)
 
     return pull
 
 
+#: WatchRequest format -> (encoder name of hub.batches.encode_chunks, WatchResponse field)
+CHUNK_FORMATS: Final[dict[int, tuple[str, int]]] = {
+    int(pb.EVENT_FORMAT_JSON): ("json", pb.WatchResponse.JSON_LINES_FIELD_NUMBER),
+    int(pb.EVENT_FORMAT_TEXT): ("text", pb.WatchResponse.TEXT_LINES_FIELD_NUMBER),
+    int(pb.EVENT_FORMAT_PROTO): ("proto", pb.WatchResponse.BATCH_FIELD_NUMBER),
+    int(pb.EVENT_FORMAT_RECORDS): ("records", pb.WatchResponse.BATCH_FIELD_NUMBER),
+}
+
+
 def chunk_pull(sub: Any, fmt: int, node: str) -> tuple[int, Pull]:
     """(field, puller) for a Hub batch subscription (``get_chunks``): the
-    events are encoded in Rust, chunk by chunk, never as Python objects.
-    EventBatch messages of several chunks concatenate into one (a merge)."""
-    if fmt == pb.EVENT_FORMAT_PROTO:
-        field = pb.WatchResponse.BATCH_FIELD_NUMBER
+    chunks a pull takes are encoded in Rust in one call, straight into the
+    whole serialized WatchResponse (one copy of the events' bytes), never as
+    Python objects per event."""
+    name, field = CHUNK_FORMATS.get(fmt, CHUNK_FORMATS[int(pb.EVENT_FORMAT_JSON)])
+    proto_node = node if name in ("proto", "records") else None
 
-        def encode(c: Any) -> bytes:
-            out: bytes = c.to_proto(node=node)
-            return out
-    elif fmt == pb.EVENT_FORMAT_TEXT:
-        field = pb.WatchResponse.TEXT_LINES_FIELD_NUMBER
-
-        def encode(c: Any) -> bytes:
-            out: bytes = c.to_text()
-            return out
-    else:
-        field = pb.WatchResponse.JSON_LINES_FIELD_NUMBER
-
-        def encode(c: Any) -> bytes:
-            out: bytes = c.to_json()
-            return out
-
-    def pull(n: int, timeout: float) -> tuple[int, bytes]:
+    def pull(n: int, timeout: float) -> tuple[int, Message]:
         chunks = sub.get_chunks(max_events=n, timeout=timeout)
         if not chunks:
-            return 0, b""
-        return sum(len(c) for c in chunks), b"".join([encode(c) for c in chunks])
+            return 0, _no_events
+
+        def message(head: bytes) -> bytes:
+            return encode_chunks(chunks, name, node=proto_node, field=field, prefix=head)
+
+        return sum(len(c) for c in chunks), message
 
     return field, pull
 
@@ -148,7 +158,7 @@ class Stream:
                     f"format: {FORMAT_NAMES.get(fmt, fmt)} is not served by this agent yet",
                 )
             field, encode = ENCODERS[fmt]
-            pull = (field, python_pull(sub, encode))
+            pull = (field, python_pull(sub, encode, field))
         self.id = stream_id
         self.source = source
         self.peer = peer
@@ -195,12 +205,12 @@ class Stream:
         ``active()`` turns False."""
         sub = self.sub
         while True:
-            n, payload = self.pull(self.max_batch, POLL)
+            n, message = self.pull(self.max_batch, POLL)
             if self.cancelled:
                 return
             if n:
                 head = pb.WatchResponse(node=self.node, count=n, counters=self.counters())
-                yield head.SerializeToString() + frame(self.field, payload)
+                yield message(head.SerializeToString())
                 continue
             if sub.closed and sub.qsize() == 0:
                 last = pb.WatchResponse(

@@ -3,7 +3,8 @@ one event document, exactly each event's ``to_dict()``) or swoll's event JSON,
 to stderr (default), stdout (``-``) or a file.
 
 text and JSON lines are encoded in Rust from the Hub's chunks (a poll batch
-and the selected events: no Python object per event); swoll-json goes per
+and the selected events: no Python object per event) and, to a file
+descriptor, written from Rust too (no bytes object); swoll-json goes per
 event through ``to_dict(style="swoll")``. Write failures raise
 :class:`OutputError` (one line, exit status 1)."""
 
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from syshub.cli.errors import BrokenOutput, OutputError
+from syshub.hub.batches import write_chunks
 
 if TYPE_CHECKING:
     from syshub.hub.subscriptions import EventChunk
@@ -85,6 +87,14 @@ def silence_std_streams() -> None:
     os.close(devnull)
 
 
+def _fileno(out: IO[bytes]) -> int | None:
+    """The descriptor under ``out`` (None for an in-memory stream)."""
+    try:
+        return out.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 class EventWriter:
     """Writes chunks of events and counts the events written. Once the reader
     of the output is gone (EPIPE), later chunks are discarded, uncounted here
@@ -95,6 +105,8 @@ class EventWriter:
         self.name = name
         self.text = text
         self.encode = ENCODERS[fmt]
+        self.fmt = fmt
+        self.fd = _fileno(out) if fmt in ("json", "text") else None
         self.printed = 0
         self.broken = False
 
@@ -104,11 +116,16 @@ class EventWriter:
         n = sum(len(c) for c in chunks)
         if not n or self.broken:
             return
-        data = b"".join([self.encode(c) for c in chunks])
         try:
             if self.text is not None:
                 self.text.flush()
-            self.out.write(data)
+            if self.fd is not None:
+                # Rust encodes and writes to the descriptor: no bytes object.
+                self.out.flush()
+                if write_chunks(self.fd, chunks, self.fmt):
+                    self.printed += n
+                    return
+            self.out.write(b"".join([self.encode(c) for c in chunks]))
             self.out.flush()
         except OSError as e:
             err = io_error(self.name, e)

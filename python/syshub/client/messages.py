@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from syshub.v1 import agent_pb2 as pb
+from syshub.v1 import event_pb2
 
 FORMATS: Final = {
     "json": pb.EVENT_FORMAT_JSON,
     "text": pb.EVENT_FORMAT_TEXT,
     "proto": pb.EVENT_FORMAT_PROTO,
+    "records": pb.EVENT_FORMAT_RECORDS,
 }
 
 
@@ -36,8 +38,9 @@ class WatchBatch:
     """One message of a Watch stream: its events and the stream's counters.
 
     ``events`` holds the event documents (exactly ``TraceEvent.to_dict()`` of
-    the agent's events, through JSON) for the json format; ``lines`` the raw
-    lines (json or text, without their newline)."""
+    the agent's events, through JSON) for the json and records formats;
+    ``lines`` the raw lines (json or text, without their newline; records:
+    the JSON lines)."""
 
     node: str
     counters: StreamCounters
@@ -49,6 +52,78 @@ class WatchBatch:
     batch: Any = None
     """The ``syshub.v1.EventBatch`` message (format "proto"); ``events`` then
     holds its protobuf JSON mapping, not the ``to_dict()`` document."""
+    records: Records | None = None
+    """Format "records": the events as the agent's probe read them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """The events of a records-form EventBatch: ``batch`` is a
+    :class:`syshub.probe.Batch` (``len``, columns such as ``column("seq")``,
+    iteration for :class:`syshub.probe.Event` s, the Rust encoders), as a
+    :meth:`syshub.probe.Probe.poll` would return it on the agent's node, and
+    ``containers`` the container document of each pid namespace
+    (``Container.to_dict()``)."""
+
+    batch: Any
+    containers: dict[int, dict[str, object] | None]
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def json_lines(self) -> bytes:
+        """JSON lines, each exactly the agent's ``TraceEvent.to_dict()``."""
+        from syshub.probe import encode_json
+
+        return encode_json(self.batch, None, self.containers)
+
+
+_CONTAINER_KEYS: Final = (
+    ("id", "id"),
+    ("pod", "pod"),
+    ("sandbox_id", "sandbox-id"),
+    ("name", "name"),
+    ("image", "image"),
+    ("namespace", "namespace"),
+    ("labels", "labels"),
+    ("pid", "pid"),
+    ("pid_namespace", "pid-namespace"),
+)
+
+
+def container_doc(c: event_pb2.Container) -> dict[str, object]:
+    """``Container.to_dict()`` of a Container message (empty fields omitted)."""
+    out: dict[str, object] = {}
+    for attr, key in _CONTAINER_KEYS:
+        v = getattr(c, attr)
+        if attr == "labels":
+            v = dict(v)
+        if v not in ("", {}, 0):
+            out[key] = v
+    return out
+
+
+class RecordsError(ValueError):
+    """A records-form batch this client cannot decode."""
+
+
+def records_of(b: event_pb2.EventBatch) -> Records:
+    """Decode a records-form EventBatch (ValueError when malformed, or
+    :class:`RecordsError` when the agent's record ABI is not this client's)."""
+    from syshub.probe import ABI_VERSION, decode_records
+
+    if b.records_abi != ABI_VERSION:
+        raise RecordsError(
+            f"records: the agent sends record ABI {b.records_abi}, this client decodes "
+            f"{ABI_VERSION}; watch with format proto or json"
+        )
+    batch = decode_records(b.records)
+    if len(batch) != b.count:
+        raise RecordsError(f"records: {len(batch)} records where the batch says {b.count}")
+    containers: dict[int, dict[str, object] | None] = {
+        ns: container_doc(c) for ns, c in b.containers.items()
+    }
+    return Records(batch, containers)
 
 
 def watch_batch(msg: pb.WatchResponse, parse: bool, agent: str) -> WatchBatch:
@@ -56,7 +131,14 @@ def watch_batch(msg: pb.WatchResponse, parse: bool, agent: str) -> WatchBatch:
     batch = msg.batch if which == "batch" else None
     lines: list[str] = []
     events: list[dict[str, Any]] = []
-    if which in ("json_lines", "text_lines"):
+    records = None
+    if batch is not None and (batch.records or batch.records_abi):
+        records = records_of(batch)
+        batch = None
+        lines = records.json_lines().decode("utf-8", "replace").splitlines()
+        if parse:
+            events = [json.loads(line) for line in lines]
+    elif which in ("json_lines", "text_lines"):
         raw: bytes = getattr(msg, which)
         lines = raw.decode("utf-8", "replace").splitlines()
         if parse and which == "json_lines":
@@ -75,6 +157,7 @@ def watch_batch(msg: pb.WatchResponse, parse: bool, agent: str) -> WatchBatch:
         events=events,
         agent=agent,
         batch=batch,
+        records=records,
     )
 
 

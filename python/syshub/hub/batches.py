@@ -12,17 +12,26 @@ as any subscription.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from syshub.hub.jobs import Job
 from syshub.hub.router import Router, path_key
 from syshub.hub.subscriptions import BatchSubscription, EventChunk, Overflow, Subscription
+from syshub.probe import Batch, Chunk
+from syshub.probe import encode_chunks as _encode_native
+from syshub.probe import write_chunks as _write_native
 
 if TYPE_CHECKING:
     from syshub.spec.trace import Trace
 
-__all__ = ["BatchSubscribing", "BatchSubscription", "EventChunk"]
+__all__ = [
+    "BatchSubscribing",
+    "BatchSubscription",
+    "EventChunk",
+    "encode_chunks",
+    "write_chunks",
+]
 
 
 def _batched(sub: Subscription) -> BatchSubscription:
@@ -72,3 +81,66 @@ class BatchSubscribing:
                 "path_subs", key, name or "/".join(key), maxsize, overflow, batch=True
             )
         )
+
+
+def _native_chunks(chunks: Sequence[EventChunk]) -> list[Chunk] | None:
+    """The chunks as (batch, ranges, container documents) for the Rust
+    encoders; None when one holds event objects instead of a probe batch."""
+    out: list[Chunk] = []
+    for c in chunks:
+        if not isinstance(c.batch, Batch):
+            return None
+        docs = {ns: k.to_dict() if k is not None else None for ns, k in c.containers.items()}
+        out.append((c.batch, c.ranges, docs))
+    return out
+
+
+def encode_chunks(
+    chunks: Sequence[EventChunk],
+    fmt: str,
+    *,
+    node: str | None = None,
+    field: int = 0,
+    prefix: bytes = b"",
+) -> bytes:
+    """Chunks as one output of ``fmt`` (json, text, proto, records) in one
+    Rust call, returned after ``prefix`` and framed as length-delimited field
+    ``field`` of a message when ``field`` > 0 (a whole serialized message in
+    one copy). Chunks of event objects (tests, ``Hub.write_event``) go
+    through their own encoders (json and text; proto and records need probe
+    batches: TypeError, as ``EventChunk.to_proto``)."""
+    native = _native_chunks(chunks)
+    if native is not None:
+        return _encode_native(fmt, native, node=node, field=field, prefix=prefix)
+    if fmt in ("proto", "records"):
+        raise TypeError(f"only chunks of a probe Batch encode to {fmt}")
+    if fmt == "json":
+        body = b"".join([c.to_json(node=node) for c in chunks])
+    else:
+        body = b"".join([c.to_text() for c in chunks])
+    return prefix + (_frame(field, body) if field else body)
+
+
+def write_chunks(fd: int, chunks: Sequence[EventChunk], fmt: str, node: str | None = None) -> bool:
+    """Encode (json or text) and write the chunks to file descriptor ``fd``
+    in one Rust call (no bytes object in Python); False, writing nothing,
+    when a chunk holds event objects (then use :func:`encode_chunks`).
+    OSError as write(2) raises it."""
+    native = _native_chunks(chunks)
+    if native is None:
+        return False
+    _write_native(fd, fmt, native, node=node)
+    return True
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _frame(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload

@@ -44,6 +44,10 @@ class _EventFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventForm
     """strace-style text lines."""
     EVENT_FORMAT_PROTO: _EventFormat.ValueType  # 2
     """EventBatch messages (event.proto)."""
+    EVENT_FORMAT_RECORDS: _EventFormat.ValueType  # 3
+    """EventBatch messages in the records form (raw probe records for syshub's
+    own decoder, see event.proto); syshub.client yields the same events.
+    """
 
 class EventFormat(_EventFormat, metaclass=_EventFormatEnumTypeWrapper): ...
 
@@ -53,6 +57,10 @@ EVENT_FORMAT_TEXT: EventFormat.ValueType  # 1
 """strace-style text lines."""
 EVENT_FORMAT_PROTO: EventFormat.ValueType  # 2
 """EventBatch messages (event.proto)."""
+EVENT_FORMAT_RECORDS: EventFormat.ValueType  # 3
+"""EventBatch messages in the records form (raw probe records for syshub's
+own decoder, see event.proto); syshub.client yields the same events.
+"""
 Global___EventFormat: _TypeAlias = EventFormat  # noqa: Y015
 
 @_typing.final
@@ -412,7 +420,7 @@ class WatchResponse(_message.Message):
 
     @_builtins.property
     def batch(self) -> _event_pb2.EventBatch:
-        """EVENT_FORMAT_PROTO."""
+        """EVENT_FORMAT_PROTO and EVENT_FORMAT_RECORDS."""
 
     def __init__(
         self,

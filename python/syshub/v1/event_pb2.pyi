@@ -499,27 +499,72 @@ class EventBatch(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class ContainersEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.int
+        @_builtins.property
+        def value(self) -> Global___Container: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.int = ...,
+            value: Global___Container | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     EVENTS_FIELD_NUMBER: _builtins.int
     NODE_FIELD_NUMBER: _builtins.int
     REALTIME_OFFSET_NS_FIELD_NUMBER: _builtins.int
+    RECORDS_FIELD_NUMBER: _builtins.int
+    RECORDS_ABI_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    CONTAINERS_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     """The node (agent) that traced these events."""
     realtime_offset_ns: _builtins.int
     """CLOCK_REALTIME - CLOCK_MONOTONIC in ns when the batch was encoded: add it
     to start_ns / finish_ns for wall-clock time.
     """
+    records: _builtins.bytes
+    """The records form (EVENT_FORMAT_RECORDS of agent.proto), for clients that
+    decode with syshub's own decoder: `events` is then empty and `records`
+    holds the probe's raw records as read from the ring buffer (kernel ABI
+    version `records_abi`), concatenated, each starting 8-byte aligned with
+    its header (whose `size` field gives its length). A client whose ABI
+    version differs must not decode them (ask for EVENT_FORMAT_PROTO).
+    Unlike `events`, two records-form batches do not merge by concatenation.
+    """
+    records_abi: _builtins.int
+    count: _builtins.int
+    """Events in `records`."""
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
+    @_builtins.property
+    def containers(self) -> _containers.MessageMap[_builtins.int, Global___Container]:
+        """The container of each pid namespace in `records` (absent: unknown)."""
+
     def __init__(
         self,
         *,
         events: _abc.Iterable[Global___Event] | None = ...,
         node: _builtins.str = ...,
         realtime_offset_ns: _builtins.int = ...,
+        records: _builtins.bytes = ...,
+        records_abi: _builtins.int = ...,
+        count: _builtins.int = ...,
+        containers: _abc.Mapping[_builtins.int, Global___Container] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "node", b"node", "realtime_offset_ns", b"realtime_offset_ns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "count", b"count", "events", b"events", "node", b"node", "realtime_offset_ns", b"realtime_offset_ns", "records", b"records", "records_abi", b"records_abi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
