@@ -22,6 +22,7 @@ from support.k8s_cluster import (
     ClusterPod,
     create_trace,
     entries,
+    events,
     install_crds,
     trace_manifest,
     wait_until,
@@ -78,3 +79,43 @@ def test_agent_runs_kubernetes_traces(
         agent.stop()
         pod.remove()
     assert json.dumps(lines[0])  # the lines are JSON documents
+
+
+def test_filter_key_limit_gets_event_and_status_error(
+    containerd: ContainerdEnv, api: FakeApiServer, tmp_path: Path
+) -> None:
+    """An agent whose Hub may install 2 kernel filter keys (``max_filter_keys``, here from
+    the environment as a DaemonSet would set it); a Trace of 3 syscalls on one container
+    needs 3: the container stays untraced, a FilterLimit Warning Event says why, the node's
+    entry counts the error and shows it; a Trace that fits still runs."""
+    pod = ClusterPod(containerd, api, "web-lim", NODE, {"app": "web"})
+    agent = AgentProcess(
+        tmp_path,
+        node=NODE,
+        args=["--kubernetes", "--kubeconfig", api.url, "--cri-endpoint", containerd.endpoint],
+        env={"SYSHUB_AGENT_MAX_FILTER_KEYS": "2"},
+    )
+    try:
+        agent.start()
+        create_trace(api, trace_manifest("too-many", ["openat", "read", "write"]))
+        limited = wait_until(lambda: events(api, "too-many", "FilterLimit"), 20)
+        assert limited, (events(api, "too-many"), agent.logs()[-3000:])
+        ev = limited[0]
+        assert ev["type"] == "Warning", ev
+        assert "filter-key limit is reached (2 keys, setting max_filter_keys)" in ev["message"]
+        assert "web-lim" in ev["message"] or "worker" in ev["message"], ev["message"]
+        assert ev["source"]["host"] == NODE
+        assert wait_until(lambda: entries(api, "too-many").get(NODE, {}).get("errors"), 10)
+        entry = entries(api, "too-many")[NODE]
+        assert entry["errors"] >= 1 and "filter-key limit" in entry["lastError"], entry
+        assert entry["containers"] == 0, entry  # untraced rather than half traced
+        api.delete_object(TRACES, "default", "too-many")
+        # two keys fit
+        create_trace(api, trace_manifest("fits", ["openat", "read"]))
+        running = wait_until(lambda: entries(api, "fits").get(NODE, {}).get("containers") == 1)
+        assert running, (entries(api, "fits"), agent.logs()[-3000:])
+        assert not events(api, "fits", "FilterLimit")
+        api.delete_object(TRACES, "default", "fits")
+    finally:
+        agent.stop()
+        pod.remove()

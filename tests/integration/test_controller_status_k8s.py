@@ -131,9 +131,9 @@ def test_no_match_stand_in_steps_back_for_real_entries(pair: Pair) -> None:
     pod = ClusterPod(pair.pods[NODES[0]].env, api, "later-pod", NODES[1], {"app": "later"})
     try:
         assert wait_until(lambda: entries(api, "later").get(NODES[1], {}).get("containers") == 1)
-        status = get_trace(api, "later")["status"]
-        assert status["state"] == "Running"
-        assert status["nodeCount"] == len(stand_ins | {NODES[1]})
+        count = len(stand_ins | {NODES[1]})
+        assert wait_until(lambda: get_trace(api, "later")["status"].get("nodeCount") == count)
+        assert get_trace(api, "later")["status"]["state"] == "Running"
     finally:
         api.delete_object(TRACES, "default", "later")
         pod.remove()

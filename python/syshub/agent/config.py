@@ -74,6 +74,9 @@ class AgentConfig(BaseModel):
     k8s_groups: str = "syshub"
     """API groups of the Trace resources the controller follows: syshub, swoll or both
     (comma-separated)."""
+    max_filter_keys: int | None = Field(default=None, ge=1)
+    """Kernel filter keys (pid namespace, syscall) the Hub installs at most (None: as
+    many as the kernel's filter map holds)."""
     python_encoding: bool = False
     """Encode events in Python (one object per event) even when the Hub can
     hand out batches for the Rust encoders: slower, for comparisons."""

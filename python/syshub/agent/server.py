@@ -61,6 +61,7 @@ class Agent:
                 poll_ms=config.poll_ms,
                 node_name=config.node_name,
                 tracepoint_syscalls=config.tracepoint_syscalls,
+                max_filter_keys=config.max_filter_keys,
             ),
             observer=observer,
         )

@@ -30,6 +30,10 @@ class HubConfig:
     """Past this percent of the ring pending, each kernel key may keep at most
     as many bytes pending as are free; the excess is dropped and counted as
     ``over_share`` (see :class:`~syshub.probe.Probe`; 100: off)."""
+    max_filter_keys: int | None = None
+    """Kernel filter keys (pid namespace, syscall) installed at most (None: as
+    many as the kernel's filter map holds); a key past the limit fails as on a
+    full map: the container stays untraced and its job's error says why."""
     flush_timeout: float = 1.0
     """How long deleting a trace waits for the events the kernel already
     emitted for it to be routed (calls still running are counted as dropped)."""

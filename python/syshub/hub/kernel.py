@@ -20,6 +20,7 @@ import os
 import threading
 from typing import Protocol
 
+from syshub.errors import HubError
 from syshub.hub.plan import KernelOp, Key, SetFilter
 from syshub.probe import KeyStats, Probe, ProbeStats
 
@@ -48,8 +49,10 @@ class KernelFilters(Protocol):
 class ProbeFilters:
     """:class:`KernelFilters` on the real probe."""
 
-    def __init__(self, probe: Probe) -> None:
+    def __init__(self, probe: Probe, max_keys: int | None = None) -> None:
         self.probe = probe
+        self.max_keys = max_keys
+        """Keys installed at most (None: what the kernel's filter map holds)."""
         self._lock = threading.Lock()
         self._live: set[Key] = set()
         self._removed: set[int] = set()
@@ -61,6 +64,12 @@ class ProbeFilters:
         key = op.key
         packed = key[0] << 32 | key[1]
         if isinstance(op, SetFilter):
+            limit = self.max_keys
+            if limit is not None and key not in self._live and len(self._live) >= limit:
+                raise HubError(
+                    f"the node's filter-key limit is reached ({limit} keys, "
+                    "setting max_filter_keys)"
+                )
             if key not in self._live and packed in self._removed:
                 # Read before the filter goes in: the key's counts are its
                 # earlier filters' (the probe reads every key: only on re-adds).

@@ -112,7 +112,7 @@ class Hub(BatchSubscribing):
                     fair_share_pct=self.config.fair_share_pct,
                 )
                 self._own_probe = True
-            self._filters = ProbeFilters(self._probe)
+            self._filters = ProbeFilters(self._probe, self.config.max_filter_keys)
         self.observer.connect()
         self._spawn(lambda: self.observer.run(self.topology.apply, self._stop), "syshub-topology")
         if self._probe is not None:

@@ -13,8 +13,9 @@ pods to this node. Nothing coordinates the agents but the API server:
   anywhere is reported by one node (Running with 0 containers, then Complete), never left
   Pending;
 * Kubernetes Events on the Trace: Started, Completed, InvalidTrace (unknown syscall, bad
-  selector...), StartFailed, TraceError (a container the kernel refused to filter, e.g. over
-  the filter-key limit), CRIUnreadable / CRIReadable (:mod:`.cri_health`), NoMatchingPods;
+  selector...), StartFailed, TraceError (a container the kernel refused to filter), FilterLimit
+  (the same when the node's filter keys ran out: ``max_filter_keys`` or a full map),
+  CRIUnreadable / CRIReadable (:mod:`.cri_health`), NoMatchingPods;
 * deleting a Trace stops its job: its kernel filters go at once;
 * each trace's events are JSON lines on stdout, labelled with the trace (``kubectl logs``);
 * restarting the agent resumes the Traces that exist (the rest of their duration).

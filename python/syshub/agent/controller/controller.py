@@ -45,6 +45,16 @@ log = logging.getLogger("syshub.agent.controller")
 RunKey = tuple[str, str, str]  # group, namespace, name
 
 
+#: Job errors that say the kernel filters of this node are at their limit.
+_LIMIT_WORDS = ("filter-key limit", "filter map is full")
+
+
+def error_reason(message: str) -> str:
+    """The Event reason of a job error: FilterLimit when the node's filter keys ran out
+    (``max_filter_keys`` or a full kernel map), else TraceError."""
+    return "FilterLimit" if any(w in message for w in _LIMIT_WORDS) else "TraceError"
+
+
 class Registry(Protocol):
     """The part of the agent's trace registry the controller uses."""
 
@@ -323,17 +333,18 @@ class Controller:
         live = [r for r in self._runs.values() if r.job is not None and not r.finished]
         ended = {id(r): r.ended() for r in live}  # before the counters: then they are final
         jobs = self.hub.stats().jobs if live else {}
+        live_ns = frozenset(k[0] for k in self.hub.desired_filters()) if live else frozenset()
         cri_error = self.cri.error if self.cri is not None else None
         for run in live:
             assert run.job is not None
             was_running = run.entry.get("state") == RUNNING
             if run.set_cri(cri_error):
                 self._cri_changed(run)
-            run.refresh(jobs.get(run.job.job_id), ended[id(run)])
+            run.refresh(jobs.get(run.job.job_id), ended[id(run)], live_ns)
             job = run.job
             if job.error and job.error != run.last_job_error:
                 run.last_job_error = job.error
-                self._post(run, WARNING, "TraceError", job.error)
+                self._post(run, WARNING, error_reason(job.error), job.error)
             if not run.reportable() and not self._stand_in(run, now):
                 continue
             if "Started" not in run.posted and run.written is None and not run.stand_in:

@@ -148,15 +148,21 @@ class TraceRun:
             self.cri_outages += 1
         return down != was_down
 
-    def refresh(self, stats: JobStats | None, ended: bool) -> None:
+    def refresh(
+        self, stats: JobStats | None, ended: bool, live_ns: frozenset[int] = frozenset()
+    ) -> None:
         """Recompute the entry from the job (counters, containers, state, last error: an
         unreadable CRI first, else the job's); ``ended``: :meth:`ended` as it was before
-        ``stats`` were read."""
+        ``stats`` were read; ``live_ns``: pid namespaces with kernel filters now (after an
+        error, a container counts only if this job's filters on its namespace are in)."""
         job = self.job
         if job is None or self.finished:
             return
         entry = dict(self.entry)
-        entry["containers"] = 0 if job.stopped else len(job.monitored_hosts())
+        containers = 0 if job.stopped else len(job.monitored_hosts())
+        if job.errors and stats is not None:  # some container may have stayed untraced
+            containers = min(containers, len({k.pid_ns for k in stats.keys} & live_ns))
+        entry["containers"] = containers
         if stats is not None:
             entry["matched"] = stats.matched
             entry["delivered"] = stats.delivered
