@@ -96,19 +96,20 @@ def test_create_watch_delete_end_to_end(agent: AgentProcess, work: Workload) -> 
     assert c.list_traces() == []
 
 
-def test_json_text_and_proto_streams_carry_the_same_events(
+def test_json_text_proto_and_records_streams_carry_the_same_events(
     agent: AgentProcess, work: Workload
 ) -> None:
     c = agent.client()
     c.create_trace(work.manifest("fmts"), wait_applied=10)
-    js, tx, pr = (Collector(c, "fmts", format=f) for f in ("json", "text", "proto"))
-    _stream_open(agent, "fmts", 3)
+    js, tx, pr, rc = (Collector(c, "fmts", format=f) for f in ("json", "text", "proto", "records"))
+    _stream_open(agent, "fmts", 4)
     work.calls(4)
     js.wait_events(4)
+    rc.wait_events(4)
     assert wait_until(lambda: sum(len(b.lines) for b in tx.batches) == 4)
     assert wait_until(lambda: sum(len(b.batch.events) for b in pr.batches if b.batch) == 4)
     c.delete_trace("fmts")
-    for s in (js, tx, pr):
+    for s in (js, tx, pr, rc):
         s.join()
         assert s.final.counters.delivered == 4
     protos = [ev for b in pr.batches if b.batch for ev in b.batch.events]
@@ -117,6 +118,11 @@ def test_json_text_and_proto_streams_carry_the_same_events(
     assert all(b.batch.node == agent.node for b in pr.batches if b.batch)
     lines = [line for b in tx.batches for line in b.lines]
     assert all(f"{work.name}[" in line and " getppid() = " in line for line in lines), lines
+    # The records form decodes, in the client, to exactly the agent's documents.
+    assert rc.events == js.events
+    recs = [b.records for b in rc.batches if b.records is not None]
+    assert sum(len(r) for r in recs) == 4
+    assert all(r.batch[0].pid_ns in r.containers for r in recs)
 
 
 def test_two_clients_on_one_trace_and_stats_balance(agent: AgentProcess, work: Workload) -> None:
