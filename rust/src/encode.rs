@@ -218,22 +218,43 @@ pub(crate) fn encode_chunks<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let fmt = Format::parse(format)?;
     let prepared = prepare(chunks, fmt)?;
-    let body = py.detach(|| {
-        let mut out = Vec::new();
+    let prefix = prefix.unwrap_or_default();
+    let out = py.detach(|| {
+        // Room for the field's key and length in front: the body is encoded
+        // in place and the prefix (the message's other fields) goes after
+        // it (protobuf fields may come in any order), so the message is
+        // never moved; one copy into the bytes object.
+        let mut out = vec![0u8; FRAME_ROOM];
         encode_all(fmt, &prepared, node.as_deref(), &mut out);
-        out
+        let start = if field > 0 {
+            let mut head = Vec::with_capacity(FRAME_ROOM);
+            push_varint(&mut head, u64::from((field << 3) | 2));
+            push_varint(&mut head, (out.len() - FRAME_ROOM) as u64);
+            let start = FRAME_ROOM - head.len();
+            out[start..FRAME_ROOM].copy_from_slice(&head);
+            start
+        } else {
+            FRAME_ROOM
+        };
+        (out, start)
     });
-    let mut head = prefix.map(<[u8]>::to_vec).unwrap_or_default();
+    let (mut out, start) = out;
     if field > 0 {
-        push_varint(&mut head, u64::from((field << 3) | 2));
-        push_varint(&mut head, body.len() as u64);
+        out.extend_from_slice(prefix);
+        Ok(PyBytes::new(py, &out[start..]))
+    } else {
+        let body = out.split_off(start);
+        PyBytes::new_with(py, prefix.len() + body.len(), |buf| {
+            buf[..prefix.len()].copy_from_slice(prefix);
+            buf[prefix.len()..].copy_from_slice(&body);
+            Ok(())
+        })
     }
-    PyBytes::new_with(py, head.len() + body.len(), |buf| {
-        buf[..head.len()].copy_from_slice(&head);
-        buf[head.len()..].copy_from_slice(&body);
-        Ok(())
-    })
 }
+
+/// A field key (up to 5 bytes for field numbers below 2^29) and a length
+/// (up to 10 bytes).
+const FRAME_ROOM: usize = 15;
 
 thread_local! {
     /// The output buffer of [`write_chunks`], kept between calls (no fresh
@@ -284,17 +305,22 @@ pub(crate) fn write_chunks(
 pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
     let batch = py.detach(|| {
         let recs = encode::split_records(data)?;
-        let mut keys = HashMap::new();
-        let mut b = CoreBatch::default();
+        // The records keep their offsets in one copy of the data (each was
+        // 8-byte aligned by the sender); each is validated as the reader
+        // validates what it reads. Per-key counts are the agent's business.
+        let mut offsets = Vec::with_capacity(recs.len());
         for (i, rec) in recs.iter().enumerate() {
-            if !b.push(rec, &mut keys) {
-                let why = syshub_bpf::decode::validate(rec)
-                    .err()
-                    .map_or_else(String::new, |e| e.to_string());
-                return Err(format!("record {i} is malformed: {why}"));
+            if let Err(e) = syshub_bpf::decode::validate(rec) {
+                return Err(format!("record {i} is malformed: {e}"));
             }
+            let at = rec.as_ptr() as usize - data.as_ptr() as usize;
+            offsets.push(u32::try_from(at).map_err(|_| "records: more than 4 GiB".to_owned())?);
         }
-        Ok(b)
+        Ok(CoreBatch {
+            data: data.to_vec(),
+            offsets,
+            per_key: Vec::new(),
+        })
     });
     let b = batch.map_err(PyValueError::new_err)?;
     let n = b.len();

@@ -42,13 +42,17 @@ pub fn encode_records(
     uint(out, 5, u64::from(ABI_VERSION));
     uint(out, 6, records.len() as u64);
     let mut seen = HashSet::new();
+    let mut last = None;
     for r in records {
         let Some(hdr) = SyscallEvent::read(r) else {
             continue;
         };
-        if !seen.insert(hdr.pid_ns) {
+        // Runs of one namespace are the rule: hash only at a change.
+        if last == Some(hdr.pid_ns) || !seen.insert(hdr.pid_ns) {
+            last = Some(hdr.pid_ns);
             continue;
         }
+        last = Some(hdr.pid_ns);
         if let Some(Some(doc)) = containers.get(&hdr.pid_ns) {
             message(out, 7, |e| {
                 uint(e, 1, u64::from(hdr.pid_ns));
