@@ -2,15 +2,20 @@
 /*
  * The hook floor for the syshub benchmarks (issue 15): count-only programs on
  * the same per-syscall tracepoints syshub attaches to, and nothing else. Each
- * program adds one to a per-CPU counter; the openat enter program also reads
- * the path (args[1]) into a per-CPU scratch buffer of FLOOR_PATH_MAX bytes, as
- * syshub's default string capture does, so the openat floor includes reading
- * the path. No filter: every call of the host on these tracepoints counts.
+ * program adds one to a per-CPU counter; the openat program that sees the
+ * call first also reads the path into a per-CPU scratch buffer of
+ * FLOOR_PATH_MAX bytes, as syshub's default string capture does, so the
+ * openat floor includes reading the path. Two shapes, chosen by the loader:
+ * the enter + exit pair (the path read at entry from the tracepoint's
+ * arguments), and the exit hook alone (the path read at exit, its pointer
+ * taken from the task's saved registers, as a tracer that records calls at
+ * exit does). No filter: every call of the host on these tracepoints counts.
  * What a traced call costs here is the least any tracer on these hooks pays.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "floor.h"
 
@@ -30,6 +35,16 @@ struct tp_sys_exit {
 	int pad;
 	long ret;
 };
+
+/* Kernel types read through CO-RE; only the fields used are declared. */
+struct task_struct {
+	int pid;
+} __attribute__((preserve_access_index));
+
+/* x86_64: the second syscall argument is in si. */
+struct pt_regs {
+	unsigned long si;
+} __attribute__((preserve_access_index));
 
 struct path_buf {
 	char data[FLOOR_PATH_MAX];
@@ -76,17 +91,22 @@ int floor_getppid_exit(struct tp_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_openat")
-int floor_openat_enter(struct tp_sys_enter *ctx)
+static __always_inline void read_path(const void *uptr)
 {
 	struct path_buf *buf;
 	__u32 zero = 0;
 
-	bump(FLOOR_OPENAT_ENTER);
 	buf = bpf_map_lookup_elem(&scratch, &zero);
-	if (buf &&
-	    bpf_probe_read_user_str(buf->data, sizeof(buf->data), (const void *)ctx->args[1]) < 0)
+	if (buf && bpf_probe_read_user_str(buf->data, sizeof(buf->data), uptr) < 0)
 		bump(FLOOR_PATH_FAULTS);
+}
+
+/* The pair: the path read at entry, from the tracepoint's arguments. */
+SEC("tracepoint/syscalls/sys_enter_openat")
+int floor_openat_enter(struct tp_sys_enter *ctx)
+{
+	bump(FLOOR_OPENAT_ENTER);
+	read_path((const void *)ctx->args[1]);
 	return 0;
 }
 
@@ -94,5 +114,16 @@ SEC("tracepoint/syscalls/sys_exit_openat")
 int floor_openat_exit(struct tp_sys_exit *ctx)
 {
 	bump(FLOOR_OPENAT_EXIT);
+	return 0;
+}
+
+/* The exit hook alone: the path read at exit, from the saved registers. */
+SEC("tracepoint/syscalls/sys_exit_openat")
+int floor_openat_exit_path(struct tp_sys_exit *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+
+	bump(FLOOR_OPENAT_EXIT);
+	read_path((const void *)regs->si);
 	return 0;
 }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
- * Floor loader: loads floor.bpf.o with libbpf and attaches the count-only pair
- * of one syscall's tracepoints (enter + exit), nothing else.
+ * Floor loader: loads floor.bpf.o with libbpf and attaches the count-only
+ * programs of one syscall's tracepoints, nothing else: the enter + exit pair
+ * (--hooks pair, the default) or the exit hook alone (--hooks exit; for
+ * openat the program that reads the path at exit).
  *
- * Usage: floor OBJ --syscall getppid|openat
+ * Usage: floor OBJ --syscall getppid|openat [--hooks pair|exit]
  * Prints "ready" once attached; on SIGINT/SIGTERM detaches, sums the per-CPU
  * counters and prints one JSON line: syscall, enter, exit, path_faults, and
  * cpu_s, the loader's own CPU time (loading, attaching: the benchmark takes it
@@ -54,8 +56,8 @@ static unsigned long long slot_sum(struct bpf_map *m, __u32 slot, int ncpu)
 
 int main(int argc, char **argv)
 {
-	const char *syscall = NULL, *enter_name, *exit_name;
-	struct bpf_link *l_enter, *l_exit;
+	const char *syscall = NULL, *hooks = "pair", *enter_name, *exit_name;
+	struct bpf_link *l_enter = NULL, *l_exit;
 	__u32 enter_slot, exit_slot;
 	struct bpf_object *obj;
 	sigset_t block, wait_mask;
@@ -67,8 +69,10 @@ int main(int argc, char **argv)
 	for (int i = 2; i + 1 < argc; i += 2)
 		if (!strcmp(argv[i], "--syscall"))
 			syscall = argv[i + 1];
-	if (argc < 2 || !syscall) {
-		fprintf(stderr, "usage: floor OBJ --syscall getppid|openat\n");
+		else if (!strcmp(argv[i], "--hooks"))
+			hooks = argv[i + 1];
+	if (argc < 2 || !syscall || (strcmp(hooks, "pair") && strcmp(hooks, "exit"))) {
+		fprintf(stderr, "usage: floor OBJ --syscall getppid|openat [--hooks pair|exit]\n");
 		return 2;
 	}
 	if (!strcmp(syscall, "getppid")) {
@@ -78,7 +82,7 @@ int main(int argc, char **argv)
 		exit_slot = FLOOR_GETPPID_EXIT;
 	} else if (!strcmp(syscall, "openat")) {
 		enter_name = "floor_openat_enter";
-		exit_name = "floor_openat_exit";
+		exit_name = strcmp(hooks, "exit") ? "floor_openat_exit" : "floor_openat_exit_path";
 		enter_slot = FLOOR_OPENAT_ENTER;
 		exit_slot = FLOOR_OPENAT_EXIT;
 	} else {
@@ -115,8 +119,9 @@ int main(int argc, char **argv)
 	}
 	m = bpf_object__find_map_by_name(obj, "counts");
 	l_exit = bpf_program__attach(bpf_object__find_program_by_name(obj, exit_name));
-	l_enter = bpf_program__attach(bpf_object__find_program_by_name(obj, enter_name));
-	if (!m || !l_exit || !l_enter) {
+	if (strcmp(hooks, "exit"))
+		l_enter = bpf_program__attach(bpf_object__find_program_by_name(obj, enter_name));
+	if (!m || !l_exit || (strcmp(hooks, "exit") && !l_enter)) {
 		fprintf(stderr, "floor: attach failed: %s\n", strerror(errno));
 		return 1;
 	}
@@ -124,7 +129,7 @@ int main(int argc, char **argv)
 	fflush(stdout);
 	while (!stop)
 		sigsuspend(&wait_mask);
-	bpf_link__destroy(l_enter);
+	bpf_link__destroy(l_enter); /* NULL-safe */
 	bpf_link__destroy(l_exit);
 	getrusage(RUSAGE_SELF, &ru);
 	printf("{\"syscall\":\"%s\",\"enter\":%llu,\"exit\":%llu,\"path_faults\":%llu,"

@@ -1,9 +1,12 @@
 """floor: syshub against the hook floor (issue 15). A getppid loop and an
 openat loop, each (a) untraced, (b) traced by count-only programs on the same
-per-syscall tracepoints (benches/ceiling/floor.bpf.c; for openat the enter
-program also reads the path, 256 bytes, as syshub's default capture does),
-(c) traced by syshub with the Python batch consumer (every call delivered,
-path capture on for openat), (d) the C + libbpf ceiling (getppid only).
+per-syscall tracepoints (benches/ceiling/floor.bpf.c): the enter + exit pair,
+and (b') the exit hook alone; for openat the first program of the call also
+reads the path, 256 bytes, as syshub's default capture does; (c) traced by
+syshub with the Python batch consumer (every call delivered, default filter:
+path capture on for openat), (c') the same with durations=True where the
+probe has that option (the entry hook too), (d) the C + libbpf ceiling
+(getppid only).
 
 The openat loop opens a path that does not exist (ENOENT): one call per
 iteration, no descriptor and so no close() to muddy the per-call figures."""
@@ -11,6 +14,7 @@ iteration, no descriptor and so no close() to muddy the per-call figures."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import os
 import resource
@@ -29,42 +33,30 @@ from benches.common import (
     Check,
     Context,
     ScenarioResult,
-    Table,
-    Target,
     drain,
-    fmt_int,
     fmt_rate,
     key_checks,
     key_totals,
     median,
 )
+from benches.scenarios.floor_report import READER_THREAD, VARIANTS, report
 from benches.scenarios.peers import PeerError, run_ceiling
 from benches.scenarios.throughput import DEFAULT_RING, BatchConsumer
 from benches.workload import Loop
 
 MISSING_PATH = "/dev/shm/syshub-bench-absent"
 SYSCALLS = ("getppid", "openat")
-TARGET_RATIO = 0.80
-READER_THREAD = "syshub-reader"
-VARIANTS = {
-    "untraced": "(a) untraced",
-    "floor": "(b) floor: count-only on the same tracepoints",
-    "syshub": "(c) syshub, batch consumer",
-    "ceiling": "(d) C + libbpf ceiling",
-}
+FLOOR_HOOKS = {"floor": "pair", "floor_exit": "exit"}
+
+
+def has_durations() -> bool:
+    """Whether this syshub's add_filter has the ``durations`` option."""
+    return "durations" in inspect.signature(syshub.Probe.add_filter).parameters
 
 
 def _loop(ctx: Context, mode: str, secs: float) -> Loop:
     extra = ["--path", MISSING_PATH] if mode == "openat" else []
     return Loop(ctx, mode, secs=secs, extra=extra)
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None or x != x else f"{x:.3f}"
-
-
-def _ns(rate: float) -> float:
-    return 1e9 / rate if rate > 0 else float("nan")
 
 
 def _children_cpu_s() -> float:
@@ -108,42 +100,61 @@ def run_untraced(ctx: Context, mode: str, secs: float) -> dict[str, Any]:
 # (b) the floor --------------------------------------------------------------
 
 
-def run_floor(
-    ctx: Context, floor: tuple[Path, Path], mode: str, secs: float, label: str
-) -> tuple[dict[str, Any], Check]:
-    """One loop run under the floor loader; the hook counts are host-wide
-    (the floor filters nothing), so they cover the loop's calls and a few
-    more: a non-strict check shows it."""
+@contextmanager
+def _floor_loader(floor: tuple[Path, Path], mode: str, hooks: str) -> Iterator[Any]:
+    """The floor loader, attached (it printed "ready"); killed if still there."""
     exe, obj = floor
+    cons = subprocess.Popen(
+        [str(exe), str(obj), "--syscall", mode, "--hooks", hooks],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert cons.stdout is not None
+        first = cons.stdout.readline().strip()
+        if first != "ready":
+            cons.kill()
+            _, err = cons.communicate()
+            raise PeerError(f"floor loader did not start: {first!r} {err.strip()}")
+        yield cons
+    finally:
+        if cons.poll() is None:
+            cons.kill()
+            cons.wait()
+
+
+def run_floor(
+    ctx: Context,
+    floor: tuple[Path, Path],
+    mode: str,
+    hooks: str,
+    secs: float,
+    label: str,
+    on_attached: Callable[[set[int]], Any] | None = None,
+) -> tuple[dict[str, Any], Check]:
+    """One loop run under the floor loader (``hooks``: pair or exit). The hook
+    counts are host-wide (the floor filters nothing), so they cover the
+    loop's calls and a few more: a non-strict check shows it.
+    ``on_attached(program ids)`` as for :func:`run_syshub`."""
     with _loop(ctx, mode, secs) as loop:
-        cons = subprocess.Popen(
-            [str(exe), str(obj), "--syscall", mode],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert cons.stdout is not None
-            first = cons.stdout.readline().strip()
-            if first != "ready":
-                cons.kill()
-                _, err = cons.communicate()
-                raise PeerError(f"floor loader did not start: {first!r} {err.strip()}")
-            loop.start()
-            rep = loop.finish()
+        progs0 = bpfstats.all_ids() if on_attached else set()
+        with _floor_loader(floor, mode, hooks) as cons:
+            around = on_attached(bpfstats.all_ids() - progs0) if on_attached else nullcontext()
+            with around:
+                loop.start()
+                rep = loop.finish()
             cons.send_signal(signal.SIGINT)
             out, err = cons.communicate(timeout=30)
-        finally:
-            if cons.poll() is None:
-                cons.kill()
-                cons.wait()
     lines = [x for x in out.splitlines() if x.startswith("{")]
     if not lines:
         raise PeerError(f"floor loader printed no result: {err.strip()}")
     d: dict[str, Any] = json.loads(lines[-1])
+    first = int(d["exit"] if hooks == "exit" else d["enter"])
     m = {
         "calls_per_s": rep.calls_per_s,
         "calls": rep.calls,
+        "hooks": hooks,
         "enter_runs": d["enter"],
         "exit_runs": d["exit"],
         "path_faults": d["path_faults"],
@@ -151,9 +162,10 @@ def run_floor(
         "loop": rep.to_json(),
     }
     check = Check(
-        label=f"{label}: floor enter hook ran for every loop call (host-wide count, shown only)",
+        label=f"{label}: the floor's first hook ran for every loop call (host-wide count, "
+        "shown only)",
         matched=rep.calls,
-        delivered=min(int(d["enter"]), rep.calls),
+        delivered=min(first, rep.calls),
         dropped=0,
         sampled_out=0,
         strict=False,
@@ -209,9 +221,11 @@ def run_syshub(
     secs: float,
     label: str,
     on_attached: Callable[[set[int]], Any] | None = None,
+    filter_kw: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[Check]]:
     """One loop run traced by syshub (one filter: the loop's pid namespace and
-    ``mode``, default captures), every event delivered to the batch consumer.
+    ``mode``, default captures, plus ``filter_kw``), every event delivered to
+    the batch consumer.
     ``on_attached(program ids)`` may return a context manager around the
     timed part (the bpf_stats runs use it)."""
     progs0 = bpfstats.all_ids() if on_attached else set()
@@ -221,7 +235,7 @@ def run_syshub(
     try:
         readers = _new_reader_tids(readers0)
         with _loop(ctx, mode, secs) as loop:
-            probe.add_filter(loop.pid_ns, mode)
+            probe.add_filter(loop.pid_ns, mode, **(filter_kw or {}))
             hooked = probe.hooked()
             around = on_attached(bpfstats.all_ids() - progs0) if on_attached else nullcontext()
             with around:
@@ -280,35 +294,23 @@ def _costs_into(out: dict[str, Any], ids: set[int]) -> Iterator[None]:
         out.update(bpfstats.run_delta(start, bpfstats.run_costs(ids)))
 
 
-def floor_costs(floor: tuple[Path, Path], ctx: Context, mode: str, secs: float) -> dict[str, Any]:
-    """{programs: {name: runs, ns_per_run}, calls: the loop's calls}."""
-    exe, obj = floor
+def bpf_costs(
+    ctx: Context, floor: tuple[Path, Path], mode: str, variant: str, secs: float
+) -> tuple[dict[str, Any], list[Check]]:
+    """One run of a floor or syshub variant with the statistics on:
+    ({programs: {name: runs, ns_per_run}, calls: the loop's calls}, checks)."""
     out: dict[str, Any] = {}
-    with _loop(ctx, mode, secs) as loop:
-        before = bpfstats.all_ids()
-        cons = subprocess.Popen(
-            [str(exe), str(obj), "--syscall", mode], stdout=subprocess.PIPE, text=True
-        )
-        try:
-            assert cons.stdout is not None
-            if cons.stdout.readline().strip() != "ready":
-                raise PeerError("floor loader did not start")
-            with _costs_into(out, bpfstats.all_ids() - before):
-                loop.start()
-                rep = loop.finish()
-            cons.send_signal(signal.SIGINT)
-            cons.communicate(timeout=30)
-        finally:
-            if cons.poll() is None:
-                cons.kill()
-                cons.wait()
-    return {"programs": out, "calls": rep.calls}
 
+    def around(ids: set[int]) -> Any:
+        return _costs_into(out, ids)
 
-def syshub_costs(ctx: Context, mode: str, secs: float) -> tuple[dict[str, Any], list[Check]]:
-    """As :func:`floor_costs`, for syshub's programs, and the run's checks."""
-    out: dict[str, Any] = {}
-    m, checks = run_syshub(ctx, mode, secs, f"bpf_stats {mode}", lambda i: _costs_into(out, i))
+    label = f"bpf_stats {variant} {mode}"
+    if variant in FLOOR_HOOKS:
+        m, check = run_floor(ctx, floor, mode, FLOOR_HOOKS[variant], secs, label, around)
+        checks = [check]
+    else:
+        kw = {"durations": True} if variant == "syshub_durations" else None
+        m, checks = run_syshub(ctx, mode, secs, label, around, kw)
     return {"programs": out, "calls": m["calls"]}, checks
 
 
@@ -327,18 +329,21 @@ def run(ctx: Context) -> ScenarioResult:
             "A getppid loop and an openat loop (openat of a missing path: ENOENT, one call "
             "per iteration, no close), pinned to CPU 0 in their own pid namespace: "
             "(a) untraced; (b) the floor: count-only programs on the same per-syscall "
-            "tracepoints syshub uses (a per-CPU counter increment; the openat enter program "
-            "also reads the path, 256 bytes, into a per-CPU buffer), no filter; (c) syshub "
-            "with the Python batch consumer (one filter: the loop's namespace, default "
-            "captures: the openat path); (d) the C + libbpf ceiling (getppid). Variants "
-            "alternate per repetition; medians; ns/call = 1e9 / rate; added = ns - ns(a); "
-            "syshub / floor = rate(c) / rate(b). Reader CPU: the probe's ring reader thread "
-            f"(found by its name {READER_THREAD!r} in /proc/self/task; schedstat run time) "
-            "from the loop's start to the end of the drain, per million events delivered. "
-            "CPU ns/call: the loop's own CPU time per call (getrusage RUSAGE_CHILDREN around "
-            "the run, less a no-call run's start-up and the floor loader's own CPU; the BPF "
-            "programs run in the loop's syscalls, so they are in it), which other load on the "
-            "machine stretches less than wall time; floor CPU / CPU is the ratio on that basis."
+            "tracepoints syshub uses (a per-CPU counter increment), the enter + exit pair, "
+            "and (b') the exit hook alone; for openat the call's first program also reads the "
+            "path, 256 bytes, into a per-CPU buffer (at exit through the saved registers); no "
+            "filter; (c) syshub with the Python batch consumer (one filter: the loop's "
+            "namespace, default options: the openat path captured); (c') the same with "
+            "durations=True where add_filter has it; (d) the C + libbpf ceiling (getppid). "
+            "Variants alternate per repetition; medians; ns/call = 1e9 / rate; added = ns - "
+            "ns(a); rate / floor = rate(x) / rate(floor). Reader CPU: the probe's ring reader "
+            f"thread (found by its name {READER_THREAD!r} in /proc/self/task; schedstat run "
+            "time) from the loop's start to the end of the drain, per million events "
+            "delivered. CPU ns/call: the loop's own CPU time per call (getrusage "
+            "RUSAGE_CHILDREN around the run, less a no-call run's start-up and the floor "
+            "loader's own CPU; the BPF programs run in the loop's syscalls, so they are in "
+            "it), which other load on the machine stretches less than wall time; floor CPU / "
+            "CPU is the ratio on that basis."
         ),
         params={
             "secs": secs,
@@ -365,12 +370,15 @@ def run(ctx: Context) -> ScenarioResult:
 
     startup = startup_cpu_s(ctx)
     res.params["startup_cpu_s_subtracted"] = startup
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        sc: {v: [] for v in VARIANTS if v != "ceiling" or sc == "getppid"} for sc in SYSCALLS
-    }
+    variants = [v for v in VARIANTS if v != "syshub_durations" or has_durations()]
+    if "syshub_durations" not in variants:
+        res.notes.append("(c') skipped: this syshub's add_filter has no durations option")
     if ctx.ceiling is None:
-        del runs["getppid"]["ceiling"]
+        variants.remove("ceiling")
         res.notes.append(f"(d) ceiling skipped: {ctx.ceiling_note}")
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        sc: {v: [] for v in variants if v != "ceiling" or sc == "getppid"} for sc in SYSCALLS
+    }
     for rep in range(reps):
         for sc, by_variant in runs.items():
             tag = f"{sc} rep {rep + 1}"
@@ -378,11 +386,12 @@ def run(ctx: Context) -> ScenarioResult:
                 c0 = _children_cpu_s()
                 if v == "untraced":
                     m = run_untraced(ctx, sc, secs)
-                elif v == "floor":
-                    m, check = run_floor(ctx, floor, sc, secs, f"floor {tag}")
+                elif v in FLOOR_HOOKS:
+                    m, check = run_floor(ctx, floor, sc, FLOOR_HOOKS[v], secs, f"{v} {tag}")
                     res.checks.append(check)
-                elif v == "syshub":
-                    m, checks = run_syshub(ctx, sc, secs, f"syshub {tag}")
+                elif v.startswith("syshub"):
+                    kw = {"durations": True} if v == "syshub_durations" else None
+                    m, checks = run_syshub(ctx, sc, secs, f"{v} {tag}", filter_kw=kw)
                     res.checks += checks
                 else:
                     cm, check = run_ceiling(ctx, secs)
@@ -402,177 +411,12 @@ def run(ctx: Context) -> ScenarioResult:
     why = bpfstats.available()
     if why is None:
         for sc in SYSCALLS:
-            sy, checks = syshub_costs(ctx, sc, secs)
-            res.checks += checks
-            costs[sc] = {"floor": floor_costs(floor, ctx, sc, secs), "syshub": sy}
+            costs[sc] = {}
+            for v in runs[sc]:
+                if v in FLOOR_HOOKS or v.startswith("syshub"):
+                    costs[sc][v], checks = bpf_costs(ctx, floor, sc, v, secs)
+                    res.checks += checks
     else:
         res.notes.append(f"bpf_stats table skipped: {why}")
-    _report(res, runs, costs)
+    report(res, runs, costs)
     return res
-
-
-def _report(
-    res: ScenarioResult,
-    runs: dict[str, dict[str, list[dict[str, Any]]]],
-    costs: dict[str, dict[str, Any]],
-) -> None:
-    summary: dict[str, Any] = {}
-    rows: list[list[Any]] = []
-    for sc, by_variant in runs.items():
-        rate = {v: median(r["calls_per_s"] for r in rs) for v, rs in by_variant.items()}
-        base_ns = _ns(rate["untraced"])
-        paired = median(
-            c["calls_per_s"] / f["calls_per_s"]
-            for c, f in zip(by_variant["syshub"], by_variant["floor"], strict=True)
-        )
-        sy = by_variant["syshub"]
-        cpu = {
-            v: median(r["cpu_ns_per_call"] for r in rs)
-            for v, rs in by_variant.items()
-            if v != "ceiling"
-        }
-        cpu_paired = median(
-            f["cpu_ns_per_call"] / c["cpu_ns_per_call"]
-            for c, f in zip(sy, by_variant["floor"], strict=True)
-            if c["cpu_ns_per_call"] > 0
-        )
-        d: dict[str, Any] = {
-            "calls_per_s": rate,
-            "ns_per_call": {v: _ns(r) for v, r in rate.items()},
-            "added_ns": {v: _ns(r) - base_ns for v, r in rate.items()},
-            "syshub_over_floor": rate["syshub"] / rate["floor"],
-            "syshub_over_floor_paired": paired,
-            "syshub_ns_beyond_floor": _ns(rate["syshub"]) - _ns(rate["floor"]),
-            "cpu_ns_per_call": cpu,
-            "cpu_added_ns": {v: x - cpu["untraced"] for v, x in cpu.items()},
-            "syshub_over_floor_cpu": cpu["floor"] / cpu["syshub"] if cpu["syshub"] > 0 else None,
-            "syshub_over_floor_cpu_paired": cpu_paired,
-            "dropped_total": sum(int(r["dropped"]) for r in sy),
-            "matched_total": sum(int(r["matched"]) for r in sy),
-            "delivered_total": sum(int(r["delivered"]) for r in sy),
-            "reader_cpu_ms_per_m_events": median(r["reader_cpu_ms_per_m_events"] for r in sy),
-            "consumer_cpu_ms_per_m_events": median(r["consumer_cpu_ms_per_m_events"] for r in sy),
-            "process_cpu_ms_per_m_events": median(r["process_cpu_ms_per_m_events"] for r in sy),
-            "process_minus_consumer_cpu_ms_per_m_events": median(
-                r["process_minus_consumer_cpu_ms_per_m_events"] for r in sy
-            ),
-            "reader_thread_found": all(r["reader_threads"] == 1 for r in sy),
-            "path_faults_floor": sum(int(r["path_faults"]) for r in by_variant["floor"]),
-        }
-        summary[sc] = d
-        if not d["reader_thread_found"]:
-            res.notes.append(
-                f"{sc}: the reader thread ({READER_THREAD!r}) was not found in every run (or more "
-                "than one was): its column is not the reader alone; the process - consumer "
-                "column is the cross-check."
-            )
-        for v, rs in by_variant.items():
-            ratio = rate[v] / rate["floor"]
-            has_cpu = v in cpu
-            rows.append(
-                [
-                    sc,
-                    VARIANTS[v],
-                    fmt_rate(rate[v]),
-                    f"{_ns(rate[v]):.1f}",
-                    "-" if v == "untraced" else f"{d['added_ns'][v]:+.1f}",
-                    f"{ratio:.3f}" + (f" (paired {paired:.3f})" if v == "syshub" else ""),
-                    f"{cpu[v]:.1f}" if has_cpu else "-",
-                    f"{d['cpu_added_ns'][v]:+.1f}" if has_cpu and v != "untraced" else "-",
-                    f"{cpu['floor'] / cpu[v]:.3f}" if has_cpu and cpu[v] > 0 else "-",
-                    " / ".join(fmt_rate(r["calls_per_s"]) for r in rs),
-                ]
-            )
-        res.targets.append(
-            Target(
-                what=f"syshub / floor, {sc} loop, every call delivered",
-                target=f">= {TARGET_RATIO:.2f} with 0 drops",
-                value=round(d["syshub_over_floor"], 3),
-                unit="x floor calls/s",
-                met=d["syshub_over_floor"] >= TARGET_RATIO and d["dropped_total"] == 0,
-                note=(
-                    f"syshub {_ns(rate['syshub']):.0f} ns/call, floor {_ns(rate['floor']):.0f}, "
-                    f"untraced {base_ns:.0f}; paired ratio {paired:.3f}; by the loop's CPU "
-                    f"time per call {_fmt(d['syshub_over_floor_cpu'])} (paired "
-                    f"{_fmt(cpu_paired)}); dropped {d['dropped_total']:,} of "
-                    f"{d['matched_total']:,}"
-                ),
-            )
-        )
-    res.tables.append(
-        Table(
-            title="Calls/s and ns per call (median of repetitions)",
-            columns=[
-                "loop",
-                "variant",
-                "calls/s",
-                "ns/call",
-                "added ns vs (a)",
-                "rate / floor",
-                "CPU ns/call",
-                "CPU added ns",
-                "floor CPU / CPU",
-                "calls/s per repetition",
-            ],
-            rows=rows,
-        )
-    )
-    res.tables.append(
-        Table(
-            title="syshub runs: accounting and CPU per million events delivered (median)",
-            columns=[
-                "loop",
-                "delivered",
-                "dropped / matched",
-                "reader thread CPU ms / M",
-                "consumer thread CPU ms / M",
-                "process CPU ms / M",
-                "process - consumer CPU ms / M",
-                "floor path reads failed",
-            ],
-            rows=[
-                [
-                    sc,
-                    fmt_int(d["delivered_total"]),
-                    f"{fmt_int(d['dropped_total'])} / {fmt_int(d['matched_total'])}",
-                    f"{d['reader_cpu_ms_per_m_events']:.1f}",
-                    f"{d['consumer_cpu_ms_per_m_events']:.1f}",
-                    f"{d['process_cpu_ms_per_m_events']:.1f}",
-                    f"{d['process_minus_consumer_cpu_ms_per_m_events']:.1f}",
-                    fmt_int(d["path_faults_floor"]),
-                ]
-                for sc, d in summary.items()
-            ],
-        )
-    )
-    cost_rows: list[list[Any]] = []
-    for sc, by in costs.items():
-        for variant, c in by.items():
-            progs = c["programs"]
-            for name, p in sorted(progs.items()):
-                cost_rows.append(
-                    [sc, variant, name, fmt_int(int(p["runs"])), f"{p['ns_per_run']:.1f}"]
-                )
-            # intent: every run of these programs during the loop, per loop call
-            total = sum(p["runs"] * p["ns_per_run"] for p in progs.values())
-            per_call = total / c["calls"] if c["calls"] else float("nan")
-            cost_rows.append(
-                [
-                    sc,
-                    variant,
-                    "all programs, ns per loop call",
-                    fmt_int(c["calls"]),
-                    f"{per_call:.1f}",
-                ]
-            )
-            summary[sc].setdefault("bpf_ns_per_call", {})[variant] = per_call
-    if cost_rows:
-        res.tables.append(
-            Table(
-                title="BPF run time per program (kernel.bpf_stats_enabled, one run each; runs "
-                "are host-wide on these tracepoints)",
-                columns=["loop", "variant", "program", "runs", "ns per run"],
-                rows=cost_rows,
-            )
-        )
-    res.metrics = {"summary": summary, "runs": runs, "bpf_costs": costs}

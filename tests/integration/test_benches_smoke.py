@@ -134,16 +134,23 @@ def _check_floor(floor: dict[str, Any]) -> None:
     m = floor["metrics"]
     assert set(m["summary"]) == {"getppid", "openat"}
     for sc, d in m["summary"].items():
-        variants = {"untraced", "floor", "syshub"} | ({"ceiling"} if sc == "getppid" else set())
-        if sc == "getppid" and "ceiling" not in d["calls_per_s"]:
-            assert any("ceiling skipped" in n for n in floor["notes"]), floor["notes"]
-            variants.discard("ceiling")
+        variants = {"untraced", "floor", "floor_exit", "syshub", "syshub_durations"}
+        if "syshub_durations" not in d["calls_per_s"]:  # a syshub without that option
+            assert any("(c') skipped" in n for n in floor["notes"]), floor["notes"]
+            variants.discard("syshub_durations")
+        cpu_variants = set(variants)
+        if sc == "getppid":
+            variants.add("ceiling")
+            if "ceiling" not in d["calls_per_s"]:
+                assert any("ceiling skipped" in n for n in floor["notes"]), floor["notes"]
+                variants.discard("ceiling")
         assert set(d["calls_per_s"]) == variants, (sc, d["calls_per_s"])
         assert all(_positive(d["calls_per_s"][v]) for v in variants), (sc, d)
         assert all(_positive(d["ns_per_call"][v]) for v in variants), (sc, d)
+        assert all(_positive(d["ratio_to_floor_exit"][v]) for v in variants), (sc, d)
         assert _positive(d["syshub_over_floor"]) and _positive(d["syshub_over_floor_paired"])
         # the loop's CPU time per call (children's rusage less start-up), ceiling excluded
-        assert set(d["cpu_ns_per_call"]) == {"untraced", "floor", "syshub"}
+        assert set(d["cpu_ns_per_call"]) == cpu_variants
         assert all(_positive(x) for x in d["cpu_ns_per_call"].values()), (sc, d)
         assert d["delivered_total"] > 0
         assert d["matched_total"] == d["delivered_total"] + d["dropped_total"]
@@ -152,10 +159,12 @@ def _check_floor(floor: dict[str, Any]) -> None:
         assert _positive(d["reader_cpu_ms_per_m_events"]), (sc, d)
         for run in m["runs"][sc]["floor"]:
             assert run["enter_runs"] > 0 and run["exit_runs"] > 0 and run["calls"] > 0
+        for run in m["runs"][sc]["floor_exit"]:
+            assert run["enter_runs"] == 0 and run["exit_runs"] > 0 and run["calls"] > 0
         for run in m["runs"][sc]["syshub"]:
             assert run["matched"] == run["calls"], (sc, run)
         if shutil.which("bpftool"):
-            for variant in ("floor", "syshub"):
+            for variant in cpu_variants - {"untraced"}:
                 assert m["bpf_costs"][sc][variant]["programs"], (sc, variant)
                 assert _positive(d["bpf_ns_per_call"][variant]), (sc, variant)
     labels = {c["label"] for c in floor["accounting"]["checks"] if c["strict"]}
@@ -163,7 +172,7 @@ def _check_floor(floor: dict[str, Any]) -> None:
         assert any(f"syshub {sc} rep 1: {sc} @ pid_ns" in x for x in labels), labels
         assert f"syshub {sc} rep 1: every loop call matched" in labels
     targets = [t for t in floor["targets"] if t["what"].startswith("syshub / floor")]
-    assert len(targets) == 2 and all(_positive(t["value"]) for t in targets), targets
+    assert len(targets) == 4 and all(_positive(t["value"]) for t in targets), targets
 
 
 def test_accounting_holds_everywhere(quick_run: tuple[dict[str, Any], Path]) -> None:
