@@ -5,6 +5,7 @@ grouping and keys. No kernel access."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,8 +22,9 @@ from syshub.metrics import (
     merge,
     percentile_ns,
 )
+from syshub.metrics.exposition import render_syscalls
 from syshub.metrics.http import parse_addr
-from syshub.metrics.prometheus import EXPORT_BITS, SyscallCollector, histogram_buckets
+from syshub.metrics.prometheus import EXPORT_BITS, SyscallCollector, histogram_buckets, le_of
 
 
 def _hist(**at: int) -> tuple[int, ...]:
@@ -94,14 +96,18 @@ def test_histogram_buckets_are_cumulative_up_to_inf() -> None:
     out = histogram_buckets(h)
     assert out[-1] == ("+Inf", 31.0)
     les = [float(le) for le, _ in out[:-1]]
-    assert les == [(1 << b) / 1e9 for b in EXPORT_BITS]
-    counts = [c for _, c in out]
-    assert counts == sorted(counts)
-    # le=2**10 ns: buckets 0..10 (every call shorter than 1024 ns)
-    assert out[0][1] == 3.0
-    # le=2**12 ns adds bucket 11
-    assert out[1][1] == 7.0
-    assert dict(out)[out[-2][0]] == 15.0  # 2**34 ns: bucket 30 in, bucket 39 not
+    # every kernel bound from 2**6 to 2**36 ns; le = 2**b - 1 ns (bucket b
+    # holds calls up to 2**b - 1 ns)
+    assert tuple(range(6, 37)) == EXPORT_BITS
+    assert les == [((1 << b) - 1) / 1e9 for b in EXPORT_BITS]
+    counts = dict(out)
+    assert [c for _, c in out] == sorted(c for _, c in out)
+    # le=63 ns: buckets 0..6 (bucket 3: calls of 4..7 ns)
+    assert out[0] == ("6.3e-08", 1.0)
+    assert counts[le_of(9)] == 1.0  # bucket 10 (512..1023 ns) not yet
+    assert counts[le_of(10)] == 3.0  # le=1023 ns: buckets 0..10
+    assert counts[le_of(11)] == 7.0
+    assert counts[le_of(36)] == 15.0  # bucket 30 in, bucket 39 not
 
 
 def test_report_round_trips_through_its_dict() -> None:
@@ -266,7 +272,30 @@ def test_fast_text_equals_the_generic_exposition() -> None:
     reg.register(SyscallCollector(Source(), swoll_names=True))  # type: ignore[arg-type]
     generic = samples(generate_latest(reg).decode())
     fast = samples(render_syscalls(Source().report(), swoll_names=True))
-    assert fast == generic and len(fast) == 3 * (13 + 1 + 2 + 1 + 2)
+    assert fast == generic and len(fast) == 3 * (len(EXPORT_BITS) + 1 + 2 + 1 + 2)
     body = MetricsExporter(Source()).render().decode()  # type: ignore[arg-type]
     names = {f.name for f in text_string_to_metric_families(body)}
     assert {"syshub_syscalls", "syshub_metrics_series", "syshub_scrape_duration_seconds"} <= names
+
+
+def test_untimed_calls_stay_out_of_the_histogram() -> None:
+    # 5 calls counted, 3 of them timed (2 were in flight when metrics started)
+    r = _report(_row(syscall="read", count=5, hist=_hist(b12=3)))
+    text = render_syscalls(r)
+    got = {
+        (s.name, s.labels.get("le", "")): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    assert got[("syshub_syscalls_total", "")] == 5
+    assert got[("syshub_syscall_duration_seconds_bucket", "+Inf")] == 3
+    assert got[("syshub_syscall_duration_seconds_count", "")] == 3
+    assert got[("syshub_syscall_duration_seconds_bucket", le_of(11))] == 0
+    assert got[("syshub_syscall_duration_seconds_bucket", le_of(12))] == 3
+
+
+def test_count_only_reports_export_no_durations() -> None:
+    r = replace(_report(_row(count=4, hist=_hist())), latency=False)
+    assert MetricsReport.from_dict(r.to_dict()).latency is False
+    names = {f.name for f in text_string_to_metric_families(render_syscalls(r, swoll_names=True))}
+    assert names == {"syshub_syscalls", "swoll_node_metrics_syscall_count"}

@@ -32,12 +32,13 @@ from syshub.metrics.prometheus import (
     SWOLL_TIME_HELP,
     StatsSource,
     SyscallCollector,
+    le_of,
     merge_rows,
 )
 from syshub.metrics.report import MetricsReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_LE = [f'le="{(1 << b) / 1e9!r}"' for b in EXPORT_BITS]
+_LE = [f'le="{le_of(b)}"' for b in EXPORT_BITS]
 
 
 @lru_cache(maxsize=65536)
@@ -71,9 +72,19 @@ def render_syscalls(report: MetricsReport, swoll_names: bool = False) -> str:
     swoll_c: list[str] = []
     swoll_t: list[str] = []
     idx = EXPORT_BITS
+    timed = report.latency
     for k, (count, total_ns, buckets) in merged.items():
         ls = _labels(LABELS, k)
         counts.append(f"syshub_syscalls_total{{{ls}}} {count}\n")
+        if swoll_names:
+            sl = _labels(SWOLL_LABELS, (*k[:3], f"sys_{k[3]}", *k[4:]))
+            swoll_c.append(f"swoll_node_metrics_syscall_count{{{sl}}} {count}\n")
+            swoll_t.append(f"swoll_node_metrics_syscall_time{{{sl}}} {total_ns}\n")
+        if not timed:
+            continue
+        # intent: the histogram holds the timed calls (+Inf = _count =
+        # sum of the kernel buckets); a call counted without a duration is in
+        # syshub_syscalls_total only, never in a latency bucket
         cum = list(accumulate(buckets)) or [0]
         top = len(cum) - 1
         prefix = f"syshub_syscall_duration_seconds_bucket{{{ls},"
@@ -81,24 +92,23 @@ def render_syscalls(report: MetricsReport, swoll_names: bool = False) -> str:
             "".join(
                 [f"{prefix}{le}}} {cum[min(b, top)]}\n" for b, le in zip(idx, _LE, strict=True)]
             )
-            + f'{prefix}le="+Inf"}} {count}\n'
+            + f'{prefix}le="+Inf"}} {cum[-1]}\n'
             f"syshub_syscall_duration_seconds_sum{{{ls}}} {_num(total_ns / 1e9)}\n"
-            f"syshub_syscall_duration_seconds_count{{{ls}}} {count}\n"
+            f"syshub_syscall_duration_seconds_count{{{ls}}} {cum[-1]}\n"
         )
-        if swoll_names:
-            sl = _labels(SWOLL_LABELS, (*k[:3], f"sys_{k[3]}", *k[4:]))
-            swoll_c.append(f"swoll_node_metrics_syscall_count{{{sl}}} {count}\n")
-            swoll_t.append(f"swoll_node_metrics_syscall_time{{{sl}}} {total_ns}\n")
-    out = counts + hist
+    out = counts + hist if timed else counts
     if swoll_names:
         out += [
             f"# HELP swoll_node_metrics_syscall_count {SWOLL_COUNT_HELP}\n",
             "# TYPE swoll_node_metrics_syscall_count untyped\n",
             *swoll_c,
-            f"# HELP swoll_node_metrics_syscall_time {SWOLL_TIME_HELP}\n",
-            "# TYPE swoll_node_metrics_syscall_time untyped\n",
-            *swoll_t,
         ]
+        if timed:
+            out += [
+                f"# HELP swoll_node_metrics_syscall_time {SWOLL_TIME_HELP}\n",
+                "# TYPE swoll_node_metrics_syscall_time untyped\n",
+                *swoll_t,
+            ]
     return "".join(out)
 
 

@@ -122,9 +122,11 @@ class MetricsComponent:
         mode: Mode = "node",
         swoll_names: bool = False,
         max_entries: int = DEFAULT_MAX_ENTRIES,
+        latency: bool = True,
     ) -> None:
         self.addr = addr
         self.mode: Mode = mode
+        self.latency = latency
         self.swoll_names = swoll_names
         self.max_entries = max_entries
         self.metrics: Metrics | None = None
@@ -134,7 +136,7 @@ class MetricsComponent:
     def start(self, agent: Any) -> None:
         hub = agent.hub
         node = str(getattr(agent.config, "node_name", None) or "") or None
-        self.metrics = Metrics(self.mode, max_entries=self.max_entries)
+        self.metrics = Metrics(self.mode, max_entries=self.max_entries, latency=self.latency)
         try:
             self.labels = ContainerMetrics(self.metrics, hub, node=node).start()
             streams = getattr(agent, "streams", None)
@@ -170,7 +172,9 @@ class MetricsComponent:
 def component(agent: Any) -> MetricsComponent:
     """Build the metrics component from the agent's configuration:
     ``metrics_host``/``metrics_port`` (or ``metrics_addr``), ``metrics_mode``
-    (``node`` | ``containers``), ``metrics_swoll``."""
+    (``node`` | ``containers``), ``metrics_swoll``, ``metrics_latency``
+    (default true: the duration histogram; false: counts and errnos only,
+    the cheaper kernel path)."""
     cfg = agent.config
     addr = getattr(cfg, "metrics_addr", None)
     if not addr:
@@ -182,4 +186,5 @@ def component(agent: Any) -> MetricsComponent:
         str(addr),
         mode=cast(Mode, mode),
         swoll_names=bool(getattr(cfg, "metrics_swoll", False)),
+        latency=bool(getattr(cfg, "metrics_latency", True)),
     )

@@ -200,4 +200,6 @@ class ContainerMetrics:
             nomem=snap.nomem,
             max_entries=snap.max_entries,
             read_seconds=snap.read_seconds,
+            latency=snap.latency,
+            untimed=snap.untimed,
         )

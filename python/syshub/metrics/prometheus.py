@@ -34,10 +34,21 @@ from syshub.metrics.report import MetricsReport
 LABELS = ("namespace", "pod", "container", "syscall", "class", "group", "errno")
 SWOLL_LABELS = ("namespace", "pod", "container", "syscall", "class", "group", "err")
 
-#: Exported histogram bounds: every second kernel bucket from 2**10 ns (~1 us)
-#: to 2**34 ns (~17 s), then +Inf (the kernel keeps them all; `top` uses all).
-EXPORT_BITS: tuple[int, ...] = tuple(range(10, 35, 2))
-_LE = tuple(repr((1 << b) / 1e9) for b in EXPORT_BITS)
+#: Exported histogram bounds: every kernel bucket bound from 2**6 ns (64 ns)
+#: to 2**36 ns (~69 s), then +Inf. The kernel's bucket b holds calls of
+#: 2**(b-1) .. 2**b - 1 ns, so the bucket ``le`` of bound b is
+#: ``(2**b - 1) ns`` (in seconds): cumulative and exact, no call is counted on
+#: the wrong side of a bound. Calls shorter than 64 ns are all in the first
+#: bucket, calls of ~69 s and more only in +Inf (the kernel's last buckets,
+#: up to ~4.6 min and the open-ended one, hold so few calls that 31 bounds per
+#: series keep a 10,000-series scrape in bounds); _sum and _count are exact.
+EXPORT_BITS: tuple[int, ...] = tuple(range(6, 37))
+_LE = tuple(repr(((1 << b) - 1) / 1e9) for b in EXPORT_BITS)
+
+
+def le_of(bits: int) -> str:
+    """The ``le`` label of kernel bound ``bits``: ``(2**bits - 1)`` ns in seconds."""
+    return repr(((1 << bits) - 1) / 1e9)
 
 
 class StatsSource(Protocol):
@@ -48,7 +59,8 @@ class StatsSource(Protocol):
 
 def histogram_buckets(buckets: tuple[int, ...] | list[int]) -> list[tuple[str, float]]:
     """Cumulative Prometheus buckets (le in seconds) from kernel log2 buckets:
-    le=2**k ns counts the kernel buckets 0..k (every call shorter than 2**k ns)."""
+    le=(2**k - 1) ns counts the kernel buckets 0..k (every call shorter than
+    2**k ns); +Inf counts them all."""
     out: list[tuple[str, float]] = []
     acc = 0
     b = 0
@@ -143,19 +155,25 @@ class SyscallCollector(Collector):
         swoll_time = UnknownMetricFamily(
             "swoll_node_metrics_syscall_time", SWOLL_TIME_HELP, labels=SWOLL_LABELS
         )
+        timed = report.latency
         for k, (count, total_ns, buckets) in merge_rows(report).items():
             labels = list(k)
             total.add_metric(labels, float(count))
-            duration.add_metric(labels, histogram_buckets(buckets), total_ns / 1e9)
+            if timed:
+                duration.add_metric(labels, histogram_buckets(buckets), total_ns / 1e9)
             if self.swoll_names:
                 swoll = [*k[:3], f"sys_{k[3]}", *k[4:]]
                 swoll_count.add_metric(swoll, float(count))
                 swoll_time.add_metric(swoll, float(total_ns))
         yield total
-        yield duration
+        # intent: count-only metrics (latency off) have no durations: the
+        # duration families are left out rather than exported as zeros
+        if timed:
+            yield duration
         if self.swoll_names:
             yield swoll_count
-            yield swoll_time
+            if timed:
+                yield swoll_time
 
     def _health(self, report: MetricsReport) -> Iterator[Metric]:
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
@@ -179,8 +197,18 @@ class SyscallCollector(Collector):
         )
         yield counter(
             "syshub_metrics_unmeasured_calls",
-            "Syscall entries not measured: no per-task slot in the kernel",
+            "Syscall entries not timed: no per-task slot in the kernel",
             report.nomem,
+        )
+        yield counter(
+            "syshub_metrics_untimed_calls",
+            "Syscalls counted without a duration (in flight when metrics started, or no slot)",
+            report.untimed,
+        )
+        yield gauge(
+            "syshub_metrics_latency",
+            "1 when syscall latencies are measured (histogram exported), 0 for counts only",
+            1.0 if report.latency else 0.0,
         )
         yield counter(
             "syshub_metrics_pruned_series",

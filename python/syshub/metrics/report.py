@@ -88,6 +88,10 @@ class MetricsReport:
     nomem: int
     max_entries: int
     read_seconds: float
+    latency: bool = True
+    """Whether calls were timed (False: count-only, no histogram)."""
+    untimed: int = 0
+    """Calls counted without a duration (latency on, entry not stamped)."""
 
     @property
     def entries(self) -> int:
@@ -106,6 +110,8 @@ class MetricsReport:
             "max_entries": self.max_entries,
             "read_seconds": self.read_seconds,
             "nomem": self.nomem,
+            "latency": self.latency,
+            "untimed": self.untimed,
             "overflow": {
                 "count": self.overflow.count,
                 "total_ns": self.overflow.total_ns,
@@ -130,6 +136,8 @@ class MetricsReport:
             nomem=int(d.get("nomem", 0)),
             max_entries=int(d.get("max_entries", 0)),
             read_seconds=float(d.get("read_seconds", 0.0)),
+            latency=bool(d.get("latency", True)),
+            untimed=int(d.get("untimed", 0)),
         )
 
 
