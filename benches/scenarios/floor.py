@@ -81,9 +81,11 @@ def startup_cpu_s(ctx: Context) -> float:
 
 
 def _with_cpu(m: dict[str, Any], children_cpu_s: float, startup_s: float) -> dict[str, Any]:
-    """Add the loop's CPU ns per call: CPU time is what other load on the
-    machine does not stretch, as it does wall-clock rates (the BPF programs
-    run in the loop's syscalls, so their time is the loop's system time)."""
+    """Add the loop's CPU ns per call (the BPF programs run in the loop's
+    syscalls, so their time is the loop's system time). Other load stretches
+    it less than wall-clock rates: time preempted is not in it, though cache
+    contention and a busy host still are (seen: untraced getppid 130-350 ns
+    per call at load 5 on the 2-vCPU VM)."""
     cpu = max(children_cpu_s - startup_s, 0.0)
     m["loop_cpu_s"] = cpu
     m["cpu_ns_per_call"] = cpu * 1e9 / m["calls"] if m["calls"] else float("nan")
