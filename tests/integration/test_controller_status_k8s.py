@@ -3,7 +3,8 @@ the real kernel probe, each with its controller) against the local API server, w
 really running in the test containerd:
 
 * the overall status has one writer in the normal case: the 409 conflicts of a Trace's whole
-  life (start, counters, completion) on two nodes are counted by the API server;
+  life (start, counters, completion) on two nodes are counted by the API server; each node's
+  entry is owned (server-side apply) by that node's field manager alone;
 * a Trace matching no pod anywhere does not stay Pending: one node reports it (Running with
   0 containers, an Event says no pod matches) and it completes after its duration;
 * a Trace selecting more kernel keys than a node's filter-key limit allows gets a Warning
@@ -88,6 +89,12 @@ def test_overall_status_has_one_writer(pair: Pair) -> None:
     conflicts = api.conflicts - before
     print(f"\n409 conflicts over one Trace's life on two nodes: {conflicts}")
     assert conflicts <= 1, conflicts
+    # each entry is applied (server-side apply) by its node's own field manager, and only it
+    owners = api.owners(TRACES, "default", "one-writer")
+    for n in NODES:
+        fields = owners[(f"syshub-agent-{n}", "Apply", "status")]
+        assert fields and all(f[:3] == ("status", "nodes", n) for f in fields), fields
+    assert api.apply_conflicts == 0
     api.delete_object(TRACES, "default", "one-writer")
     assert wait_until(pair.no_filters, 10)
 

@@ -203,7 +203,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, method: str) -> None:
         api = self.server.api
-        req, path, _ = self._request(method)
+        req, path, params = self._request(method)
         raw = self._read_body()
         route = parse_path(api, path)
         if route is None:
@@ -212,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
         content_type = self.headers.get("Content-Type") or "application/json"
         try:
             body = decode_body(raw, content_type) if raw else None
-            code, obj = write(api, method, route, body, content_type)
+            code, obj = write(api, method, route, body, content_type, params)
         except ApiError as exc:
             self._status(exc.code, exc.reason, exc.message)
             return

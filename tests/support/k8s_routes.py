@@ -4,6 +4,7 @@ the write verbs (POST, PUT, PATCH, DELETE) over :mod:`support.k8s_store`."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from support.k8s_store import ApiError
 if TYPE_CHECKING:
     from support.k8s_apiserver import FakeApiServer
 
+APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
@@ -124,9 +126,17 @@ def decode_body(raw: bytes, content_type: str) -> Any:
 
 
 def write(
-    api: FakeApiServer, method: str, route: Route, body: Any, content_type: str
+    api: FakeApiServer,
+    method: str,
+    route: Route,
+    body: Any,
+    content_type: str,
+    params: Mapping[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """POST / PUT / PATCH / DELETE on ``route``: (HTTP status, response object)."""
+    """POST / PUT / PATCH / DELETE on ``route``: (HTTP status, response object); ``params``:
+    the query (``fieldManager``, ``force`` of an apply)."""
+    params = params or {}
+    manager = params.get("fieldManager") or None
     rt = route.rt
     if method == "POST":
         if route.name or route.sub:
@@ -147,13 +157,18 @@ def write(
     if not isinstance(body, dict):
         raise ApiError(400, "BadRequest", "the body must be an object")
     if method == "PUT":
-        return 200, api.update(rt, route.namespace, route.name, body, route.sub)
+        return 200, api.update(rt, route.namespace, route.name, body, route.sub, manager)
     base = content_type.split(";")[0].strip()
+    if base == APPLY_PATCH:
+        if not manager:
+            raise ApiError(422, "Invalid", "fieldManager: Required value: is required for apply")
+        force = params.get("force", "") in ("1", "true", "True")
+        return 200, api.apply(rt, route.namespace, route.name, body, route.sub, manager, force)
     if base not in MERGE_PATCH_TYPES:
         raise ApiError(
             415, "UnsupportedMediaType", f"the local API server does not take {base} patches"
         )
-    return 200, api.patch(rt, route.namespace, route.name, body, route.sub)
+    return 200, api.patch(rt, route.namespace, route.name, body, route.sub, manager)
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:

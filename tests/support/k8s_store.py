@@ -12,6 +12,9 @@ LIST/WATCH/410/bookmarks behave for them as for pods. Semantics kept from the re
 * patches: JSON merge patch (``application/merge-patch+json``; the strategic merge patch of
   built-ins is treated the same); a ``metadata.resourceVersion`` in a patch or an update is a
   precondition (409 ``Conflict`` when stale; counted in :attr:`Store.conflicts`);
+* server-side apply (``application/apply-patch+yaml``) with field ownership per manager
+  (:mod:`support.k8s_apply`; conflicts counted in :attr:`Store.apply_conflicts`); updates
+  take the fields they change;
 * pod logs (``/pods/{name}/log``, ``follow=true`` streams) from :meth:`Store.append_log`.
 """
 
@@ -22,6 +25,7 @@ import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from support import k8s_apply
 from support.k8s_objects import BUILTIN_TYPES, ResourceType, crd_types, merge_patch, now_iso
 
 if TYPE_CHECKING:
@@ -58,6 +62,9 @@ class Store:
         self._logs: defaultdict[tuple[str, str], str] = defaultdict(str)
         self.conflicts = 0
         """Writes refused because their resourceVersion precondition was stale."""
+        self.apply_conflicts = 0
+        """Applies refused because another field manager owns a field they change."""
+        self._owners: dict[tuple[str, str, str], k8s_apply.Owners] = {}
 
     def _commit(self, kind: str, obj: Obj, old: Obj | None, resource: str = "pods") -> Obj:
         raise NotImplementedError
@@ -133,14 +140,87 @@ class Store:
         name: str,
         change: Any,
         subresource: str = "",
+        manager: str | None = None,
     ) -> Obj:
         """Replace the object (PUT) with ``change`` under the subresource rules."""
-        return self._write(rt, namespace, name, change, subresource, patch=False)
+        return self._write(rt, namespace, name, change, subresource, patch=False, manager=manager)
 
     def patch(
-        self, rt: ResourceType, namespace: str | None, name: str, patch: Obj, subresource: str = ""
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch: Obj,
+        subresource: str = "",
+        manager: str | None = None,
     ) -> Obj:
-        return self._write(rt, namespace, name, patch, subresource, patch=True)
+        return self._write(rt, namespace, name, patch, subresource, patch=True, manager=manager)
+
+    def owners(self, key: str, namespace: str | None, name: str) -> k8s_apply.Owners:
+        """For tests: the fields each (manager, operation, subresource) owns."""
+        with self._cond:
+            return copy.deepcopy(self._owners.get((key, namespace or "", name), {}))
+
+    def apply(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        config: Obj,
+        subresource: str,
+        manager: str,
+        force: bool,
+    ) -> Obj:
+        """Server-side apply of ``config`` by ``manager`` (see :mod:`support.k8s_apply`)."""
+        if subresource not in ("", "status") or (subresource and not rt.status_subresource):
+            raise ApiError(404, "NotFound", f"{rt.plural}/{subresource} is not served")
+        meta = config.get("metadata") if isinstance(config.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        if not config.get("apiVersion") or not config.get("kind"):
+            raise ApiError(400, "BadRequest", "apply: the configuration needs apiVersion and kind")
+        if meta.get("name") not in (None, name):
+            raise ApiError(400, "BadRequest", "apply: metadata.name does not match the path")
+        key = (namespace or "", name)
+        with self._cond:
+            old = self._store[rt.key].get(key)
+            if old is None:
+                raise ApiError(404, "NotFound", f'{rt.plural} "{name}" not found')
+            self._precondition(rt, name, old, config)
+            owners = self._owners.setdefault((rt.key, *key), {})
+            new = copy.deepcopy(old)
+            found = k8s_apply.apply(
+                owners, new, k8s_apply.part(config, subresource), manager, subresource, force
+            )
+            if found and not force:
+                self.apply_conflicts += 1
+                listed = ", ".join(f'conflict with "{m}": .{".".join(p)}' for m, p in found)
+                raise ApiError(
+                    409, "Conflict", f"Apply failed with {len(found)} conflict(s): {listed}"
+                )
+            if _body(new) != _body(old):
+                new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            return self._store_write(rt, key, new, old, owners)
+
+    def _precondition(self, rt: ResourceType, name: str, old: Obj, change: Obj) -> None:
+        want_rv = str((change.get("metadata") or {}).get("resourceVersion") or "")
+        if want_rv and want_rv != old["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {rt.plural} "{name}": the object has '
+                "been modified; please apply your changes to the latest version and try again",
+            )
+
+    def _store_write(
+        self, rt: ResourceType, key: tuple[str, str], new: Obj, old: Obj, owners: Any
+    ) -> Obj:
+        if owners:
+            new["metadata"]["managedFields"] = k8s_apply.managed_fields(owners, rt.api_version)
+        else:
+            new["metadata"].pop("managedFields", None)
+        self._store[rt.key][key] = new
+        return self._commit("MODIFIED", new, copy.deepcopy(old), rt.key)
 
     def _write(
         self,
@@ -151,6 +231,7 @@ class Store:
         subresource: str,
         *,
         patch: bool,
+        manager: str | None = None,
     ) -> Obj:
         if subresource not in ("", "status") or (subresource and not rt.status_subresource):
             raise ApiError(404, "NotFound", f"{rt.plural}/{subresource} is not served")
@@ -159,15 +240,7 @@ class Store:
             old = self._store[rt.key].get(key)
             if old is None:
                 raise ApiError(404, "NotFound", f'{rt.plural} "{name}" not found')
-            want_rv = str((change.get("metadata") or {}).get("resourceVersion") or "")
-            if want_rv and want_rv != old["metadata"]["resourceVersion"]:
-                self.conflicts += 1
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {rt.plural} "{name}": the object has '
-                    "been modified; please apply your changes to the latest version and try again",
-                )
+            self._precondition(rt, name, old, change)
             if patch:
                 new = merge_patch(copy.deepcopy(old), change)
             else:
@@ -194,14 +267,22 @@ class Store:
                 new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
             else:
                 new["metadata"]["generation"] = old["metadata"].get("generation", 1)
-            self._store[rt.key][key] = new
-            return self._commit("MODIFIED", new, copy.deepcopy(old), rt.key)
+            owners = self._owners.setdefault((rt.key, *key), {})
+            k8s_apply.took_over(
+                owners,
+                manager or "unknown",
+                subresource,
+                k8s_apply.part(old, subresource),
+                k8s_apply.part(new, subresource),
+            )
+            return self._store_write(rt, key, new, old, owners)
 
     def delete(self, rt: ResourceType, namespace: str | None, name: str) -> Obj:
         with self._cond:
             obj = self._store[rt.key].pop((namespace or "", name), None)
             if obj is None:
                 raise ApiError(404, "NotFound", f'{rt.plural} "{name}" not found')
+            self._owners.pop((rt.key, namespace or "", name), None)
             out = self._commit("DELETED", obj, None, rt.key)
             if rt.key == _CRD_KEY:
                 for t in crd_types(obj):

@@ -24,7 +24,8 @@ from syshub.agent.controller.runs import (
 from syshub.agent.controller.status import (
     FINISHED,
     RUNNING,
-    entry_patch,
+    entry_status,
+    field_manager,
     job_id_for,
     node_entries,
     overall_patch,
@@ -144,7 +145,7 @@ class Controller:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Controller:
         self._api_client, self._own_client = api_client_of(self._api_arg)
-        manager = f"syshub-agent/{self.node}"
+        manager = field_manager(self.node)
         for group in self.groups:
             api = TraceApi(self._scope, group, self._api_client, manager)
             api.ensure_client()
@@ -412,8 +413,8 @@ class Controller:
         if counters_only and not force and now - run.written_at < self.status_interval:
             return
         try:
-            obj = self.apis[run.group].patch_status(
-                run.namespace, run.name, entry_patch(self.node, entry, old)
+            obj = self.apis[run.group].apply_status(
+                run.namespace, run.name, entry_status(self.node, entry)
             )
         except NotFound:
             return  # deleted meanwhile: the watch says so next

@@ -1,5 +1,7 @@
-"""The controller's Kubernetes side: LIST/WATCH of one API group's Traces, merge patches of
-``/status``, and core Events, through the ``kubernetes`` client.
+"""The controller's Kubernetes side: LIST/WATCH of one API group's Traces, server-side apply
+of this node's entry of ``/status`` (field manager ``syshub-agent-<node>``), merge patches of
+the overall fields (with a resourceVersion precondition), and core Events, through the
+``kubernetes`` client.
 
 :class:`TraceApi` is a :class:`~syshub.topology.kubernetes.api.PodApi` for Traces, so the
 pod watch's protocol (:func:`~syshub.topology.kubernetes.watch.watch_loop`: LIST, WATCH from
@@ -17,6 +19,7 @@ from syshub.topology.kubernetes.api import PodApi, Scope, _kubernetes, load_conf
 
 PLURAL = "traces"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 class Conflict(Exception):
@@ -109,6 +112,42 @@ class TraceApi(PodApi):
             return out
         except Exception as exc:
             self._raise(exc, f"patch status of {namespace}/{name}")
+            raise  # pragma: no cover - _raise always raises
+
+    def apply_status(
+        self, namespace: str, name: str, status: dict[str, Any], force: bool = True
+    ) -> dict[str, Any]:
+        """Server-side apply of ``status`` to the Trace's ``/status`` under this field
+        manager: the fields it applied before and leaves out now are removed, a field another
+        manager owns is taken over when ``force`` (else :class:`Conflict`)."""
+        self.ensure_client()
+        body = {
+            "apiVersion": f"{self.group}/{self.version}",
+            "kind": "Trace",
+            "metadata": {"name": name, "namespace": namespace},
+            "status": status,
+        }
+        try:
+            resp = self._api.patch_namespaced_custom_object_status(
+                self.group,
+                self.version,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                field_manager=self.field_manager,
+                force=force,
+                _content_type=APPLY_PATCH,
+                _preload_content=False,
+                _request_timeout=self.timeout(),
+            )
+            try:
+                out: dict[str, Any] = json.loads(resp.data)
+            finally:
+                resp.release_conn()
+            return out
+        except Exception as exc:
+            self._raise(exc, f"apply status of {namespace}/{name}")
             raise  # pragma: no cover - _raise always raises
 
     def create_event(self, namespace: str, body: dict[str, Any]) -> None:

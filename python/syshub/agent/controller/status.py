@@ -1,8 +1,10 @@
 """Trace status without write conflicts: pure functions.
 
 Each agent owns one key, ``status.nodes[<its node>]`` (a
-:class:`~syshub.spec.crd.NodeStatus`), and writes it with a JSON merge patch that names only
-that key, so two agents never overwrite each other whatever the cluster size. The overall
+:class:`~syshub.spec.crd.NodeStatus`), and writes it with server-side apply under its own
+field manager ``syshub-agent-<node>`` (:func:`entry_status`, forced: the entry is that
+agent's alone), naming only that key, so two agents never overwrite each other whatever the
+cluster size; a key it leaves out is removed by the apply. The overall
 fields (``state``, ``startTime``, ``completionTime``, ``jobID``, ``nodeCount``, ``message``)
 are a function of the entries (:func:`derive`) and are written when the stored ones differ,
 with the object's resourceVersion as a precondition, so a write from a stale view is refused
@@ -116,6 +118,16 @@ def entry_patch(
         if key not in body:
             body[key] = None
     return {"status": {"nodes": {node: body}}}
+
+
+def field_manager(node: str) -> str:
+    """The field manager of this node's agent (its entry's owner under server-side apply)."""
+    return f"syshub-agent-{node}"[:128]
+
+
+def entry_status(node: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The status this node applies: its own entry, nothing else."""
+    return {"nodes": {node: dict(entry)}}
 
 
 def spread(uid: str, node: str) -> float:
