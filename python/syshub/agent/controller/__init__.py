@@ -5,9 +5,10 @@ per API group: LIST, WATCH with resourceVersion and bookmarks, relist on 410; cl
 or in one namespace) and runs each one's job on its own Hub, whose observer already narrows
 pods to this node. Nothing coordinates the agents but the API server:
 
-* status: each agent merge-patches only ``status.nodes[<its node>]`` (state, containers
-  traced, matched / delivered / dropped / sampled-out, errors, last error); the overall
-  state and completion are derived from the entries (:mod:`.status`);
+* status: each agent writes only ``status.nodes[<its node>]`` (state, containers traced,
+  matched / delivered / dropped / sampled-out, errors, last error) with server-side apply
+  under its field manager ``syshub-agent-<node>``; the overall state and completion are
+  derived from the entries (:mod:`.status`);
 * the overall fields have one writer in the normal case (a per-Trace ranking of the nodes
   with an entry, with takeover when the writer stays silent), and a Trace no pod matches
   anywhere is reported by one node (Running with 0 containers, then Complete), never left
