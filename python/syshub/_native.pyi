@@ -34,6 +34,7 @@ __all__ = [
     "lookup_syscall",
     "probe_object",
     "returns_pointer",
+    "ring_use",
     "syscall_table_tsv",
     "write_chunks",
 ]
@@ -353,6 +354,11 @@ METRICS_BUCKETS: int
 """Latency buckets per series (bucket b: ns with b significant bits)."""
 METRICS_MAX_ENTRIES_DEFAULT: int
 METRICS_MAX_ENTRIES_MAX: int
+
+def ring_use() -> list[tuple[int, int, int]]:
+    """Fill of every BPF ring buffer this process holds (the trace probe's
+    event ring): ``[(map_id, pending_bytes, capacity_bytes)]``; empty without
+    a probe. ``OSError`` when the rings cannot be read."""
 
 @final
 class MetricsProbe:

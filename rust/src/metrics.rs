@@ -17,10 +17,25 @@ use crate::errors::{IntArg, map_err, to_py};
 /// Registers the metrics class and constants.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<MetricsProbe>()?;
+    m.add_function(wrap_pyfunction!(ring_use, m)?)?;
     m.add("METRICS_BUCKETS", BUCKETS)?;
     m.add("METRICS_MAX_ENTRIES_DEFAULT", DEFAULT_MAX_ENTRIES)?;
     m.add("METRICS_MAX_ENTRIES_MAX", MAX_ENTRIES_MAX)?;
     Ok(())
+}
+
+/// Fill of every BPF ring buffer this process holds (the trace probe's
+/// event ring): `[(map_id, pending_bytes, capacity_bytes)]`, empty without
+/// a probe. Reads the ring's positions through a read-only mapping.
+#[pyfunction]
+fn ring_use(py: Python<'_>) -> PyResult<Vec<(u32, u64, u64)>> {
+    let rings = py
+        .detach(syshub_bpf::metrics::ring::ring_use)
+        .map_err(|e| to_py(py, Error::io("reading the ring buffers' fill", e)))?;
+    Ok(rings
+        .into_iter()
+        .map(|r| (r.map_id, r.pending, r.capacity))
+        .collect())
 }
 
 /// The syscall metrics program. Thread-safe; `close` detaches and unloads.

@@ -156,6 +156,43 @@ def test_metrics_endpoint_with_hub_health(metrics_calls: Path) -> None:
     assert {"matched", "emitted", "routed"} <= stages
     # node mode: this host's own calls are series too
     assert fams["syshub_metrics_series"].samples[0].value > 0
+    # the trace ring's fill: 1 MiB, nothing traced, so (nearly) empty
+    assert fams["syshub_ring_capacity_bytes"].samples[0].value == 1 << 20
+    assert 0 <= fams["syshub_ring_pending_bytes"].samples[0].value < 1 << 20
+    assert 0 <= fams["syshub_ring_use_ratio"].samples[0].value < 1
+    assert fams["syshub_metrics_latency"].samples[0].value == 1
+
+
+def test_ring_use_sees_records_the_reader_has_not_taken(metrics_calls: Path) -> None:
+    import syshub
+    from syshub.metrics import ring_use
+
+    assert ring_use() == []  # no probe in this process
+    with syshub.Probe(ring_bytes=1 << 20, poll_ms=1000) as probe:
+        (ring,) = ring_use()
+        assert ring.capacity == 1 << 20 and ring.pending < ring.capacity
+        # the reader thread takes records on its 1 s timer (or a quarter of
+        # the ring): right after a short workload they sit in the ring; on a
+        # slow machine the timer may win, so up to 5 tries
+        pending = 0
+        for _ in range(5):
+            p = NamespacedProcess(
+                [str(metrics_calls), "mix", "0", "0", "300"], stdin=subprocess.DEVNULL
+            )
+            try:
+                probe.add_filter(p.pid_ns, "getppid")
+                p.release()
+                assert p.wait() == 0
+                (ring,) = ring_use()
+            finally:
+                p.kill()
+                p.close()
+            pending = ring.pending
+            if pending > 0:
+                break
+        assert 0 < pending < ring.capacity and 0 < ring.fraction < 1
+        assert len(probe.poll(1000, 2000)) > 0
+    assert ring_use() == []
 
 
 def test_top_once_json_against_a_running_workload(metrics_calls: Path) -> None:

@@ -16,6 +16,7 @@
 
 pub mod abi;
 mod batch;
+pub mod ring;
 
 use std::os::fd::AsFd;
 

@@ -22,9 +22,11 @@ from syshub.metrics.kernel import (
     MetricsSnapshot,
     Mode,
     Overflow,
+    RingUse,
     bucket_of,
     bucket_upper_ns,
     percentile_ns,
+    ring_use,
 )
 from syshub.metrics.labels import ContainerMetrics
 from syshub.metrics.report import MetricsReport, SeriesRow, delta, merge
@@ -40,10 +42,12 @@ __all__ = [
     "MetricsSnapshot",
     "Mode",
     "Overflow",
+    "RingUse",
     "SeriesRow",
     "bucket_of",
     "bucket_upper_ns",
     "delta",
     "merge",
     "percentile_ns",
+    "ring_use",
 ]

@@ -268,6 +268,28 @@ class Metrics:
         self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class RingUse:
+    """One BPF ring buffer of this process (the trace probe's event ring):
+    bytes the kernel wrote and the reader has not consumed yet, of
+    ``capacity``."""
+
+    map_id: int
+    pending: int
+    capacity: int
+
+    @property
+    def fraction(self) -> float:
+        return self.pending / self.capacity if self.capacity else 0.0
+
+
+def ring_use() -> list[RingUse]:
+    """The fill of every BPF ring buffer this process holds (empty without a
+    trace probe), read without disturbing the reader. OSError when they
+    cannot be read."""
+    return [RingUse(i, p, c) for i, p, c in _native.ring_use()]
+
+
 class BareHooks:
     """An empty raw sys_enter + sys_exit program pair, attached while open: the
     cost baseline the benchmarks compare the metrics program to."""

@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from syshub.metrics.kernel import ring_use
 from syshub.metrics.labels import ContainerMetrics
 from syshub.metrics.report import MetricsReport
 
@@ -138,6 +139,7 @@ class SyscallCollector(Collector):
         yield from self._health(report)
         if self.hub is not None:
             yield from hub_health(self.hub.stats(), self._stream_drops())
+            yield from ring_health()
 
     def _stream_drops(self) -> int | None:
         if self.streams is None:
@@ -220,6 +222,33 @@ class SyscallCollector(Collector):
             "Time reading the kernel metrics map took",
             report.read_seconds,
         )
+
+
+def ring_health() -> Iterator[Metric]:
+    """The trace probe's event ring: bytes pending (written by the kernel, not
+    yet read) and capacity, summed over the process's rings, and the fullest
+    ring's fill (0..1). Nothing without a probe or when unreadable."""
+    try:
+        rings = ring_use()
+    except OSError:
+        return
+    if not rings:
+        return
+    yield GaugeMetricFamily(
+        "syshub_ring_pending_bytes",
+        "Bytes in the trace ring buffer written by the kernel and not yet read",
+        value=float(sum(r.pending for r in rings)),
+    )
+    yield GaugeMetricFamily(
+        "syshub_ring_capacity_bytes",
+        "Size of the trace ring buffer",
+        value=float(sum(r.capacity for r in rings)),
+    )
+    yield GaugeMetricFamily(
+        "syshub_ring_use_ratio",
+        "Fill of the fullest trace ring buffer at scrape time (0..1)",
+        value=max(r.fraction for r in rings),
+    )
 
 
 def hub_health(stats: Any, stream_drops: int | None = None) -> Iterator[Metric]:
