@@ -12,6 +12,7 @@ const SOURCES: &[&str] = &[
     "bpf/state.h",
     "bpf/capture.h",
     "bpf/scope.h",
+    "bpf/stage.h",
     "bpf/metrics.bpf.c",
     "bpf/metrics_abi.h",
 ];

@@ -195,9 +195,14 @@ static __always_inline void put_strv(struct inflight *st, __u8 slot, const void 
 		   (flags & SYSHUB_CAPF_TRUNCATED) ? SYSHUB_LEN_UNKNOWN : ctx.seen, ctx.seen);
 }
 
+/* Which slots a capture pass takes (capture_args). */
+#define CAPTURE_ENTRY 0 /* entry kinds, at entry */
+#define CAPTURE_EXIT  1 /* exit kinds (and entry strings that faulted), at exit */
+#define CAPTURE_BOTH  2 /* every kind, at exit: the call had no entry hook */
+
 struct slots_ctx {
 	__u32 nr;
-	__u8 at_exit;
+	__u8 mode;
 };
 
 static long slot_step(__u32 i, void *vctx)
@@ -225,12 +230,13 @@ static long slot_step(__u32 i, void *vctx)
 	if (!st)
 		return 1;
 	/* intent: a path not yet paged in at entry is read again once the call ran */
-	if (ctx->at_exit && a.kind == SYSHUB_SPEC_STR && (st->faulted & (1u << i))) {
+	if (ctx->mode == CAPTURE_EXIT && a.kind == SYSHUB_SPEC_STR && (st->faulted & (1u << i))) {
 		put_str(st, i, SYSHUB_CAP_STR, 0, (const void *)st->rec.ev.args[i], st->str_max,
 			SYSHUB_CAPF_EXIT);
 		return 0;
 	}
-	if (ctx->at_exit != (a.kind >= SYSHUB_SPEC_FIRST_EXIT))
+	if (ctx->mode != CAPTURE_BOTH &&
+	    (ctx->mode == CAPTURE_EXIT) != (a.kind >= SYSHUB_SPEC_FIRST_EXIT))
 		return 0;
 	arg = st->rec.ev.args[i];
 	if (a.len_arg < SYSHUB_NARGS)
@@ -323,9 +329,9 @@ static long slot_step(__u32 i, void *vctx)
 	return 0;
 }
 
-static __always_inline void capture_args(__u32 nr, __u8 at_exit)
+static __always_inline void capture_args(__u32 nr, __u8 mode)
 {
-	struct slots_ctx ctx = {.nr = nr, .at_exit = at_exit};
+	struct slots_ctx ctx = {.nr = nr, .mode = mode};
 
 	bpf_loop(SYSHUB_NARGS, slot_step, &ctx, 0);
 }

@@ -3,7 +3,8 @@
  * The few kernel types the probe reads, declared for CO-RE: field offsets are
  * relocated against the running kernel's BTF at load time, so only the names
  * and types used here must exist there (include/linux/sched.h, pid.h,
- * pid_namespace.h, nsproxy.h, ns_common.h; arch/x86/include/asm/ptrace.h).
+ * pid_namespace.h, nsproxy.h, ns_common.h, cred.h, cgroup-defs.h, kernfs.h;
+ * arch/x86/include/asm/ptrace.h).
  */
 #ifndef SYSHUB_KERNEL_H
 #define SYSHUB_KERNEL_H
@@ -67,6 +68,31 @@ struct sigpending {
 	struct syshub_sigset signal;
 } __pai;
 
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+typedef struct {
+	unsigned int val;
+} kgid_t;
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+} __pai;
+
+struct kernfs_node {
+	__u64 id;
+} __pai;
+
+struct cgroup {
+	struct kernfs_node *kn;
+} __pai;
+
+struct css_set {
+	struct cgroup *dfl_cgrp;
+} __pai;
+
 struct task_struct {
 	int pid;
 	int tgid;
@@ -75,6 +101,9 @@ struct task_struct {
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
 	struct sigpending pending; /* signals sent to this thread */
+	const struct cred *cred;   /* subjective credentials, as bpf_get_current_uid_gid reads */
+	struct css_set *cgroups;
+	char comm[16];
 } __pai;
 
 /* x86_64 syscall argument registers: di, si, dx, r10, r8, r9. */

@@ -20,6 +20,7 @@ struct inflight {
 	__u32 buf_max;
 	__u32 faulted; /* slots whose entry string was not resident: retried at exit */
 	__u32 capflags;
+	__u32 skip; /* nr + 1 of a call its entry sampled out: its exit records nothing */
 	/* Identity cached per task: the active pid namespace of a task never
 	 * changes; host_tid detects the rare exec by a non-leader thread. */
 	__u32 id_tid;
@@ -68,13 +69,13 @@ struct {
 	__type(value, struct syshub_capture_spec);
 } capture_specs SEC(".maps");
 
-/* Syscalls traced through the raw hooks (no per-syscall tracepoint): 1 = on. */
+/* How each syscall number is hooked: SYSHUB_HOOK_* bits (syshub_abi.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SYSHUB_MAX_SYSCALLS);
 	__type(key, __u32);
 	__type(value, __u32);
-} raw_syscalls SEC(".maps");
+} hook_modes SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -2,17 +2,23 @@
 /*
  * syshub kernel probe: per-(pid namespace, syscall) filtered syscall records.
  *
- * One generic entry and one generic exit program are attached on demand to
- * the per-syscall tracepoints (syscalls/sys_enter_<name>, sys_exit_<name>) of
- * the syscalls some filter asks for, so other syscalls stay cheap. Syscalls
- * without such tracepoints, or past a few traced syscalls (detaching many
- * tracepoints is slow), go through the raw sys_enter/sys_exit hooks, only
- * while one of them is traced. Needs Linux >= 5.17 (bpf_loop, task storage
- * in tracing programs, ring buffer).
+ * One generic exit program, and one generic entry program where needed, are
+ * attached on demand to the per-syscall tracepoints (syscalls/sys_exit_<name>,
+ * sys_enter_<name>) of the syscalls some filter asks for, so other syscalls
+ * stay cheap. Syscalls without such tracepoints, or past a few traced
+ * syscalls (detaching many tracepoints is slow), go through the raw
+ * sys_enter/sys_exit hooks, only while one of them is traced. Needs Linux
+ * >= 5.17 (bpf_loop, task storage in tracing programs, ring buffer).
  *
- * A call is built in per-task storage at entry (header, arguments, entry-time
- * captures) and emitted at exit into the one ring buffer, so one record
- * carries the whole call. exit/exit_group never return: emitted at entry.
+ * Most calls are recorded at exit only: the arguments are still in the
+ * task's saved registers, input strings and buffers still in its memory, and
+ * one hook instead of two halves what tracing a call costs. The entry hook is
+ * attached for the syscalls that need it (exit/exit_group never return;
+ * exec replaces the memory and registers; a forked child returns too;
+ * in/out structs change during the call) and for filters that want
+ * durations. Then a call is built in per-task storage at entry (header,
+ * arguments, entry-time captures) and emitted at exit, so one record carries
+ * the whole call; exit/exit_group are emitted at entry.
  *
  * Files: state.h (per-task call, maps), capture.h (argument captures),
  * scope.h (process scopes: a process tree keyed by a small scope id).
@@ -42,17 +48,19 @@ const volatile __u32 nr_exit_group = 231;
 const volatile struct syshub_event abi_event_type = {};
 const volatile struct syshub_capture abi_capture_type = {};
 
-/* Drop a record whose key is over its share of the ring (syshub_abi.h):
+#include "stage.h"
+
+/* Drop a record of `key` that is over its share of the ring (syshub_abi.h):
  * counted in the key's dropped and over_share. */
-static __always_inline int over_share(struct inflight *st, __u64 avail, __u32 len)
+static __always_inline int over_share(const struct syshub_filter_key *key, __u64 avail, __u32 len)
 {
 	struct syshub_key_counters *kc;
 	__u64 *rd, read = 0, done, pending, free, slot;
 
-	kc = bpf_map_lookup_elem(&counters, &st->key);
+	kc = bpf_map_lookup_elem(&counters, key);
 	if (!kc)
 		return 0;
-	rd = bpf_map_lookup_elem(&key_read, &st->key);
+	rd = bpf_map_lookup_elem(&key_read, key);
 	if (rd)
 		read = *rd;
 	/* intent: records of the key written (this one included) or still in a
@@ -70,14 +78,53 @@ static __always_inline int over_share(struct inflight *st, __u64 avail, __u32 le
 	return 1;
 }
 
-/* Emit the finished record; charge a drop to the key when the ring is full
- * or the key is over its fair share. */
-static __always_inline void emit(struct inflight *st)
+/* A record of `key` could not be written (ring full): counted. */
+static __always_inline void count_drop(const struct syshub_filter_key *key)
 {
 	struct syshub_key_counters *kc;
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	__u64 avail;
+
+	/* intent: the per-key counters are only touched on the rare drop */
+	gc_inc(SYSHUB_GC_DROPPED);
+	kc = bpf_map_lookup_elem(&counters, key);
+	if (kc)
+		__sync_fetch_and_add(&kc->dropped, 1);
+}
+
+/* Ring space check before writing `len` bytes of `key` with `avail` bytes
+ * pending: the wake-up flag to write with, or -1 when the key is over its
+ * fair share (counted). */
+static __always_inline __s64 ring_admit(const struct syshub_filter_key *key, __u32 len, __u64 avail)
+{
+	/* intent: below share_from nothing is limited (one compare per record) */
+	if (avail + len > share_from && over_share(key, avail, len))
+		return -1;
+	/* intent: wake the reader once, when this record crosses the threshold;
+	 * past it the reader is awake or its poll timer fires, and waking it on
+	 * every record would slow the traced task instead */
+	if (avail < wakeup_bytes && avail + len >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* The fair share check of a record about to be staged, against the pending
+ * bytes known at the last hand-over plus those staged since: 1 when dropped. */
+static __always_inline int stage_over_share(const struct syshub_filter_key *key,
+					    const struct stage *sg)
+{
+	__u64 avail = sg->avail + sg->len;
+
+	return avail + EV_BYTES > share_from && over_share(key, avail, EV_BYTES);
+}
+
+/* Emit the record built in task storage: staged when it is one bare header,
+ * else written to the ring after what this CPU staged. A drop is charged to
+ * the key when the ring is full or the key is over its fair share. */
+static __always_inline void emit(struct inflight *st)
+{
+	struct syshub_event *slot;
+	struct stage *sg = this_stage();
 	__u32 len = st->len;
+	__s64 flags;
 
 	st->pending = 0;
 	if (len > SYSHUB_REC_MAX)
@@ -85,83 +132,102 @@ static __always_inline void emit(struct inflight *st)
 	if (len < sizeof(struct syshub_event))
 		len = sizeof(struct syshub_event);
 	st->rec.ev.size = len;
-	avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	/* intent: below share_from nothing is limited (one compare per record) */
-	if (avail + len > share_from && over_share(st, avail, len))
+	if (sg && len == EV_BYTES) {
+		if (stage_over_share(&st->key, sg))
+			return;
+		slot = stage_begin(sg);
+		if (slot) {
+			*slot = st->rec.ev;
+			stage_commit(sg);
+			return;
+		}
+	} else if (sg && sg->len && !sg->busy) {
+		/* intent: the records staged before this one go first */
+		sg->busy = 1;
+		stage_flush(sg);
+		sg->busy = 0;
+	}
+	flags = ring_admit(&st->key, len, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
+	if (flags < 0)
 		return;
-	/* intent: wake the reader once, when this record crosses the threshold;
-	 * past it the reader is awake or its poll timer fires, and waking it on
-	 * every record would slow the traced task instead */
-	if (avail < wakeup_bytes && avail + len >= wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
 	if (bpf_ringbuf_output(&events, st->rec.buf, len, flags) != 0) {
-		/* intent: the per-key counters are only touched on the rare drop */
-		gc_inc(SYSHUB_GC_DROPPED);
-		kc = bpf_map_lookup_elem(&counters, &st->key);
-		if (kc)
-			__sync_fetch_and_add(&kc->dropped, 1);
+		count_drop(&st->key);
 		return;
 	}
 	gc_inc(SYSHUB_GC_EMITTED);
 }
 
-static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_src, int from_regs,
-					__u16 evflags)
+/* The task's active pid namespace (not pid_ns_for_children): CO-RE reads,
+ * each a helper call, so callers cache it per task. */
+static __always_inline __u32 task_pidns(struct task_struct *task)
 {
-	struct syshub_filter_key key, any;
-	struct syshub_filter_cfg *cfg;
-	struct syshub_capture_spec *spec;
-	struct syshub_key_counters *kc;
-	struct task_struct *task;
-	struct syshub_event *ev;
-	struct inflight *st;
+	struct pid *tpid = BPF_CORE_READ(task, thread_pid);
+	__u32 level = BPF_CORE_READ(tpid, level);
+
+	return BPF_CORE_READ(tpid, numbers[level & 31].ns, ns.inum);
+}
+
+/* Cache the task's ids as seen in its pid namespace (once per task, again
+ * after an exec by a non-leader thread changes its host tid). */
+static __always_inline void cache_identity(struct inflight *st, struct task_struct *task, __u32 tid,
+					   __u32 pidns)
+{
 	struct pid *tpid;
-	__u16 keyflag = 0;
-	__u64 pid_tgid, seq, uid_gid;
-	__u32 level, pidns, scope, nargs = SYSHUB_NARGS;
+	__u32 level;
 
-	pid_tgid = bpf_get_current_pid_tgid();
-	if ((__u32)(pid_tgid >> 32) == self_tgid)
-		return 0;
+	if (st->id_tid == tid && st->id_pidns == pidns)
+		return;
+	tpid = BPF_CORE_READ(task, thread_pid);
+	level = BPF_CORE_READ(tpid, level);
+	st->id_ns_tid = BPF_CORE_READ(tpid, numbers[level & 31].nr);
+	st->id_ns_tgid = BPF_CORE_READ(task, group_leader, thread_pid, numbers[level & 31].nr);
+	st->id_pidns = pidns;
+	st->id_tid = tid;
+}
 
-	/* intent: key on the task's active pid namespace, not pid_ns_for_children;
-	 * read it once per task (CO-RE reads cost a helper call each) */
-	task = bpf_get_current_task_btf();
-	st = bpf_task_storage_get(&inflight_calls, task, 0, 0);
-	if (st && st->id_tid == (__u32)pid_tgid && st->id_pidns) {
-		pidns = st->id_pidns;
-	} else {
-		tpid = BPF_CORE_READ(task, thread_pid);
-		level = BPF_CORE_READ(tpid, level);
-		pidns = BPF_CORE_READ(tpid, numbers[level & 31].ns, ns.inum);
-	}
-	/* intent: a process in a scope matches the scope's key first */
-	scope = scope_of((__u32)(pid_tgid >> 32));
-	key.nr = nr;
-	cfg = 0;
-	if (scope) {
-		key.pid_ns = scope;
-		cfg = bpf_map_lookup_elem(&filters, &key);
-		if (cfg)
-			keyflag = SYSHUB_EVF_SCOPE;
-	}
-	if (!cfg) {
-		key.pid_ns = pidns;
-		cfg = bpf_map_lookup_elem(&filters, &key);
-	}
-	if (!cfg) {
-		any.pid_ns = 0;
-		any.nr = nr;
-		cfg = bpf_map_lookup_elem(&filters, &any);
-		if (!cfg)
-			return 0;
-		key = any;
-		keyflag = SYSHUB_EVF_ANY_NS;
-	}
+/*
+ * The filter a call of `nr` by this task matches: its process scope's key
+ * first, then its pid namespace's, then the every-namespace key. Fills `key`,
+ * the record flag saying which matched, and the task's scope.
+ */
+static __always_inline struct syshub_filter_cfg *match_key(__u32 nr, __u32 tgid, __u32 pidns,
+							   struct syshub_filter_key *key,
+							   __u16 *keyflag, __u32 *scope)
+{
+	struct syshub_filter_cfg *cfg = 0;
 
-	/* intent: count the match and sample 1-in-N on the per-key sequence */
+	*keyflag = 0;
+	*scope = scope_of(tgid);
+	key->nr = nr;
+	if (*scope) {
+		key->pid_ns = *scope;
+		cfg = bpf_map_lookup_elem(&filters, key);
+		if (cfg) {
+			*keyflag = SYSHUB_EVF_SCOPE;
+			return cfg;
+		}
+	}
+	key->pid_ns = pidns;
+	cfg = bpf_map_lookup_elem(&filters, key);
+	if (cfg)
+		return cfg;
+	key->pid_ns = 0;
+	cfg = bpf_map_lookup_elem(&filters, key);
+	if (cfg)
+		*keyflag = SYSHUB_EVF_ANY_NS;
+	return cfg;
+}
+
+/* Count a match and sample 1-in-N on the per-key sequence: the sequence
+ * number of a call to record, or 0 (sampled out or no counters: counted). */
+static __always_inline __u64 count_match(const struct syshub_filter_key *key,
+					 const struct syshub_filter_cfg *cfg)
+{
+	struct syshub_key_counters *kc;
+	__u64 seq;
+
 	gc_inc(SYSHUB_GC_MATCHED);
-	kc = bpf_map_lookup_elem(&counters, &key);
+	kc = bpf_map_lookup_elem(&counters, key);
 	if (!kc) {
 		gc_inc(SYSHUB_GC_NOKEY);
 		return 0;
@@ -172,88 +238,135 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 		gc_inc(SYSHUB_GC_SAMPLED_OUT);
 		return 0;
 	}
+	return seq;
+}
 
-	if (!st)
-		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st) {
+/* A matched call without per-task memory: counted as a drop. */
+static __always_inline void drop_nomem(const struct syshub_filter_key *key)
+{
+	struct syshub_key_counters *kc = bpf_map_lookup_elem(&counters, key);
+
+	if (kc)
 		__sync_fetch_and_add(&kc->dropped, 1);
-		gc_inc(SYSHUB_GC_DROPPED);
-		gc_inc(SYSHUB_GC_NOMEM);
-		return 0;
-	}
-	if (st->pending)
-		gc_inc(SYSHUB_GC_ORPHANED);
+	gc_inc(SYSHUB_GC_DROPPED);
+	gc_inc(SYSHUB_GC_NOMEM);
+}
 
-	/* intent: write every header byte, so nothing stale survives */
-	ev = &st->rec.ev;
+/* Every header field but the timestamps, ret and the arguments. */
+static __always_inline void fill_header(struct syshub_event *ev, struct task_struct *task,
+					const struct inflight *st, __u32 nr, __u64 pid_tgid,
+					__u32 pidns, __u32 scope, __u16 flags, __u64 seq)
+{
+	const struct cred *cred = task->cred;
+
 	ev->kind = SYSHUB_REC_SYSCALL;
-	ev->flags = evflags | keyflag;
-	ev->size = 0;
+	ev->flags = flags;
+	ev->size = sizeof(struct syshub_event);
 	ev->nr = nr;
 	ev->tgid = pid_tgid >> 32;
 	ev->tid = (__u32)pid_tgid;
-	if (st->id_tid != (__u32)pid_tgid || st->id_pidns != pidns) {
-		tpid = BPF_CORE_READ(task, thread_pid);
-		level = BPF_CORE_READ(tpid, level);
-		st->id_ns_tid = BPF_CORE_READ(tpid, numbers[level & 31].nr);
-		st->id_ns_tgid =
-		    BPF_CORE_READ(task, group_leader, thread_pid, numbers[level & 31].nr);
-		st->id_pidns = pidns;
-		st->id_tid = (__u32)pid_tgid;
-	}
 	ev->ns_tid = st->id_ns_tid;
 	ev->ns_tgid = st->id_ns_tgid;
-	uid_gid = bpf_get_current_uid_gid();
-	ev->uid = (__u32)uid_gid;
-	ev->gid = uid_gid >> 32;
-	/* intent: these may change (setsid, setns): read them each call, as
-	 * direct BTF loads rather than helper calls */
+	/* intent: these may change (setuid, setsid, setns, a cgroup move, an
+	 * exec): read them each call, as direct BTF loads rather than helper
+	 * calls (bpf_get_current_uid_gid, _cgroup_id and _comm read the same) */
+	ev->uid = cred->uid.val;
+	ev->gid = cred->gid.val;
 	ev->sid = task->signal->pids[PIDTYPE_SID]->numbers[0].nr;
 	ev->pid_ns = pidns;
 	ev->mnt_ns = task->nsproxy->mnt_ns->ns.inum;
 	ev->uts_ns = task->nsproxy->uts_ns->ns.inum;
 	ev->ncaptures = 0;
 	ev->scope = (__u16)scope;
-	ev->cgroup_id = bpf_get_current_cgroup_id();
+	ev->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+	ev->seq = seq;
+	*(__u64 *)&ev->comm[0] = *(const __u64 *)&task->comm[0];
+	*(__u64 *)&ev->comm[8] = *(const __u64 *)&task->comm[8];
+}
+
+/* Arguments from the task's saved registers, past the syscall's own count
+ * read as 0. */
+static __always_inline void args_from_regs(struct syshub_event *ev, struct task_struct *task,
+					   __u32 nargs)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+
+	ev->args[0] = nargs > 0 ? regs->di : 0;
+	ev->args[1] = nargs > 1 ? regs->si : 0;
+	ev->args[2] = nargs > 2 ? regs->dx : 0;
+	ev->args[3] = nargs > 3 ? regs->r10 : 0;
+	ev->args[4] = nargs > 4 ? regs->r8 : 0;
+	ev->args[5] = nargs > 5 ? regs->r9 : 0;
+}
+
+static __always_inline __u32 spec_nargs(struct syshub_capture_spec *spec)
+{
+	return spec && spec->nargs < SYSHUB_NARGS ? spec->nargs : SYSHUB_NARGS;
+}
+
+static __always_inline int handle_enter(__u32 nr, const void *args_src, int from_regs,
+					__u16 evflags)
+{
+	struct syshub_filter_key key;
+	struct syshub_filter_cfg *cfg;
+	struct syshub_capture_spec *spec;
+	struct task_struct *task;
+	struct syshub_event *ev;
+	struct inflight *st;
+	__u16 keyflag;
+	__u64 pid_tgid, seq;
+	__u32 pidns, scope, nargs;
+
+	pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)(pid_tgid >> 32) == self_tgid)
+		return 0;
+	task = bpf_get_current_task_btf();
+	st = bpf_task_storage_get(&inflight_calls, task, 0, 0);
+	if (st && st->id_tid == (__u32)pid_tgid && st->id_pidns)
+		pidns = st->id_pidns;
+	else
+		pidns = task_pidns(task);
+	cfg = match_key(nr, (__u32)(pid_tgid >> 32), pidns, &key, &keyflag, &scope);
+	if (!cfg)
+		return 0;
+	seq = count_match(&key, cfg);
+	if (!st)
+		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!seq) {
+		/* intent: the exit hook must not record a call sampled out here */
+		if (st) {
+			st->pending = 0;
+			st->skip = nr + 1;
+		}
+		return 0;
+	}
+	if (!st) {
+		drop_nomem(&key);
+		return 0;
+	}
+	if (st->pending)
+		gc_inc(SYSHUB_GC_ORPHANED);
+	cache_identity(st, task, (__u32)pid_tgid, pidns);
+
+	/* intent: write every header byte, so nothing stale survives */
+	ev = &st->rec.ev;
+	fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags | keyflag, seq);
 	ev->enter_ns = bpf_ktime_get_ns();
 	ev->exit_ns = 0;
 	ev->ret = 0;
-	ev->seq = seq;
-	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	__builtin_memset(ev->args, 0, sizeof(ev->args));
 	spec = bpf_map_lookup_elem(&capture_specs, &nr);
-	if (spec && spec->nargs < SYSHUB_NARGS)
-		nargs = spec->nargs;
+	nargs = spec_nargs(spec);
 	st->capflags = spec ? spec->capflags : 0;
-	if (from_regs) {
-		struct pt_regs *regs = (struct pt_regs *)args_src;
-
-		ev->args[0] = BPF_CORE_READ(regs, di);
-		ev->args[1] = BPF_CORE_READ(regs, si);
-		ev->args[2] = BPF_CORE_READ(regs, dx);
-		ev->args[3] = BPF_CORE_READ(regs, r10);
-		ev->args[4] = BPF_CORE_READ(regs, r8);
-		ev->args[5] = BPF_CORE_READ(regs, r9);
-		/* intent: arguments past the syscall's own count read as 0 */
-		if (nargs < 6)
-			ev->args[5] = 0;
-		if (nargs < 5)
-			ev->args[4] = 0;
-		if (nargs < 4)
-			ev->args[3] = 0;
-		if (nargs < 3)
-			ev->args[2] = 0;
-		if (nargs < 2)
-			ev->args[1] = 0;
-		if (nargs < 1)
-			ev->args[0] = 0;
-	} else if (nargs) {
+	if (from_regs)
+		args_from_regs(ev, task, nargs);
+	else if (nargs)
 		/* intent: only the arguments the tracepoint record really has */
 		bpf_probe_read_kernel(ev->args, (nargs & 7) * 8, args_src);
-	}
 
 	st->key = key;
 	st->nr = nr;
+	st->skip = 0;
 	st->len = sizeof(struct syshub_event);
 	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
 	st->argv_max = cfg->argv_max;
@@ -263,7 +376,7 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 
 	/* intent: most calls capture nothing: skip the capture pass entirely */
 	if (st->capflags & SYSHUB_CAPS_ENTRY)
-		capture_args(nr, 0);
+		capture_args(nr, CAPTURE_ENTRY);
 
 	/* intent: calls that never return are emitted now */
 	if (nr == nr_exit || nr == nr_exit_group) {
@@ -273,15 +386,128 @@ static __always_inline int handle_enter(void *ctx, __u32 nr, const void *args_sr
 	return 0;
 }
 
-static __always_inline int handle_exit(__u32 nr, __s64 ret, __u16 evflags)
+/*
+ * A call whose entry hook is not attached (user space attaches it only for
+ * syscalls that need it, or for filters that want durations): the whole
+ * record is made now, from the registers the task entered the call with.
+ * A record without captures is written straight into the ring.
+ */
+static __always_inline int record_at_exit(struct task_struct *task, struct inflight *st, __u32 nr,
+					  __s64 ret, __u16 evflags)
+{
+	struct syshub_filter_key key;
+	struct syshub_filter_cfg *cfg;
+	struct syshub_capture_spec *spec;
+	struct syshub_event *ev;
+	struct stage *sg;
+	__u64 pid_tgid, seq, now;
+	__u32 pidns, scope, nargs;
+	__u16 keyflag;
+	__s64 wake;
+
+	pid_tgid = bpf_get_current_pid_tgid();
+	if ((__u32)(pid_tgid >> 32) == self_tgid)
+		return 0;
+	if (st && st->id_tid == (__u32)pid_tgid && st->id_pidns)
+		pidns = st->id_pidns;
+	else
+		pidns = task_pidns(task);
+	cfg = match_key(nr, (__u32)(pid_tgid >> 32), pidns, &key, &keyflag, &scope);
+	if (!cfg)
+		return 0;
+	seq = count_match(&key, cfg);
+	if (!seq)
+		return 0;
+	if (!st)
+		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		drop_nomem(&key);
+		return 0;
+	}
+	cache_identity(st, task, (__u32)pid_tgid, pidns);
+	evflags |= keyflag | SYSHUB_EVF_EXIT_ONLY;
+	/* intent: with SIGKILL pending the task dies before user space sees ret */
+	if (task->pending.signal.sig[0] & (1ULL << (9 - 1))) /* SIGKILL */
+		evflags |= SYSHUB_EVF_KILLED;
+	now = bpf_ktime_get_ns();
+	spec = bpf_map_lookup_elem(&capture_specs, &nr);
+	nargs = spec_nargs(spec);
+
+	if (!spec || !spec->capflags) {
+		sg = this_stage();
+		if (sg) {
+			if (stage_over_share(&key, sg))
+				return 0;
+			ev = stage_begin(sg);
+			if (ev) {
+				fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
+				ev->enter_ns = 0;
+				ev->exit_ns = now;
+				ev->ret = ret;
+				args_from_regs(ev, task, nargs);
+				stage_commit(sg);
+				return 0;
+			}
+		}
+		/* intent: staging busy (never from a syscall in practice): direct */
+		wake = ring_admit(&key, EV_BYTES, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
+		if (wake < 0)
+			return 0;
+		ev = bpf_ringbuf_reserve(&events, sizeof(struct syshub_event), 0);
+		if (!ev) {
+			count_drop(&key);
+			return 0;
+		}
+		fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
+		ev->enter_ns = 0;
+		ev->exit_ns = now;
+		ev->ret = ret;
+		args_from_regs(ev, task, nargs);
+		bpf_ringbuf_submit(ev, wake);
+		gc_inc(SYSHUB_GC_EMITTED);
+		return 0;
+	}
+
+	ev = &st->rec.ev;
+	fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
+	ev->enter_ns = 0;
+	ev->exit_ns = now;
+	ev->ret = ret;
+	args_from_regs(ev, task, nargs);
+	st->capflags = spec->capflags;
+	st->key = key;
+	st->nr = nr;
+	st->skip = 0;
+	st->len = sizeof(struct syshub_event);
+	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
+	st->argv_max = cfg->argv_max;
+	st->buf_max = cfg->buf_max;
+	st->faulted = 0;
+	capture_args(nr, CAPTURE_BOTH);
+	emit(st);
+	return 0;
+}
+
+static __always_inline int handle_exit(__u32 nr, __s64 ret, __u32 mode, __u16 evflags)
 {
 	struct task_struct *task;
 	struct inflight *st;
 
 	task = bpf_get_current_task_btf();
 	st = bpf_task_storage_get(&inflight_calls, task, 0, 0);
-	if (!st || !st->pending)
-		return 0;
+	if (!st || !st->pending) {
+		/* intent: the entry hook saw this call and sampled it out */
+		if (st && st->skip == nr + 1) {
+			st->skip = 0;
+			return 0;
+		}
+		/* intent: with its entry hook on, a call not pending here was not
+		 * matched at entry (or entered before the hook was attached; a
+		 * forked child returning from clone is one) */
+		if (mode & SYSHUB_HOOK_ENTRY)
+			return 0;
+		return record_at_exit(task, st, nr, ret, evflags);
+	}
 	if (st->nr != nr) {
 		/* intent: an entry whose exit hook went away is counted, not emitted */
 		st->pending = 0;
@@ -295,34 +521,36 @@ static __always_inline int handle_exit(__u32 nr, __s64 ret, __u16 evflags)
 	if (task->pending.signal.sig[0] & (1ULL << (9 - 1))) /* SIGKILL */
 		st->rec.ev.flags |= SYSHUB_EVF_KILLED;
 	if ((st->capflags & SYSHUB_CAPS_EXIT) || st->faulted)
-		capture_args(nr, 1);
+		capture_args(nr, CAPTURE_EXIT);
 	emit(st);
 	return 0;
 }
 
-/* Is `nr` traced through the raw hooks (then its tracepoint hooks, being
- * detached in the background, stay silent)? */
-static __always_inline int raw_hooked(__u32 nr)
+/* How `nr` is hooked (SYSHUB_HOOK_*). */
+static __always_inline __u32 hook_mode(__u32 nr)
 {
-	__u32 *on = bpf_map_lookup_elem(&raw_syscalls, &nr);
+	__u32 *v = bpf_map_lookup_elem(&hook_modes, &nr);
 
-	return on && *on;
+	return v ? *v : 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter")
 int syshub_sys_enter(struct syscall_tp_enter *ctx)
 {
-	if (raw_hooked((__u32)ctx->nr))
+	/* intent: a syscall moved to the raw hooks is seen there only */
+	if (hook_mode((__u32)ctx->nr) & SYSHUB_HOOK_RAW)
 		return 0;
-	return handle_enter(ctx, (__u32)ctx->nr, (const __u8 *)ctx + 16, 0, 0);
+	return handle_enter((__u32)ctx->nr, (const __u8 *)ctx + 16, 0, 0);
 }
 
 SEC("tracepoint/syscalls/sys_exit")
 int syshub_sys_exit(struct syscall_tp_exit *ctx)
 {
-	if (raw_hooked((__u32)ctx->nr))
+	__u32 mode = hook_mode((__u32)ctx->nr);
+
+	if (mode & SYSHUB_HOOK_RAW)
 		return 0;
-	return handle_exit((__u32)ctx->nr, ctx->ret, 0);
+	return handle_exit((__u32)ctx->nr, ctx->ret, mode, 0);
 }
 
 SEC("raw_tracepoint/sys_enter")
@@ -330,10 +558,11 @@ int syshub_raw_enter(struct bpf_raw_tracepoint_args *ctx)
 {
 	__u32 nr = (__u32)ctx->args[1];
 
-	/* intent: only syscalls not hooked through their own tracepoint */
-	if (!raw_hooked(nr))
+	/* intent: only syscalls not hooked through their own tracepoint, and
+	 * only those whose entry is needed */
+	if (hook_mode(nr) != (SYSHUB_HOOK_RAW | SYSHUB_HOOK_ENTRY))
 		return 0;
-	return handle_enter(ctx, nr, (const void *)ctx->args[0], 1, SYSHUB_EVF_RAW_HOOK);
+	return handle_enter(nr, (const void *)ctx->args[0], 1, SYSHUB_EVF_RAW_HOOK);
 }
 
 SEC("raw_tracepoint/sys_exit")
@@ -341,8 +570,9 @@ int syshub_raw_exit(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	__u32 nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+	__u32 mode = hook_mode(nr);
 
-	if (!raw_hooked(nr))
+	if (!(mode & SYSHUB_HOOK_RAW))
 		return 0;
-	return handle_exit(nr, (__s64)ctx->args[1], SYSHUB_EVF_RAW_HOOK);
+	return handle_exit(nr, (__s64)ctx->args[1], mode, SYSHUB_EVF_RAW_HOOK);
 }

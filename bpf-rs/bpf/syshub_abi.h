@@ -40,6 +40,17 @@
 #define SYSHUB_EVF_ANY_NS    0x8  /* matched the every-namespace key (pid_ns 0) */
 #define SYSHUB_EVF_SCOPE     0x10 /* matched its process scope's key (scope, nr) */
 #define SYSHUB_EVF_KILLED    0x20 /* SIGKILL pending at exit: never returned to user space */
+/* Seen at exit only (the syscall's entry hook is not attached): enter_ns is 0
+ * and the arguments were read from the task's registers when it returned. */
+#define SYSHUB_EVF_EXIT_ONLY 0x40
+
+/*
+ * Values of the hook_modes map, per syscall number: traced through the raw
+ * sys_enter/sys_exit hooks rather than its own tracepoints, and whether its
+ * entry hook runs. Without SYSHUB_HOOK_ENTRY a call is recorded at exit only.
+ */
+#define SYSHUB_HOOK_RAW	  0x1
+#define SYSHUB_HOOK_ENTRY 0x2
 
 /*
  * Process scopes: a process tree (a root pid and its descendants) whose

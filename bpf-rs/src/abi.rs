@@ -27,6 +27,9 @@ pub const EVF_RAW_HOOK: u16 = 0x4;
 pub const EVF_ANY_NS: u16 = 0x8;
 pub const EVF_SCOPE: u16 = 0x10;
 pub const EVF_KILLED: u16 = 0x20;
+pub const EVF_EXIT_ONLY: u16 = 0x40;
+pub const HOOK_RAW: u32 = 0x1;
+pub const HOOK_ENTRY: u32 = 0x2;
 pub const SCOPE_MAX: u32 = 65535;
 
 pub const CAP_STR: u8 = 1;

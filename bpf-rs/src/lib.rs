@@ -30,11 +30,12 @@ pub mod names {
     pub const PROG_RAW_EXIT: &str = "syshub_raw_exit";
     pub const PROG_SCOPE_FORK: &str = "syshub_scope_fork";
     pub const PROG_SCOPE_EXIT: &str = "syshub_scope_exit";
+    pub const PROG_STAGE_FLUSH: &str = "syshub_stage_flush";
     pub const MAP_EVENTS: &str = "events";
     pub const MAP_FILTERS: &str = "filters";
     pub const MAP_COUNTERS: &str = "counters";
     pub const MAP_CAPTURE_SPECS: &str = "capture_specs";
-    pub const MAP_RAW_SYSCALLS: &str = "raw_syscalls";
+    pub const MAP_HOOK_MODES: &str = "hook_modes";
     pub const MAP_GLOBAL_COUNTERS: &str = "global_counters";
     pub const MAP_SCOPE_COUNT: &str = "scope_count";
     pub const MAP_SCOPE_TASKS: &str = "scope_tasks";

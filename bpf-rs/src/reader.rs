@@ -25,6 +25,31 @@ use crate::error::{Error, Result};
 
 /// Called with the records per key of each batch taken out of the ring.
 pub type OnRead = Box<dyn FnMut(&[(FilterKey, u64)]) + Send>;
+/// Called when the ring was quiet for a poll period or a sync was asked
+/// (the probe's hand-over of staged records, `StageFlusher::flush`).
+pub type OnIdle = Box<dyn Fn() + Send>;
+
+/// The records of one ring record, in order: `None` for a malformed tail
+/// (a size that is too small or runs past the end), which ends the split.
+fn split_records(item: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut off = 0usize;
+    let mut bad = false;
+    std::iter::from_fn(move || {
+        if bad || off >= item.len() {
+            return None;
+        }
+        let rest = &item[off..];
+        let size = rest
+            .get(4..8)
+            .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) as usize);
+        if size < std::mem::size_of::<abi::SyscallEvent>() || size > rest.len() {
+            bad = true;
+            return Some(None);
+        }
+        off += size.div_ceil(8) * 8;
+        Some(Some(&rest[..size]))
+    })
+}
 
 /// Records handed over at most per batch.
 pub const BATCH_RECORDS: usize = 8192;
@@ -182,7 +207,7 @@ impl Reader {
     /// # Errors
     /// When the eventfd, epoll set or thread cannot be created.
     pub fn start(ring: RingBuf<MapData>, poll_ms: i32) -> Result<Self> {
-        Self::start_with(ring, poll_ms, None)
+        Self::start_with(ring, poll_ms, None, None)
     }
 
     /// Like [`Reader::start`]; `on_read` is called with the records per key
@@ -195,6 +220,7 @@ impl Reader {
         ring: RingBuf<MapData>,
         poll_ms: i32,
         on_read: Option<OnRead>,
+        on_idle: Option<OnIdle>,
     ) -> Result<Self> {
         let wake = eventfd()?;
         let ep = epoll_with(&[ring.as_fd().as_raw_fd(), wake.as_raw_fd()])?;
@@ -205,7 +231,11 @@ impl Reader {
         let wake_fd = wake.as_raw_fd();
         let handle = std::thread::Builder::new()
             .name("syshub-reader".into())
-            .spawn(move || run(ring, &ep, wake_fd, &tx, &sd, &ctr, poll_ms, on_read))
+            .spawn(move || {
+                run(
+                    ring, &ep, wake_fd, &tx, &sd, &ctr, poll_ms, on_read, on_idle,
+                )
+            })
             .map_err(|e| Error::io("spawn reader thread", e))?;
         Ok(Self {
             rx: Mutex::new(Some(rx)),
@@ -323,10 +353,12 @@ fn run(
     ctr: &ReaderCounters,
     poll_ms: i32,
     mut on_read: Option<OnRead>,
+    on_idle: Option<OnIdle>,
 ) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
     let mut batch = Batch::default();
     let mut keys: HashMap<FilterKey, u64> = HashMap::new();
+    let mut last_ticket = 0;
     'outer: while !shutdown.load(Ordering::Relaxed) {
         // SAFETY: valid epoll fd and buffer of 2 events.
         let n = unsafe { libc::epoll_wait(ep.as_raw_fd(), events.as_mut_ptr(), 2, poll_ms) };
@@ -344,6 +376,15 @@ fn run(
         // has emptied the ring (the eventfd was reset first: a request made
         // after this load wakes the next pass).
         let ticket = ctr.sync.requested.load(Ordering::SeqCst);
+        // Records staged on a CPU reach the ring when its buffer fills or it
+        // switches tasks; when the ring had nothing to say for a poll period,
+        // or a sync was asked, every CPU hands over what it holds.
+        if n == 0 || ticket != last_ticket {
+            if let Some(f) = on_idle.as_ref() {
+                f();
+            }
+            last_ticket = ticket;
+        }
         // Drain until the ring is empty; only a full batch goes round again
         // at once. Going round after a partial batch would hand over the few
         // records written meanwhile, again and again: tiny batches under a
@@ -352,10 +393,17 @@ fn run(
         loop {
             let mut full = false;
             while let Some(item) = ring.next() {
-                if batch.push(&item, &mut keys) {
-                    ctr.records.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
+                // One ring record holds one or more records (a CPU's staged
+                // buffer is handed over whole).
+                for rec in split_records(&item) {
+                    match rec {
+                        Some(rec) if batch.push(rec, &mut keys) => {
+                            ctr.records.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 drop(item);
                 if batch.full() {

@@ -90,6 +90,37 @@ impl SyscallDef {
         spec
     }
 
+    /// True when a call must be seen at entry, not only at exit: it never
+    /// returns (exit, exit_group), replaces the registers and memory its
+    /// arguments are read from (execve, execveat, rt_sigreturn), returns in
+    /// a new task too (the fork family: the child must not be recorded), or
+    /// captures what the call may change before it returns (string arrays,
+    /// in/out structs, message headers).
+    #[must_use]
+    pub fn needs_entry(&self) -> bool {
+        const SPECIAL: &[&str] = &[
+            "exit",
+            "exit_group",
+            "execve",
+            "execveat",
+            "rt_sigreturn",
+            "clone",
+            "clone3",
+            "fork",
+            "vfork",
+        ];
+        SPECIAL.contains(&self.name.as_str())
+            || self.capture_spec().slots.iter().any(|s| {
+                matches!(
+                    s.kind,
+                    abi::SPEC_STRV
+                        | abi::SPEC_STRUCT_IN
+                        | abi::SPEC_STRUCT_IN_LEN
+                        | abi::SPEC_MSGHDR_NAME_IN
+                )
+            })
+    }
+
     /// True when some argument is captured from user memory.
     #[must_use]
     pub fn captures(&self) -> bool {

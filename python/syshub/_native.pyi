@@ -94,6 +94,7 @@ class Probe:
         str_max: int = 256,
         argv_max: int = 32,
         buf_max: int = 64,
+        durations: bool = False,
     ) -> None:
         """Trace ``syscall`` in pid namespace ``pid_ns`` (0 = every namespace),
         delivering 1 in ``sample_rate`` calls; re-adding a key updates it.
@@ -113,6 +114,8 @@ class Probe:
         was added; restarts when a key is removed and added again)."""
     def hooked(self) -> list[tuple[int, bool]]:
         """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
+    def entry_hooked(self) -> list[int]:
+        """Syscall numbers whose entry hook runs; the others are recorded at exit only."""
     def add_scope(self, pid: int) -> int:
         """Put process ``pid`` (a host pid) and its descendants, alive now or
         forked later, in a new scope; returns its id (1..65535), used as the
@@ -247,6 +250,9 @@ class Event:
     @property
     def no_exit(self) -> bool:
         """exit/exit_group: never returns, no ``ret``."""
+    @property
+    def exit_only(self) -> bool:
+        """Recorded at exit only (no durations asked and none needed): ``enter_ns`` is 0."""
     @property
     def truncated(self) -> bool: ...
     @property

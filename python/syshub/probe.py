@@ -182,12 +182,23 @@ class Probe:
         str_max: int = 256,
         argv_max: int = 32,
         buf_max: int = 64,
+        durations: bool = False,
     ) -> None:
         """Trace ``syscall`` in pid namespace ``pid_ns`` (0: every namespace; or
         a scope id from :meth:`add_scope`), delivering 1 in ``sample_rate``
-        calls; re-adding a key updates it and keeps its sequence."""
+        calls; re-adding a key updates it and keeps its sequence. With
+        ``durations`` each call is timed from entry to exit (the syscall's entry
+        hook runs too: about twice the cost per call); without, a call carries
+        its exit time only (``enter_ns`` 0) unless the syscall needs its entry
+        hook anyway (exec, exit, the fork family, in/out structs)."""
         self._native.add_filter(
-            pid_ns, syscall, sample_rate, str_max=str_max, argv_max=argv_max, buf_max=buf_max
+            pid_ns,
+            syscall,
+            sample_rate,
+            str_max=str_max,
+            argv_max=argv_max,
+            buf_max=buf_max,
+            durations=durations,
         )
 
     def remove_filter(self, pid_ns: int, syscall: str | int) -> bool:
@@ -204,6 +215,10 @@ class Probe:
     def hooked(self) -> list[tuple[int, bool]]:
         """Syscall numbers with hooks attached: (nr, through the raw hooks)."""
         return self._native.hooked()
+
+    def entry_hooked(self) -> list[int]:
+        """Syscall numbers whose entry hook runs; the others are recorded at exit only."""
+        return self._native.entry_hooked()
 
     # process scopes --------------------------------------------------------
     def add_scope(self, pid: int) -> int:
@@ -311,6 +326,7 @@ def encode_proto(
     (``proto/syshub/v1/event.proto``). Concatenated results parse as one
     EventBatch with all the events."""
     return _native.encode_proto(batch, ranges, _containers(containers), node=node)
+
 
 Chunk = tuple[Batch, Ranges | None, Containers | None]
 """A batch, its selected ranges (None: all) and its containers."""

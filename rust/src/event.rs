@@ -130,6 +130,12 @@ impl Event {
     fn no_exit(&self) -> bool {
         self.hdr.flags & abi::EVF_NO_EXIT != 0
     }
+    /// True when the call was recorded at exit only (no durations asked and
+    /// none needed: `enter_ns` is 0).
+    #[getter]
+    fn exit_only(&self) -> bool {
+        self.hdr.flags & abi::EVF_EXIT_ONLY != 0
+    }
     /// True when the record ran out of room and some captures were omitted.
     #[getter]
     fn truncated(&self) -> bool {
@@ -176,9 +182,13 @@ impl Event {
             .map(|a| a.name)
             .collect()
     }
-    /// Latency in ns (0 for calls that never return).
+    /// Latency in ns (0 for calls that never return, and for calls recorded
+    /// at exit only: see `Probe.add_filter`'s `durations`).
     #[getter]
     fn latency_ns(&self) -> u64 {
+        if self.hdr.enter_ns == 0 {
+            return 0;
+        }
         self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns)
     }
     /// strace-like text line.

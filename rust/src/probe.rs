@@ -90,10 +90,16 @@ impl Probe {
             fair_share_pct: fair_share_pct.get(py, "fair_share_pct", 0, 100)?,
         };
         let poll_ms: i32 = poll_ms.get(py, "poll_ms", 1, 1000)?;
-        let (probe, ring) = map_err(py, py.detach(|| CoreProbe::open(&cfg)))?;
+        let (mut probe, ring) = map_err(py, py.detach(|| CoreProbe::open(&cfg)))?;
+        let flusher = map_err(py, probe.stage_flusher())?;
         let reader = map_err(
             py,
-            Reader::start_with(ring, poll_ms, Some(probe.read_feedback())),
+            Reader::start_with(
+                ring,
+                poll_ms,
+                Some(probe.read_feedback()),
+                Some(Box::new(move || flusher.flush())),
+            ),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -112,8 +118,8 @@ impl Probe {
         reason = "mirrors the Python keyword arguments one to one"
     )]
     #[pyo3(
-        signature = (pid_ns, syscall, sample_rate = IntArg::from(1), *, str_max = IntArg::from(256), argv_max = IntArg::from(32), buf_max = IntArg::from(64)),
-        text_signature = "($self, pid_ns, syscall, sample_rate=1, *, str_max=256, argv_max=32, buf_max=64)"
+        signature = (pid_ns, syscall, sample_rate = IntArg::from(1), *, str_max = IntArg::from(256), argv_max = IntArg::from(32), buf_max = IntArg::from(64), durations = false),
+        text_signature = "($self, pid_ns, syscall, sample_rate=1, *, str_max=256, argv_max=32, buf_max=64, durations=False)"
     )]
     fn add_filter(
         &self,
@@ -124,6 +130,7 @@ impl Probe {
         str_max: IntArg,
         argv_max: IntArg,
         buf_max: IntArg,
+        durations: bool,
     ) -> PyResult<()> {
         let pid_ns: u32 = pid_ns.get(py, "pid_ns", 0, u32::MAX)?;
         let sample_rate: u32 = sample_rate.get(py, "sample_rate", 0, limits::SAMPLE_RATE_MAX)?;
@@ -132,6 +139,7 @@ impl Probe {
             str_max: str_max.get(py, "str_max", 1, limits::STR_MAX_LIMIT)?,
             argv_max: argv_max.get(py, "argv_max", 0, limits::ARGV_MAX_LIMIT)?,
             buf_max: buf_max.get(py, "buf_max", 0, limits::BUF_MAX_LIMIT)?,
+            durations,
         };
         let nr = resolve_nr(py, syscall)?;
         with_probe(py, &self.inner, |p| p.add_filter(pid_ns, nr, spec))
@@ -182,6 +190,12 @@ impl Probe {
     /// Syscall numbers whose hooks are attached now: list of (nr, raw_hook).
     fn hooked(&self, py: Python<'_>) -> PyResult<Vec<(u32, bool)>> {
         with_probe(py, &self.inner, |p| Ok(p.hooked()))
+    }
+
+    /// Syscall numbers whose entry hook runs now; the others are recorded at
+    /// exit only.
+    fn entry_hooked(&self, py: Python<'_>) -> PyResult<Vec<u32>> {
+        with_probe(py, &self.inner, |p| Ok(p.entry_hooked()))
     }
 
     /// Put process `pid` (host pid) and its descendants, now and later, in a

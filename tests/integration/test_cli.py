@@ -110,7 +110,7 @@ def has_scopes() -> bool:
 
 @pytest.mark.bpf
 def test_trace_command_text_and_exit_status(known_calls: Path) -> None:
-    r = run("trace", "-s", "openat,connect,exit_group", "--", str(known_calls), "known")
+    r = run("trace", "-T", "-s", "openat,connect,exit_group", "--", str(known_calls), "known")
     assert r.returncode == 7, r.stderr
     assert r.stdout == ""  # events go to stderr, like strace
     lines = split_stderr(r.stderr)[0]

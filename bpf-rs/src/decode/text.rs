@@ -90,7 +90,8 @@ impl Decoded {
                 let _ = write!(s, " {name} ({why})");
             }
         }
-        if self.hdr.exit_ns != 0 {
+        // intent: a duration only for calls timed from entry to exit
+        if self.hdr.exit_ns != 0 && self.hdr.enter_ns != 0 {
             let dur = self.hdr.exit_ns.saturating_sub(self.hdr.enter_ns);
             let _ = write!(
                 s,

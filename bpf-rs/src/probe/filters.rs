@@ -17,6 +17,9 @@ pub struct FilterSpec {
     pub str_max: u16,
     pub argv_max: u16,
     pub buf_max: u32,
+    /// Time each call from entry to exit (attaches the syscall's entry hook;
+    /// without it a call carries its exit time only).
+    pub durations: bool,
 }
 
 impl Default for FilterSpec {
@@ -26,6 +29,7 @@ impl Default for FilterSpec {
             str_max: abi::STR_DEFAULT,
             argv_max: abi::ARGV_DEFAULT,
             buf_max: 64,
+            durations: false,
         }
     }
 }
@@ -99,14 +103,14 @@ impl Probe {
             }
             Err(e) => return Err(Error::Bpf(format!("creating counters for {key:?}: {e}"))),
         };
-        let r = self.install(key, def, cfg);
+        let r = self.install(key, def, cfg, spec.durations);
         if r.is_err() && created {
             let _ = self.counters.remove(&key);
             self.close_key_read(key);
         }
         r?;
         self.keys.insert(key, spec);
-        Ok(())
+        self.stage_hook_on()
     }
 
     /// The read count, hooks and filter entry of a key whose counters exist.
@@ -115,11 +119,15 @@ impl Probe {
         key: FilterKey,
         def: &crate::syscalls::SyscallDef,
         cfg: FilterCfg,
+        durations: bool,
     ) -> Result<()> {
         self.open_key_read(key)?;
+        let entry = durations || def.needs_entry();
         let new_hook = !self.hooks.contains_key(&key.nr);
         if new_hook {
-            self.attach(def)?;
+            self.attach(def, entry)?;
+        } else {
+            self.ensure_entry(def, entry)?;
         }
         if let Err(e) = self.filters.insert(key, cfg, 0) {
             if new_hook {
@@ -155,6 +163,9 @@ impl Probe {
         self.close_key_read(key);
         if !self.keys.keys().any(|k| k.nr == nr) {
             self.detach(nr)?;
+        }
+        if self.keys.is_empty() {
+            self.stage_hook_off()?;
         }
         Ok(true)
     }

@@ -2,6 +2,13 @@
 //! number through the filter keys), the raw sys_enter/sys_exit hooks for the
 //! rest, tracefs, and detaching without making the caller wait.
 //!
+//! A syscall's exit hook is always attached; its entry hook only when the
+//! entry is needed ([`SyscallDef::needs_entry`], or a filter on it wants
+//! durations). Without it a call is recorded at exit only, which costs one
+//! tracepoint instead of two. Once attached, an entry hook stays until the
+//! syscall is no longer traced (detaching it alone would cost the same RCU
+//! waits as below, on the caller's path).
+//!
 //! Why detaching is bounded rather than parallel: closing a tracepoint perf
 //! event runs `perf_trace_destroy`, which waits for an RCU (tasks-trace and
 //! normal) grace period *while holding the kernel's global `event_mutex`*.
@@ -43,17 +50,19 @@ pub const TRACEFS_DIRS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tr
 #[derive(Debug)]
 pub(super) enum Hook {
     Tracepoint {
-        enter: TracePointLink,
+        enter: Option<TracePointLink>,
         exit: TracePointLink,
     },
-    Raw,
+    Raw {
+        entry: bool,
+    },
 }
 
 /// Tracepoint hooks no filter needs any more, still attached (inert: no
 /// filter matches) for a grace period, so a syscall traced again soon takes
 /// them back instead of attaching twice.
 pub(super) struct Parked {
-    enter: TracePointLink,
+    enter: Option<TracePointLink>,
     exit: TracePointLink,
     since: Instant,
 }
@@ -155,27 +164,63 @@ impl Probe {
         live + self.parked.lock().map_or(0, |m| m.len())
     }
 
-    pub(super) fn attach(&mut self, def: &SyscallDef) -> Result<()> {
+    fn set_mode(&mut self, nr: u32, mode: u32) -> Result<()> {
+        self.hook_modes
+            .set(nr, mode, 0)
+            .map_err(|e| Error::Bpf(format!("setting the hook mode of syscall {nr}: {e}")))
+    }
+
+    /// Hooks `nr`; with `entry` its entry hook too (else its calls are
+    /// recorded at exit only).
+    pub(super) fn attach(&mut self, def: &SyscallDef, entry: bool) -> Result<()> {
         if let Some(tp) = self.tracepoint_event(def) {
             let parked = self.parked.lock().ok().and_then(|mut m| m.remove(&def.nr));
             if let Some(p) = parked {
                 let (enter, exit) = (p.enter, p.exit);
+                // intent: the mode may have been changed meanwhile (a move to
+                // the raw hooks and back): it says again what is attached
+                self.set_mode(def.nr, if enter.is_some() { abi::HOOK_ENTRY } else { 0 })?;
                 self.hooks.insert(def.nr, Hook::Tracepoint { enter, exit });
-                return Ok(());
+                return self.ensure_entry(def, entry);
             }
             if self.tracepoint_hooks() < self.tracepoint_syscalls {
-                return self.attach_tracepoint(def.nr, &tp);
+                return self.attach_tracepoint(def.nr, &tp, entry);
             }
         }
         // No per-syscall tracepoint (or enough of them): the raw hooks,
         // attached while any syscall needs them.
         self.attach_raw()?;
-        self.raw_on
-            .set(def.nr, 1, 0)
-            .map_err(|e| Error::Bpf(format!("enabling raw hook for `{}`: {e}", def.name)))?;
-        self.hooks.insert(def.nr, Hook::Raw);
+        let mode = abi::HOOK_RAW | if entry { abi::HOOK_ENTRY } else { 0 };
+        self.set_mode(def.nr, mode)?;
+        self.hooks.insert(def.nr, Hook::Raw { entry });
         if self.tracepoint_event(def).is_some() {
             self.migrate_to_raw()?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure a hooked syscall's entry hook runs when `entry` is asked
+    /// (a filter wanting durations came); never removes one.
+    pub(super) fn ensure_entry(&mut self, def: &SyscallDef, entry: bool) -> Result<()> {
+        let nr = def.nr;
+        match self.hooks.get(&nr) {
+            Some(Hook::Raw { entry: false }) if entry => {
+                self.set_mode(nr, abi::HOOK_RAW | abi::HOOK_ENTRY)?;
+                self.hooks.insert(nr, Hook::Raw { entry: true });
+            }
+            Some(Hook::Tracepoint { enter: None, .. }) if entry => {
+                let Some(tp) = def.tp.clone() else {
+                    return Ok(());
+                };
+                let link = self.attach_enter(&tp)?;
+                // intent: the exit program leaves calls to the entry hook only
+                // once it is attached (in between, calls are recorded at exit)
+                self.set_mode(nr, abi::HOOK_ENTRY)?;
+                if let Some(Hook::Tracepoint { enter, .. }) = self.hooks.get_mut(&nr) {
+                    *enter = Some(link);
+                }
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -184,17 +229,19 @@ impl Probe {
     /// hooks; the tracepoint programs skip raw-hooked syscalls, so a call
     /// that entered through one and leaves through the other is seen once.
     fn migrate_to_raw(&mut self) -> Result<()> {
-        let nrs: Vec<u32> = self
+        let nrs: Vec<(u32, bool)> = self
             .hooks
             .iter()
-            .filter(|(_, h)| matches!(h, Hook::Tracepoint { .. }))
-            .map(|(&nr, _)| nr)
+            .filter_map(|(&nr, h)| match h {
+                Hook::Tracepoint { enter, .. } => Some((nr, enter.is_some())),
+                Hook::Raw { .. } => None,
+            })
             .collect();
-        for nr in nrs {
-            self.raw_on
-                .set(nr, 1, 0)
-                .map_err(|e| Error::Bpf(format!("enabling raw hook for {nr}: {e}")))?;
-            if let Some(Hook::Tracepoint { enter, exit }) = self.hooks.insert(nr, Hook::Raw)
+        for (nr, entry) in nrs {
+            let mode = abi::HOOK_RAW | if entry { abi::HOOK_ENTRY } else { 0 };
+            self.set_mode(nr, mode)?;
+            if let Some(Hook::Tracepoint { enter, exit }) =
+                self.hooks.insert(nr, Hook::Raw { entry })
                 && let Ok(mut m) = self.parked.lock()
             {
                 let since = Instant::now();
@@ -222,30 +269,31 @@ impl Probe {
         Ok(())
     }
 
-    fn attach_tracepoint(&mut self, nr: u32, tp: &str) -> Result<()> {
-        // Exit first, so an entry seen is always followed by its exit.
-        let exit = self
-            .tp_prog(names::PROG_SYS_EXIT)?
+    fn attach_enter(&mut self, tp: &str) -> Result<TracePointLink> {
+        let prog = self.tp_prog(names::PROG_SYS_ENTER)?;
+        let id = prog
+            .attach("syscalls", &format!("sys_enter_{tp}"))
+            .map_err(|e| load_error(e, &format!("attaching to sys_enter_{tp}")))?;
+        prog.take_link(id)
+            .map_err(|e| Error::Bpf(format!("owning link: {e}")))
+    }
+
+    fn attach_tracepoint(&mut self, nr: u32, tp: &str, entry: bool) -> Result<()> {
+        // Exit first, so an entry seen is always followed by its exit; the
+        // mode first of all, so the exit hook knows whether an entry hook runs.
+        self.set_mode(nr, if entry { abi::HOOK_ENTRY } else { 0 })?;
+        let prog = self.tp_prog(names::PROG_SYS_EXIT)?;
+        let id = prog
             .attach("syscalls", &format!("sys_exit_{tp}"))
             .map_err(|e| load_error(e, &format!("attaching to sys_exit_{tp}")))?;
-        let enter = match self
-            .tp_prog(names::PROG_SYS_ENTER)?
-            .attach("syscalls", &format!("sys_enter_{tp}"))
-        {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = self.tp_prog(names::PROG_SYS_EXIT)?.detach(exit);
-                return Err(load_error(e, &format!("attaching to sys_enter_{tp}")));
-            }
+        let exit = prog
+            .take_link(id)
+            .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
+        let enter = if entry {
+            Some(self.attach_enter(tp)?) // on error `exit` is dropped: detached
+        } else {
+            None
         };
-        let enter = self
-            .tp_prog(names::PROG_SYS_ENTER)?
-            .take_link(enter)
-            .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
-        let exit = self
-            .tp_prog(names::PROG_SYS_EXIT)?
-            .take_link(exit)
-            .map_err(|e| Error::Bpf(format!("owning link: {e}")))?;
         self.hooks.insert(nr, Hook::Tracepoint { enter, exit });
         self.start_reaper();
         Ok(())
@@ -261,11 +309,9 @@ impl Probe {
                     m.insert(nr, Parked { enter, exit, since });
                 }
             }
-            Some(Hook::Raw) => {
-                self.raw_on
-                    .set(nr, 0, 0)
-                    .map_err(|e| Error::Bpf(format!("disabling raw hook: {e}")))?;
-                if !self.hooks.values().any(|h| matches!(h, Hook::Raw))
+            Some(Hook::Raw { .. }) => {
+                self.set_mode(nr, 0)?;
+                if !self.hooks.values().any(|h| matches!(h, Hook::Raw { .. }))
                     && let Some((enter, exit)) = self.raw_links.take()
                 {
                     self.raw_prog(names::PROG_RAW_ENTER)?
@@ -313,7 +359,26 @@ impl Probe {
         let mut v: Vec<(u32, bool)> = self
             .hooks
             .iter()
-            .map(|(&nr, h)| (nr, matches!(h, Hook::Raw)))
+            .map(|(&nr, h)| (nr, matches!(h, Hook::Raw { .. })))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Syscall numbers whose entry hook runs now (the rest are recorded at
+    /// exit only).
+    #[must_use]
+    pub fn entry_hooked(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self
+            .hooks
+            .iter()
+            .filter(|(_, h)| {
+                matches!(
+                    h,
+                    Hook::Raw { entry: true } | Hook::Tracepoint { enter: Some(_), .. }
+                )
+            })
+            .map(|(&nr, _)| nr)
             .collect();
         v.sort_unstable();
         v

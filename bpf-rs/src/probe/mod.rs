@@ -6,6 +6,7 @@ mod filters;
 mod hooks;
 mod scopes;
 mod share;
+mod stage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
@@ -22,6 +23,7 @@ pub use filters::FilterSpec;
 use hooks::{Hook, Parked, tracepoint_nargs};
 pub use hooks::{MAX_TP_SYSCALLS, TRACEFS_DIRS, ensure_tracefs};
 pub use share::{FAIR_SHARE_PCT, ReadFeedback, check_pct, share_from};
+pub use stage::StageFlusher;
 
 use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
 use crate::error::{Error, Result};
@@ -82,6 +84,11 @@ const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 /// The fair share's map and globals (see `share`).
 const MAP_KEY_READ: &str = "key_read";
 const GLOBAL_RING_SIZE: &str = "ring_size";
+const GLOBAL_STAGE_LIMIT: &str = "stage_limit";
+/// Bytes of a CPU's staging buffer (bpf/stage.h `STAGE_BYTES`).
+const STAGE_BYTES: u32 = 8192;
+/// One bare record (`syshub_event`).
+const STAGE_MIN: u32 = 160;
 const GLOBAL_SHARE_FROM: &str = "share_from";
 
 fn load_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error {
@@ -100,7 +107,8 @@ pub struct Probe {
     /// Records the reader took out of the ring, per live key (see `share`).
     key_read: KeyRead,
     fair_share: bool,
-    raw_on: Array<MapData, u32>,
+    /// `abi::HOOK_*` bits per syscall number, read by the programs.
+    hook_modes: Array<MapData, u32>,
     globals: PerCpuArray<MapData, u64>,
     hooks: HashMap<u32, Hook>,
     raw_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
@@ -124,6 +132,10 @@ pub struct Probe {
     scope_tasks: BpfHashMap<MapData, u32, u32>,
     /// The fork and exit hooks, attached while a scope exists.
     scope_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
+    /// The sched_switch hand-over of staged records, attached while any
+    /// filter exists (see `stage`).
+    stage_link: Option<RawTracePointLinkId>,
+    stage_active: Arc<AtomicBool>,
 }
 
 impl Drop for Probe {
@@ -200,6 +212,9 @@ impl Probe {
         let fair_share_pct = share::check_pct(cfg.fair_share_pct)?;
         let ring_size = u64::from(cfg.ring_bytes);
         let share_from = share::share_from(cfg.ring_bytes, fair_share_pct);
+        // A sixteenth of the ring at most, one record at least: a small ring
+        // still takes whole buffers.
+        let stage_limit: u32 = (cfg.ring_bytes / 16).clamp(STAGE_MIN, STAGE_BYTES);
         let nr_exit = table.by_name("exit").map_or(60, |d| d.nr);
         let nr_exit_group = table.by_name("exit_group").map_or(231, |d| d.nr);
         let mut bpf = EbpfLoader::new()
@@ -211,6 +226,7 @@ impl Probe {
             .override_global(GLOBAL_SHARE_FROM, &share_from, true)
             .override_global(names::GLOBAL_NR_EXIT, &nr_exit, true)
             .override_global(names::GLOBAL_NR_EXIT_GROUP, &nr_exit_group, true)
+            .override_global(GLOBAL_STAGE_LIMIT, &stage_limit, true)
             .map_max_entries(names::MAP_EVENTS, cfg.ring_bytes)
             .load(object)
             .map_err(|e| load_error(e, "loading the eBPF probe"))?;
@@ -224,6 +240,7 @@ impl Probe {
             names::PROG_RAW_EXIT,
             names::PROG_SCOPE_FORK,
             names::PROG_SCOPE_EXIT,
+            names::PROG_STAGE_FLUSH,
         ] {
             program::<RawTracePoint>(&mut bpf, name)?
                 .load()
@@ -251,7 +268,7 @@ impl Probe {
             counters: take(&mut bpf, names::MAP_COUNTERS)?,
             key_read: Arc::new(Mutex::new(take(&mut bpf, MAP_KEY_READ)?)),
             fair_share: fair_share_pct < 100,
-            raw_on: take(&mut bpf, names::MAP_RAW_SYSCALLS)?,
+            hook_modes: take(&mut bpf, names::MAP_HOOK_MODES)?,
             globals: take(&mut bpf, names::MAP_GLOBAL_COUNTERS)?,
             bpf,
             hooks: HashMap::new(),
@@ -270,6 +287,8 @@ impl Probe {
             scope_count,
             scope_tasks,
             scope_links: None,
+            stage_link: None,
+            stage_active: Arc::new(AtomicBool::new(false)),
         };
         Ok((probe, ring))
     }

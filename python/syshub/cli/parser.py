@@ -265,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this long (10, 2.5, 500ms, 2m); a command is then ended as "
         "timeout(1) does and syshub exits 124",
     )
+    t.add_argument(
+        "-T",
+        "--durations",
+        action="store_true",
+        help="time each call from entry to exit and show <seconds> as strace -T does "
+        "(adds each traced syscall's entry hook: about twice the cost per call)",
+    )
     for flag, metavar, lo, hi, default, text in _INT_OPTIONS:
         t.add_argument(flag, type=ranged(flag, lo, hi), default=default, metavar=metavar, help=text)
     t.add_argument(

@@ -49,7 +49,12 @@ def capture_sizes(args: argparse.Namespace) -> Capture:
     from syshub.spec.limits import Capture
 
     try:
-        return Capture(str_max=args.str_max, argv_max=args.argv_max, buf_max=args.buf_max)
+        return Capture(
+            str_max=args.str_max,
+            argv_max=args.argv_max,
+            buf_max=args.buf_max,
+            durations=args.durations,
+        )
     except TraceSpecError as e:
         raise UsageError(str(e)) from None
 

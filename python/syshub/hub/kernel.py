@@ -85,6 +85,7 @@ class ProbeFilters:
                 str_max=c.str_max,
                 argv_max=c.argv_max,
                 buf_max=c.buf_max,
+                durations=c.durations,
             )
             self._live.add(key)
             self._removed.discard(packed)

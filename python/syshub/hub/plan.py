@@ -34,6 +34,9 @@ class CaptureSizes(Protocol):
     @property
     def buf_max(self) -> int: ...
 
+    @property
+    def durations(self) -> bool: ...
+
 
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
@@ -43,6 +46,7 @@ class KeyConfig:
     str_max: int = DEFAULT_STR_MAX
     argv_max: int = DEFAULT_ARGV_MAX
     buf_max: int = DEFAULT_BUF_MAX
+    durations: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +65,21 @@ KernelOp = SetFilter | RemoveFilter
 
 def key_config(wants: Iterable[tuple[int, CaptureSizes | None]]) -> KeyConfig | None:
     """The filter that serves every (sample rate, capture sizes) of a key's
-    contexts: gcd of the rates, the largest of each capture size. None when
-    nothing wants the key."""
+    contexts: gcd of the rates, the largest of each capture size, durations
+    when any wants them. None when nothing wants the key."""
     rate = 0
     str_max = argv_max = buf_max = 0
-    any_want = False
+    any_want = durations = False
     for r, cap in wants:
         any_want = True
         rate = math.gcd(rate, max(1, r))
         str_max = max(str_max, cap.str_max if cap else DEFAULT_STR_MAX)
         argv_max = max(argv_max, cap.argv_max if cap else DEFAULT_ARGV_MAX)
         buf_max = max(buf_max, cap.buf_max if cap else DEFAULT_BUF_MAX)
+        durations = durations or bool(cap and cap.durations)
     if not any_want:
         return None
-    return KeyConfig(rate, str_max, argv_max, buf_max)
+    return KeyConfig(rate, str_max, argv_max, buf_max, durations)
 
 
 def plan_key(key: Key, applied: KeyConfig | None, desired: KeyConfig | None) -> KernelOp | None:

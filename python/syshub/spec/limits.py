@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, ClassVar, Final
 
-from pydantic import BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool
 
 from syshub._native import (
     ARGV_MAX_LIMIT,
@@ -81,8 +81,9 @@ def _ranged(low: int, high: int) -> BeforeValidator:
 
 class Capture(FrozenSpecModel):
     """How much of each argument a filter captures: bytes per string (``str_max``), argv/envp
-    entries (``argv_max``) and bytes per buffer (``buf_max``). Immutable and hashable; the
-    manifest spelling is camelCase (``strMax``, ``argvMax``, ``bufMax``). Out-of-range values
+    entries (``argv_max``) and bytes per buffer (``buf_max``), and whether calls are timed
+    from entry to exit (``durations``). Immutable and hashable; the manifest spelling is
+    camelCase (``strMax``, ``argvMax``, ``bufMax``, ``durations``). Out-of-range values
     raise ``TraceSpecError`` such as ``capture.strMax: must be 1..4096, got 0``."""
 
     model_config = ConfigDict(
@@ -108,6 +109,12 @@ class Capture(FrozenSpecModel):
         json_schema_extra={"minimum": 0, "maximum": BUF_MAX_LIMIT},
         description="bytes captured per buffer argument",
     )
+    durations: StrictBool = Field(
+        False,
+        alias="durations",
+        description="time each call from entry to exit (adds each traced syscall's entry "
+        "hook: about twice the cost per call); without it a call carries its exit time only",
+    )
 
     if TYPE_CHECKING:  # the Python names; manifests use from_manifest() (camelCase)
 
@@ -117,4 +124,5 @@ class Capture(FrozenSpecModel):
             str_max: int = DEFAULT_STR_MAX,
             argv_max: int = DEFAULT_ARGV_MAX,
             buf_max: int = DEFAULT_BUF_MAX,
+            durations: bool = False,
         ) -> None: ...
