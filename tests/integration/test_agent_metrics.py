@@ -29,7 +29,11 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         m = c.metrics()
         assert m.mode == "node" and m.max_entries > 0
         row = next(r for r in m.rows if r.count > 0)
-        assert row.syscall and row.error and sum(row.buckets) == row.count
+        assert row.syscall and row.error
+        # the histogram holds the timed calls: a call in flight when the
+        # metrics started is counted without a duration
+        assert all(sum(r.buckets) <= r.count for r in m.rows)
+        assert any(0 < sum(r.buckets) == r.count for r in m.rows)
         with urllib.request.urlopen(urls[0], timeout=10) as resp:
             text = resp.read().decode()
         assert "syshub_syscalls_total" in text
