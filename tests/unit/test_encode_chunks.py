@@ -8,6 +8,7 @@ foreign-ABI records are one-line errors."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 
@@ -153,3 +154,22 @@ def test_the_cli_writer_goes_through_the_descriptor_in_order(chunks: list[EventC
     assert w.fd is None
     w.write(chunks)
     assert mem.getvalue() == encode_chunks(chunks, "text")
+
+
+def test_json_lines_of_alternating_threads_and_namespaces() -> None:
+    """The JSON encoder copies the process and namespace fields of the last
+    event when they repeat: every switch of thread, comm or namespace must
+    still give each event its own."""
+    from test_encode import record
+
+    recs = []
+    for i, (comm, ns) in enumerate(
+        [(b"a", NS_A), (b"a", NS_A), (b"b", NS_A), (b"b", NS_B), (b"a", NS_B), (b"a", NS_A)]
+    ):
+        recs.append(record(39, ret=i, seq=i, comm=comm, pid_ns=ns))
+    b = Batch.from_records(recs)
+    c = EventChunk(b, ((0, len(b)),), {NS_A: CONTAINER})
+    want = [TraceEvent(ev, CONTAINER if ev.pid_ns == NS_A else None).to_dict() for ev in b]
+    got = [json.loads(line) for line in encode_chunks([c], "json").splitlines()]
+    assert got == want
+    assert [d["comm"] for d in got] == ["a", "a", "b", "b", "a", "a"]

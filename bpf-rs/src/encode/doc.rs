@@ -52,6 +52,15 @@ pub trait Sink {
     fn syscall(&mut self, nr: u32) {
         syscall_doc(self, nr);
     }
+    /// The process fields of `hdr` ([`process_doc`]; the same for every call
+    /// of a thread, so a sink may copy what it wrote for the last event).
+    fn process(&mut self, hdr: &SyscallEvent) {
+        process_doc(self, hdr);
+    }
+    /// The namespace fields of `hdr` ([`namespaces_doc`]; a sink may copy).
+    fn namespaces(&mut self, hdr: &SyscallEvent) {
+        namespaces_doc(self, hdr);
+    }
 }
 
 /// Writes a given document node by node (the default of [`Sink::doc`]).
@@ -136,12 +145,9 @@ pub fn syscall_doc<S: Sink + ?Sized>(s: &mut S, nr: u32) {
     s.end_map();
 }
 
-/// The event document (swoll TraceEvent field names where they mean the
-/// same; `pid` is the process id, `tid` the thread id, both host view).
-pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], extra: Extra<'_>) {
-    s.begin_map();
-    s.field("syscall");
-    s.syscall(hdr.nr);
+/// The process fields of an event, `pid` to `session` (the default of
+/// [`Sink::process`]).
+pub fn process_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent) {
     for (k, v) in [
         ("pid", hdr.tgid),
         ("tgid", hdr.tgid),
@@ -164,6 +170,29 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
     s.lossy(&hdr.comm[..end]);
     s.field("session");
     s.uint(u64::from(hdr.sid));
+}
+
+/// The namespace fields of an event, `pid_ns` to `cgroup_id` (the default
+/// of [`Sink::namespaces`]).
+pub fn namespaces_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent) {
+    for (k, v) in [
+        ("pid_ns", u64::from(hdr.pid_ns)),
+        ("uts_ns", u64::from(hdr.uts_ns)),
+        ("mount_ns", u64::from(hdr.mnt_ns)),
+        ("cgroup_id", hdr.cgroup_id),
+    ] {
+        s.field(k);
+        s.uint(v);
+    }
+}
+
+/// The event document (swoll TraceEvent field names where they mean the
+/// same; `pid` is the process id, `tid` the thread id, both host view).
+pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], extra: Extra<'_>) {
+    s.begin_map();
+    s.field("syscall");
+    s.syscall(hdr.nr);
+    s.process(hdr);
     let (returned, ret, errno) = result_of(hdr);
     s.field("error");
     match (returned, errno) {
@@ -177,11 +206,8 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
     opt_int(s, ret);
     s.field("returned");
     s.bool(returned);
+    s.namespaces(hdr);
     for (k, v) in [
-        ("pid_ns", u64::from(hdr.pid_ns)),
-        ("uts_ns", u64::from(hdr.uts_ns)),
-        ("mount_ns", u64::from(hdr.mnt_ns)),
-        ("cgroup_id", hdr.cgroup_id),
         ("start", hdr.enter_ns),
         ("finish", hdr.exit_ns),
         ("seq", hdr.seq),

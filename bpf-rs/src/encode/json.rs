@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use super::doc::{Doc, Extra, Sink, event_doc, syscall_doc, walk_doc};
+use super::doc::{Doc, Extra, Sink, event_doc, namespaces_doc, process_doc, syscall_doc, walk_doc};
 use super::{Containers, decoded};
+use crate::abi::SyscallEvent;
 
 /// Writes documents as compact JSON into a byte buffer. A given [`Doc`]
 /// (a container, the same for every event of its namespace) is encoded once
@@ -20,6 +21,29 @@ pub struct JsonSink<'a> {
     docs: HashMap<usize, Vec<u8>>,
     /// Encoded `syscall` objects by number.
     syscalls: HashMap<u32, Vec<u8>>,
+    /// The last event's process fields (with their leading comma) and the
+    /// header values they came from: consecutive events of one thread
+    /// share them, so they are copied instead of formatted again.
+    process: Memo<ProcessKey>,
+    /// The same for the namespace fields.
+    namespaces: Memo<(u32, u32, u32, u64)>,
+}
+
+type ProcessKey = ([u32; 7], [u8; 16]);
+
+/// What a sink wrote last for a key.
+struct Memo<K> {
+    key: Option<K>,
+    json: Vec<u8>,
+}
+
+impl<K> Default for Memo<K> {
+    fn default() -> Self {
+        Self {
+            key: None,
+            json: Vec::new(),
+        }
+    }
 }
 
 impl<'a> JsonSink<'a> {
@@ -29,7 +53,37 @@ impl<'a> JsonSink<'a> {
             comma: false,
             docs: HashMap::new(),
             syscalls: HashMap::new(),
+            process: Memo::default(),
+            namespaces: Memo::default(),
         }
+    }
+
+    /// Writes fields with `write`, or copies what it wrote last time for the
+    /// same `key`. The fields follow a value (the separator state is the
+    /// same each time), so their bytes, leading comma included, are too.
+    fn memo<K: PartialEq + Copy>(
+        &mut self,
+        pick: fn(&mut Self) -> &mut Memo<K>,
+        key: K,
+        write: impl FnOnce(&mut Self),
+    ) {
+        debug_assert!(self.comma);
+        if pick(self).key == Some(key) {
+            let json = std::mem::take(&mut pick(self).json);
+            self.out.extend_from_slice(&json);
+            pick(self).json = json;
+            self.comma = true;
+            return;
+        }
+        let before = self.out.len();
+        write(self);
+        let mut json = std::mem::take(&mut pick(self).json);
+        json.clear();
+        json.extend_from_slice(&self.out[before..]);
+        *pick(self) = Memo {
+            key: Some(key),
+            json,
+        };
     }
 
     #[inline]
@@ -42,6 +96,44 @@ impl<'a> JsonSink<'a> {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends a short slice without a call to `memcpy`: fixed-size,
+/// overlapping copies from both ends (the keys and numbers of an event are
+/// 1-20 bytes, and a library call per key costs more than the copy; measured
+/// on getppid lines with `perf record`). Longer slices use `extend_from_slice`.
+#[inline]
+fn put(out: &mut Vec<u8>, s: &[u8]) {
+    let n = s.len();
+    if n > 32 {
+        out.extend_from_slice(s);
+        return;
+    }
+    out.reserve(32);
+    let len = out.len();
+    let src = s.as_ptr();
+    // SAFETY: `reserve(32)` leaves at least 32 writable bytes after `len`,
+    // and every copy below stays within them and within `s` (each reads
+    // `w` bytes at 0 and at `n - w` with `w <= n`); `set_len` then covers
+    // exactly the `n` bytes written.
+    unsafe {
+        let dst = out.as_mut_ptr().add(len);
+        if n >= 16 {
+            std::ptr::copy_nonoverlapping(src, dst, 16);
+            std::ptr::copy_nonoverlapping(src.add(n - 16), dst.add(n - 16), 16);
+        } else if n >= 8 {
+            std::ptr::copy_nonoverlapping(src, dst, 8);
+            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
+        } else if n >= 4 {
+            std::ptr::copy_nonoverlapping(src, dst, 4);
+            std::ptr::copy_nonoverlapping(src.add(n - 4), dst.add(n - 4), 4);
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+        out.set_len(len + n);
+    }
+}
 
 fn push_u16_escape(out: &mut Vec<u8>, u: u16) {
     out.extend_from_slice(&[
@@ -77,7 +169,7 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
             i += 1;
             continue;
         }
-        out.extend_from_slice(&b[start..i]);
+        put(out, &b[start..i]);
         let width = match c {
             b'"' => push(out, b"\\\""),
             b'\\' => push(out, b"\\\\"),
@@ -106,7 +198,7 @@ fn push_escaped(out: &mut Vec<u8>, s: &str) {
         i += width;
         start = i;
     }
-    out.extend_from_slice(&b[start..]);
+    put(out, &b[start..]);
 }
 
 /// Appends an escape of one byte; its width in the input (1).
@@ -141,7 +233,7 @@ fn push_u64(out: &mut Vec<u8>, mut v: u64) {
         i -= 1;
         buf[i] = b'0' + u8::try_from(v).unwrap_or(0);
     }
-    out.extend_from_slice(&buf[i..]);
+    put(out, &buf[i..]);
 }
 
 impl Sink for JsonSink<'_> {
@@ -180,14 +272,14 @@ impl Sink for JsonSink<'_> {
         debug_assert!(!k.bytes().any(|c| ESCAPED[usize::from(c)]), "{k}");
         self.sep();
         self.out.push(b'"');
-        self.out.extend_from_slice(k.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        put(self.out, k.as_bytes());
+        put(self.out, b"\":");
         self.comma = false;
     }
     #[inline]
     fn null(&mut self) {
         self.sep();
-        self.out.extend_from_slice(b"null");
+        put(self.out, b"null");
     }
     #[inline]
     fn bool(&mut self, v: bool) {
@@ -237,6 +329,25 @@ impl Sink for JsonSink<'_> {
         syscall_doc(&mut JsonSink::new(&mut json), nr);
         self.out.extend_from_slice(&json);
         self.syscalls.insert(nr, json);
+    }
+    fn process(&mut self, hdr: &SyscallEvent) {
+        let key = (
+            [
+                hdr.tgid,
+                hdr.tid,
+                hdr.ns_tgid,
+                hdr.ns_tid,
+                hdr.uid,
+                hdr.gid,
+                hdr.sid,
+            ],
+            hdr.comm,
+        );
+        self.memo(|s| &mut s.process, key, |s| process_doc(s, hdr));
+    }
+    fn namespaces(&mut self, hdr: &SyscallEvent) {
+        let key = (hdr.pid_ns, hdr.uts_ns, hdr.mnt_ns, hdr.cgroup_id);
+        self.memo(|s| &mut s.namespaces, key, |s| namespaces_doc(s, hdr));
     }
     fn doc(&mut self, d: &Doc) {
         let addr = std::ptr::from_ref(d) as usize;

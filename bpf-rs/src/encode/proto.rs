@@ -54,7 +54,7 @@ fn boolean(out: &mut Vec<u8>, field: u32, v: bool) {
     uint(out, field, u64::from(v));
 }
 
-fn bytes_set(out: &mut Vec<u8>, field: u32, b: &[u8]) {
+pub(super) fn bytes_set(out: &mut Vec<u8>, field: u32, b: &[u8]) {
     key(out, field, LEN);
     varint(out, b.len() as u64);
     out.extend_from_slice(b);
@@ -203,7 +203,7 @@ fn container_field(d: &Doc) -> Vec<u8> {
 }
 
 /// The fields of a `Container` message from the topology's document.
-pub(super) fn container_body(m: &mut Vec<u8>, d: &Doc) {
+fn container_body(m: &mut Vec<u8>, d: &Doc) {
     let Doc::Map(entries) = d else {
         return;
     };

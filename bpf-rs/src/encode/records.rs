@@ -6,12 +6,15 @@
 //! wire instead of ~600 for JSON lines, and nothing per event to send.
 //!
 //! Field numbers (event.proto, `EventBatch`): node 2, realtime_offset_ns 3,
-//! records 4, records_abi 5, count 6, containers 7 (`map<uint32, Container>`).
+//! records 4, records_abi 5, count 6, containers 7 (`map<uint32, string>`:
+//! each container's JSON document).
 
 use std::collections::HashSet;
 
 use super::Containers;
-use super::proto::{container_body, int64_set, key, message, string, uint, varint};
+use super::doc::walk_doc;
+use super::json::JsonSink;
+use super::proto::{bytes_set, int64_set, key, message, string, uint, varint};
 use crate::abi::{ABI_VERSION, SyscallEvent};
 
 /// Records are stored 8-byte aligned, as in a reader batch.
@@ -54,9 +57,11 @@ pub fn encode_records(
         }
         last = Some(hdr.pid_ns);
         if let Some(Some(doc)) = containers.get(&hdr.pid_ns) {
+            let mut json = Vec::new();
+            walk_doc(&mut JsonSink::new(&mut json), doc);
             message(out, 7, |e| {
                 uint(e, 1, u64::from(hdr.pid_ns));
-                message(e, 2, |c| container_body(c, doc));
+                bytes_set(e, 2, &json);
             });
         }
     }

@@ -78,31 +78,6 @@ class Records:
         return encode_json(self.batch, None, self.containers)
 
 
-_CONTAINER_KEYS: Final = (
-    ("id", "id"),
-    ("pod", "pod"),
-    ("sandbox_id", "sandbox-id"),
-    ("name", "name"),
-    ("image", "image"),
-    ("namespace", "namespace"),
-    ("labels", "labels"),
-    ("pid", "pid"),
-    ("pid_namespace", "pid-namespace"),
-)
-
-
-def container_doc(c: event_pb2.Container) -> dict[str, object]:
-    """``Container.to_dict()`` of a Container message (empty fields omitted)."""
-    out: dict[str, object] = {}
-    for attr, key in _CONTAINER_KEYS:
-        v = getattr(c, attr)
-        if attr == "labels":
-            v = dict(v)
-        if v not in ("", {}, 0):
-            out[key] = v
-    return out
-
-
 class RecordsError(ValueError):
     """A records-form batch this client cannot decode."""
 
@@ -121,7 +96,7 @@ def records_of(b: event_pb2.EventBatch) -> Records:
     if len(batch) != b.count:
         raise RecordsError(f"records: {len(batch)} records where the batch says {b.count}")
     containers: dict[int, dict[str, object] | None] = {
-        ns: container_doc(c) for ns, c in b.containers.items()
+        ns: json.loads(doc) for ns, doc in b.containers.items()
     }
     return Records(batch, containers)
 

@@ -506,15 +506,14 @@ class EventBatch(_message.Message):
         KEY_FIELD_NUMBER: _builtins.int
         VALUE_FIELD_NUMBER: _builtins.int
         key: _builtins.int
-        @_builtins.property
-        def value(self) -> Global___Container: ...
+        value: _builtins.str
         def __init__(
             self,
             *,
             key: _builtins.int = ...,
-            value: Global___Container | None = ...,
+            value: _builtins.str = ...,
         ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
         def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
         _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -548,8 +547,11 @@ class EventBatch(_message.Message):
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
     @_builtins.property
-    def containers(self) -> _containers.MessageMap[_builtins.int, Global___Container]:
-        """The container of each pid namespace in `records` (absent: unknown)."""
+    def containers(self) -> _containers.ScalarMap[_builtins.int, _builtins.str]:
+        """The container of each pid namespace in `records` (absent: unknown), as
+        the event document's `container` object in JSON (Container.to_dict():
+        its labels keep their order, which a protobuf map would not).
+        """
 
     def __init__(
         self,
@@ -560,7 +562,7 @@ class EventBatch(_message.Message):
         records: _builtins.bytes = ...,
         records_abi: _builtins.int = ...,
         count: _builtins.int = ...,
-        containers: _abc.Mapping[_builtins.int, Global___Container] | None = ...,
+        containers: _abc.Mapping[_builtins.int, _builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
