@@ -1,6 +1,6 @@
 """Scrape time of ``/metrics`` with many series (not a registered scenario).
 
-``python -m benches.metrics_scrape [--namespaces N] [--repeat R]`` starts the
+``python -m benches.metrics_scrape [--namespaces N] [--repeat R] [--count-only]`` starts the
 workload ``tests/progs/metrics_calls.c spread N``: N pid namespaces, each
 making about 32 distinct (syscall, result) series and then staying alive, so
 the kernel map holds ~32*N real series (plus the host's own) and the
@@ -68,8 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--namespaces", type=int, default=320, help="pid namespaces to spread over")
     ap.add_argument("--repeat", type=int, default=7, help="timed repetitions (median)")
     ap.add_argument("--max-entries", type=int, default=65536)
+    ap.add_argument(
+        "--count-only",
+        action="store_true",
+        help="metrics without latency (no duration histogram in the exposition)",
+    )
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as d, Metrics("node", max_entries=args.max_entries) as m:
+    with (
+        tempfile.TemporaryDirectory() as d,
+        Metrics("node", max_entries=args.max_entries, latency=not args.count_only) as m,
+    ):
         prog = _build(Path(d))
         work = subprocess.Popen(
             [str(prog), "spread", str(args.namespaces)],
@@ -106,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     doc = {
         "namespaces": args.namespaces,
+        "latency": not args.count_only,
         "kernel_series": getattr(read[2], "entries", 0),
         "report_rows": len(getattr(label[2], "rows", ())),
         "exported_label_sets": text.count(b"\nsyshub_syscalls_total{"),
