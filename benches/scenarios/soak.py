@@ -7,7 +7,8 @@ each read by a subscriber. Sampled every SAMPLE_S: the process's memory
 (RSS), file descriptors, threads, and the entries of the probe's hash maps
 (filters, counters, read counts, scope tasks, read with bpftool). Flat means:
 the last fifth of the samples is no higher than the first fifth plus a small
-allowance. At the end every Trace and every probe key balances exactly:
+allowance. Every Trace balances exactly when deleted (then the Hub forgets
+its job, as the agent does), every probe key at the end:
 matched == delivered + dropped + sampled_out.
 
 Run: ``python -m benches --scenario soak`` (``SYSHUB_SOAK_S`` seconds,
@@ -29,6 +30,7 @@ from typing import Any
 
 from benches.common import Check, Context, ScenarioResult, Table
 from syshub import Hub, HubConfig, Probe, Subscription, Trace
+from syshub.hub.retention import forget_job
 from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, LocalObserver
 
@@ -195,6 +197,13 @@ def soak(
                 hub.delete_trace(tr)
                 rep.events += sum(_drain([p]) for p in subs if p[0] is tr)
                 subs = [p for p in subs if p[0] is not tr]
+                # Its counts are final: checked now, then the Hub forgets the job
+                # (as the agent does for deleted traces; else every job stays in memory).
+                js = hub.stats().jobs[tr.status.job_id]
+                rep.checks.append(
+                    Check(f"job {js.job_id}", js.matched, js.delivered, js.dropped, js.sampled_out)
+                )
+                forget_job(hub, js.job_id)
             rep.events += _drain(subs)
             if now >= next_sample:
                 next_sample += sample_s

@@ -91,7 +91,10 @@ class StoredTrace:
         if doc.get("capture") is not None:
             from syshub.spec import limits
 
-            capture = limits.Capture(**{k: int(v) for k, v in doc["capture"].items()})
+            c = doc["capture"]
+            capture = limits.Capture(
+                str_max=int(c["str_max"]), argv_max=int(c["argv_max"]), buf_max=int(c["buf_max"])
+            )
         start = doc.get("pid_start")
         pid_start = None if start is None else int(start)
         return StoredTrace(trace, str(doc["job_id"]), started, target, capture, pid_start)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +25,7 @@ from syshub.errors import HubError
 from syshub.hub import Hub, Job, Target
 from syshub.hub.jobs import TargetKind
 from syshub.hub.plan import CaptureSizes
+from syshub.hub.retention import forget_job
 from syshub.spec.trace import Trace
 
 Key = tuple[str, str]
@@ -32,6 +34,8 @@ log = logging.getLogger("syshub.agent")
 
 #: Targets named by a process id (checked against the process's start time).
 PID_TARGETS = (TargetKind.PROCESS, TargetKind.NAMESPACE_OF)
+#: Deleted traces whose jobs the Hub keeps (their final counters); older ones are forgotten.
+KEEP_DELETED = 64
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class TraceRegistry:
         self.store = store
         self._lock = threading.Lock()
         self._entries: dict[Key, TraceEntry] = {}
+        self._deleted: deque[str] = deque()
 
     def create(
         self,
@@ -94,7 +99,18 @@ class TraceRegistry:
                 raise RequestError(grpc.StatusCode.FAILED_PRECONDITION, str(e)) from None
             entry = TraceEntry(trace, job)
             self._entries[key] = entry
+        if old is not None:
+            self._done_with(old)
         return entry
+
+    def _done_with(self, entry: TraceEntry) -> None:
+        """The entry's job is no longer listed: the Hub may forget it once
+        KEEP_DELETED later ones are gone too."""
+        with self._lock:
+            self._deleted.append(entry.job.job_id)
+            old = [self._deleted.popleft() for _ in range(len(self._deleted) - KEEP_DELETED)]
+        for job_id in old:
+            forget_job(self.hub, job_id)
 
     def _save(self, entry: TraceEntry) -> None:
         assert self.store is not None
@@ -195,6 +211,7 @@ class TraceRegistry:
             if self._entries.get(entry.key) is entry:
                 del self._entries[entry.key]
         self._forget(entry.key)
+        self._done_with(entry)
         return entry
 
     def _forget(self, key: Key) -> None:

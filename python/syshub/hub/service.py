@@ -168,7 +168,7 @@ class Hub(BatchSubscribing):
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=target, name=name, daemon=True)
         t.start()
-        self._threads.append(t)
+        self._threads = [*(x for x in self._threads if x.is_alive()), t]  # ended: forgotten
 
     # jobs ----------------------------------------------------------------
     def run_trace(
