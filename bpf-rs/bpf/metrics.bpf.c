@@ -251,7 +251,9 @@ int syshub_mx_enter(__u64 *ctx)
 	struct mx_slot *st;
 	__u32 pid_ns;
 
-	if (!mx_counted(task, &pid_ns))
+	/* intent: node mode needs no namespace here (the exit finds it) */
+	if (mode == SYSHUB_MX_MODE_NODE ? (__u32)task->tgid == self_tgid
+					: !mx_counted(task, &pid_ns))
 		return 0;
 	st = bpf_task_storage_get(&mx_slots, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
