@@ -296,7 +296,22 @@ pub(crate) fn write_chunks(
             res
         })
     })
-    .map_err(PyErr::from)
+    .map_err(os_error)
+}
+
+/// An OSError as Python raises it for a failed write: `OSError(errno,
+/// strerror)` (a subclass such as BrokenPipeError by errno), the message
+/// without Rust's " (os error N)" suffix.
+fn os_error(e: std::io::Error) -> PyErr {
+    let Some(code) = e.raw_os_error() else {
+        return PyErr::from(e);
+    };
+    let text = e.to_string();
+    let msg = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text)
+        .to_owned();
+    pyo3::exceptions::PyOSError::new_err((code, msg))
 }
 
 /// The batch of a records-form EventBatch's `records` field (each record

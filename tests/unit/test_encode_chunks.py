@@ -7,6 +7,7 @@ foreign-ABI records are one-line errors."""
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -133,8 +134,9 @@ def test_write_chunks_writes_from_rust_to_the_descriptor(
         assert f.read() == encode_chunks(chunks, fmt)
     r, w = os.pipe()
     os.close(r)
-    with pytest.raises(BrokenPipeError):
+    with pytest.raises(BrokenPipeError) as err:
         write_chunks(w, chunks, fmt)
+    assert (err.value.errno, err.value.strerror) == (errno.EPIPE, os.strerror(errno.EPIPE))
     os.close(w)
 
 
