@@ -323,9 +323,7 @@ def encode_proto(
 ) -> bytes:
     """A serialized ``syshub.v1.EventBatch`` (proto/syshub/v1/event.proto)."""
 
-_Chunk = tuple[
-    Batch, Sequence[tuple[int, int]] | None, dict[int, Mapping[str, Any] | None] | None
-]
+_Chunk = tuple[Batch, Sequence[tuple[int, int]] | None, dict[int, Mapping[str, Any] | None] | None]
 
 def encode_chunks(
     format: str,
