@@ -133,6 +133,7 @@ class _Stream:
         self.call = client.watch_raw(name, format=fmt, max_batch=MAX_BATCH)
         self.fmt = fmt
         self.last_seq = 0
+        self.messages = 0
         self.received = 0
         self.bytes = 0
         self.counters: Any = None
@@ -145,6 +146,7 @@ class _Stream:
         records = self.fmt == "records"
         try:
             for msg in self.call:
+                self.messages += 1
                 if records and msg.count:
                     # As the in-process batch consumer: the batch (each record
                     # validated by the decoder), its length and seq column.
@@ -211,7 +213,13 @@ def grpc_run(
             Check(f"{label} stream {i} received = delivered", c.delivered, s.received, 0, 0)
         )
         per.append(
-            {"received": s.received, "bytes": s.bytes, "dropped": c.dropped, "matched": c.matched}
+            {
+                "received": s.received,
+                "bytes": s.bytes,
+                "messages": s.messages,
+                "dropped": c.dropped,
+                "matched": c.matched,
+            }
         )
     received = [p["received"] for p in per]
     m = {
