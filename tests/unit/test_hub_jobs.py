@@ -194,6 +194,7 @@ class Sizes:
     str_max: int
     argv_max: int
     buf_max: int
+    durations: bool = False
 
 
 def capture_values() -> list[Any]:

@@ -32,16 +32,24 @@ from syshub.hub.plan import (
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """Any object with the three sizes is a capture (like ``spec.limits.Capture``)."""
+    """Any object with the three sizes and durations is a capture (like
+    ``spec.limits.Capture``)."""
 
     str_max: int = DEFAULT_STR_MAX
     argv_max: int = DEFAULT_ARGV_MAX
     buf_max: int = DEFAULT_BUF_MAX
+    durations: bool = False
 
 
 Want = tuple[int, CaptureSizes | None]
 
 # --------------------------------------------------------------------------- key_config
+
+
+def test_durations_when_any_context_wants_them() -> None:
+    assert key_config([(1, Sizes()), (1, None)]) == KeyConfig(1)
+    both = key_config([(1, Sizes()), (4, Sizes(durations=True)), (1, None)])
+    assert both is not None and both.durations and both.sample_rate == 1
 
 
 def test_key_config_examples() -> None:

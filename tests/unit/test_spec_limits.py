@@ -32,8 +32,14 @@ def test_limits_are_the_native_ones() -> None:
 def test_capture_defaults_match_the_probe() -> None:
     capture = Capture()
     assert (capture.str_max, capture.argv_max, capture.buf_max) == (256, 32, 64)
-    assert capture.model_dump() == {"str_max": 256, "argv_max": 32, "buf_max": 64}
-    assert capture.to_dict() == {"strMax": 256, "argvMax": 32, "bufMax": 64}
+    assert capture.model_dump() == {
+        "str_max": 256,
+        "argv_max": 32,
+        "buf_max": 64,
+        "durations": False,
+    }
+    assert Capture.model_validate({"durations": True}).durations
+    assert capture.to_dict() == {"strMax": 256, "argvMax": 32, "bufMax": 64, "durations": False}
 
 
 def test_capture_is_a_frozen_hashable_value() -> None:
@@ -62,7 +68,7 @@ def test_capture_is_a_frozen_hashable_value() -> None:
         ({"str_max": "256"}, "capture.strMax: expected an integer, got string '256'"),
         ({"str_max": True}, "capture.strMax: expected an integer, got boolean True"),
         ({"str_max": 64.0}, "capture.strMax: expected an integer, got number 64.0"),
-        ({"strmax": 1}, "capture.strmax: unknown field (expected one of strMax, argvMax, bufMax)"),
+        ({"strmax": 1}, "capture.strmax: unknown field (expected one of strMax, argvMax, bufMax, durations)"),
     ],
 )
 def test_capture_rejects_out_of_range(kwargs: dict[str, object], message: str) -> None:

@@ -132,5 +132,5 @@ def test_model_json_schema_and_inlining() -> None:
     assert "$defs" in raw  # pydantic's own form, with definitions
     assert inline_refs(raw) == trace_json_schema()
     capture = inline_refs(Capture.model_json_schema())
-    assert set(capture["properties"]) == {"strMax", "argvMax", "bufMax"}
+    assert set(capture["properties"]) == {"strMax", "argvMax", "bufMax", "durations"}
     assert capture["properties"]["strMax"]["maximum"] == 4096
