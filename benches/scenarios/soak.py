@@ -18,12 +18,14 @@ default 3600; 8 with ``--quick``); CI runs :func:`soak` for 60 s
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ class Sample:
     maps: dict[str, int]
     containers: int
     traces: int
+    py_blocks: int = 0
+    """Python's allocated memory blocks (``sys.getallocatedblocks``)."""
 
 
 @dataclass
@@ -59,13 +63,15 @@ class SoakReport:
     samples: list[Sample] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    objects: dict[str, int] = field(default_factory=dict)
+    """Python objects by type: last sample minus first (the 10 that grew most)."""
 
     def growth(self) -> dict[str, float]:
         """Last fifth minus first fifth of the samples (max of each), per measure."""
         n = max(1, len(self.samples) // 5)
         first, last = self.samples[:n], self.samples[-n:]
         out: dict[str, float] = {}
-        for name in ("rss_kib", "fds", "threads"):
+        for name in ("rss_kib", "fds", "threads", "py_blocks"):
             out[name] = max(getattr(s, name) for s in last) - max(getattr(s, name) for s in first)
         for m in self.samples[0].maps if self.samples else {}:
             out[f"map:{m}"] = max(s.maps.get(m, 0) for s in last) - max(
@@ -79,6 +85,11 @@ def _status(field_name: str) -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     return 0
+
+
+def _object_counts() -> Counter[str]:
+    gc.collect()
+    return Counter(type(o).__name__ for o in gc.get_objects())
 
 
 def _map_ids() -> set[int]:
@@ -182,6 +193,7 @@ def soak(
     t0 = time.monotonic()
     # Samples start once containers and Traces have reached their steady count.
     next_trace, next_sample = t0, t0 + min(secs / 4, life + trace_life + 1)
+    first_objects: Counter[str] | None = None
     try:
         while (now := time.monotonic()) - t0 < secs:
             churn.step(now)
@@ -216,8 +228,14 @@ def soak(
                         maps=map_entries(),
                         containers=len(churn.live),
                         traces=len(created),
+                        py_blocks=sys.getallocatedblocks(),
                     )
                 )
+                if first_objects is None:
+                    first_objects = _object_counts()
+                elif now + sample_s - t0 >= secs:  # the last sample
+                    grew = (_object_counts() - first_objects).most_common(10)
+                    rep.objects = dict(grew)
                 if say is not None:
                     say(f"soak: {asdict(rep.samples[-1])}")
             time.sleep(0.02)
@@ -264,6 +282,7 @@ def run(ctx: Context) -> ScenarioResult:
         "traces": rep.traces,
         "events": rep.events,
         "growth": rep.growth(),
+        "object_growth": rep.objects,
         "errors": rep.errors,
         "samples": [asdict(s) for s in rep.samples],
     }
