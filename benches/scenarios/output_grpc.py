@@ -30,6 +30,10 @@ START_TIMEOUT = 30.0
 #: Events per WatchResponse the streams ask for (the agent's default is 4,096):
 #: fewer messages, less per-message Python work on both sides.
 MAX_BATCH = 16384
+#: The streams' queue bound in events (the agent's default is 65,536): room for
+#: a burst while the consumer CPU is taken by something else, as the kernel
+#: ring (16 MiB, ~100 k getppid events) gives the in-process batch consumer.
+QUEUE = 262144
 
 
 def _ssl(*args: str) -> None:
@@ -130,7 +134,7 @@ class _Stream:
     """One Watch stream read on its own thread: events received, last counters."""
 
     def __init__(self, client: Any, name: str, fmt: str) -> None:
-        self.call = client.watch_raw(name, format=fmt, max_batch=MAX_BATCH)
+        self.call = client.watch_raw(name, format=fmt, max_batch=MAX_BATCH, queue=QUEUE)
         self.fmt = fmt
         self.last_seq = 0
         self.messages = 0
