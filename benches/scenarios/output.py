@@ -51,7 +51,7 @@ from benches.common import (
     key_checks,
     median,
 )
-from benches.scenarios.output_grpc import grpc_run, running_agent
+from benches.scenarios.output_grpc import QUEUE, grpc_run, running_agent
 from benches.scenarios.throughput import DEFAULT_RING, BatchConsumer, traced_run
 from benches.workload import Loop
 
@@ -138,7 +138,8 @@ def hub_run(
                     f.flush()
                 return len(evs)
         else:
-            sub = hub.subscribe_batches(job)
+            # As `syshub trace --queue QUEUE` (the gRPC streams ask for the same).
+            sub = hub.subscribe_batches(job, maxsize=QUEUE)
             writer = EventWriter(f, "bench", variant)
 
             def take() -> int:
