@@ -188,7 +188,9 @@ def run_syshub(prog: Path, workdir: Path, syscalls: Sequence[str]) -> list[Any]:
     lost = [k for k in stats.keys if k.dropped]
     if lost:
         raise RuntimeError(f"syshub dropped events: {lost}")
-    evs.sort(key=lambda e: (e.enter_ns, e.seq))
+    # Call order: when each returned (a call seen at exit only has no entry
+    # time), exit/exit_group (never returning) by their entry.
+    evs.sort(key=lambda e: (e.exit_ns or e.enter_ns, e.seq))
     return evs
 
 

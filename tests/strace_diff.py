@@ -196,7 +196,9 @@ def run_syshub(w: Workload, base: Path) -> list[Proc]:
         for line in out.read_text().splitlines()
         if line.strip()
     ]
-    evs.sort(key=lambda e: (e.d["start"], e.d["seq"]))
+    # A thread's call order: when each returned (a call seen at exit only has
+    # no entry time); exit/exit_group, which never return, by their entry.
+    evs.sort(key=lambda e: (e.d["finish"] or e.d["start"], e.d["seq"]))
     groups: dict[int, list[Any]] = {}
     for e in evs:
         groups.setdefault(e.tid, []).append(e)

@@ -90,6 +90,7 @@ class Launch:
 
     info_fd: int
     go_fd: int
+    hold_fd: int
     exe: str
     argv: list[str]
     inherited: dict[signal.Signals, bool]
@@ -108,19 +109,25 @@ def _child(body: Callable[[Launch], None], parent_fd: int, launch: Launch) -> No
 
 
 def _command(launch: Launch) -> None:
-    """Set up everything, report the pid, wait for the go byte, exec. The
-    read of the go byte is the last call before ``execve``: the tracer waits
-    until the command blocks in it before installing its filters, so the
-    command's trace starts at its ``execve`` (the go pipe closes on exec)."""
+    """Set up everything, report the pid, wait for the go byte, exec. The wait
+    (a ``pselect6`` on the go and hold pipes) is the last call before
+    ``execve``: the tracer waits until the command blocks in it before
+    installing its filters, and the probe sees ``pselect6`` at entry (a call
+    with in/out structs), so a wait that began before the filters is not
+    recorded and the command's trace starts at its ``execve``. The go byte is
+    not read (a read would be traced): the hold pipe, which the tracer closes
+    only to abandon the command, tells go from abandon (both close on exec)."""
     for py in PYTHON_IGNORED:
         signal.signal(py, signal.SIG_DFL)
     for s, ignored in launch.inherited.items():
         signal.signal(s, signal.SIG_IGN if ignored else signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
     os.set_inheritable(launch.go_fd, False)
+    os.set_inheritable(launch.hold_fd, False)
     os.write(launch.info_fd, f"{os.readlink('/proc/self')}\n".encode())
     os.close(launch.info_fd)
-    if os.read(launch.go_fd, 1) != b"g":
+    ready = select.select([launch.go_fd, launch.hold_fd], [], [])[0]
+    if launch.hold_fd in ready or launch.go_fd not in ready:
         os._exit(EXIT_ABANDONED)
     os.execv(launch.exe, launch.argv)
 
@@ -138,6 +145,7 @@ def _init(launch: Launch) -> None:
     os.close(me)
     os.close(launch.info_fd)
     os.close(launch.go_fd)
+    os.close(launch.hold_fd)
     os._exit(_relay_and_reap(child))
 
 
@@ -164,18 +172,19 @@ def main(argv: list[str]) -> int:
     init = bool(argv) and argv[0] == "--init"
     if init:
         argv = argv[1:]
-    if len(argv) < 6 or argv[3] != "--":
+    if len(argv) < 7 or argv[4] != "--":
         sys.stderr.write(
-            "usage: _nsinit.py [--init] PARENT_FD INFO_FD GO_FD -- EXE ARGV0 [ARGS...]\n"
+            "usage: _nsinit.py [--init] PARENT_FD INFO_FD GO_FD HOLD_FD -- EXE ARGV0 [ARGS...]\n"
         )
         return 2
-    info_fd, go_fd = int(argv[1]), int(argv[2])
-    exe, cmd = argv[4], argv[5:]
+    info_fd, go_fd, hold_fd = int(argv[1]), int(argv[2]), int(argv[3])
+    exe, cmd = argv[5], argv[6:]
     if argv[0] != "-":
         _die_with(int(argv[0]))
     launch = Launch(
         info_fd,
         go_fd,
+        hold_fd,
         exe,
         cmd,
         {s: signal.getsignal(s) == signal.SIG_IGN for s in HELPER_IGNORED},
@@ -192,6 +201,7 @@ def main(argv: list[str]) -> int:
         _child(_init if init else _command, me, launch)
     os.close(me)
     os.close(go_fd)
+    os.close(hold_fd)
     os.close(info_fd)
     _, status = os.waitpid(pid, 0)
     return exit_code(status)

@@ -44,7 +44,7 @@ def _parent_pid(pid: int) -> int:
 
 #: Syscall numbers (x86_64) the held processes block in: the command in
 #: ``read`` of the go pipe, the init in ``rt_sigtimedwait``.
-NR_READ = 0
+NR_PSELECT6 = 270
 NR_RT_SIGTIMEDWAIT = 128
 #: How long to wait for a held process to block before installing filters anyway.
 BLOCK_TIMEOUT = 5.0
@@ -107,10 +107,13 @@ class NamespacedProcess:
             raise SyshubError(f"command not found: {argv[0]!r}")
         info_r, info_w = os.pipe()
         go_r, go_w = os.pipe()
+        # The hold pipe's write end is closed only to abandon the command.
+        hold_r, hold_w = os.pipe()
         me = os.pidfd_open(os.getpid()) if die_with_parent else None
-        fds = (info_w, go_r) if me is None else (me, info_w, go_r)
+        fds = (info_w, go_r, hold_r) if me is None else (me, info_w, go_r, hold_r)
         helper = [sys.executable, "-I", HELPER, *(["--init"] if init else [])]
-        helper += ["-" if me is None else str(me), str(info_w), str(go_r), "--", path, *argv]
+        helper += ["-" if me is None else str(me), str(info_w), str(go_r), str(hold_r)]
+        helper += ["--", path, *argv]
         try:
             self._relay = subprocess.Popen(
                 helper,
@@ -122,13 +125,14 @@ class NamespacedProcess:
                 stderr=stderr,
             )
         except BaseException:
-            for fd in (info_r, go_w):
+            for fd in (info_r, go_w, hold_w):
                 os.close(fd)
             raise
         finally:
             for fd in fds:
                 os.close(fd)
         self._go: int | None = go_w
+        self._hold_w: int | None = hold_w
         self._released = False
         self._fds: list[int] = []
         with os.fdopen(info_r, "rb") as f:
@@ -150,7 +154,7 @@ class NamespacedProcess:
             )
             # Filters go in once both are asleep in their last call before the
             # command's execve: nothing of the launcher is traced.
-            wait_blocked(self.pid, NR_READ, go_r)
+            wait_blocked(self.pid, NR_PSELECT6, max(go_r, hold_r) + 1)
             if self.init_pid is not None:
                 wait_blocked(self.init_pid, NR_RT_SIGTIMEDWAIT)
             # Holding the namespace open keeps its inode from being reused by a
@@ -190,8 +194,14 @@ class NamespacedProcess:
         """Close the barrier without ``g``: a held command exits with 125."""
         if not self._released and self._go is not None:
             self._released = True
+            self._close_hold()
             os.close(self._go)
             self._go = None
+
+    def _close_hold(self) -> None:
+        if self._hold_w is not None:
+            os.close(self._hold_w)
+            self._hold_w = None
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` to the command (never to a recycled pid)."""
@@ -217,6 +227,7 @@ class NamespacedProcess:
 
     def close(self) -> None:
         """Let go of the namespace (its inode may then be reused)."""
+        self._close_hold()
         while self._fds:
             os.close(self._fds.pop())
 
