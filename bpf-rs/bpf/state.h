@@ -21,6 +21,19 @@ struct inflight {
 	__u32 faulted; /* slots whose entry string was not resident: retried at exit */
 	__u32 capflags;
 	__u32 skip; /* nr + 1 of a call its entry sampled out: its exit records nothing */
+	/* The filter this task's last call matched, valid while match_gen is
+	 * unchanged and the call's nr, tgid and pid namespace are the same: a
+	 * task repeating a call skips the filter and scope lookups. */
+	__u64 c_gen;
+	__u32 c_nr;
+	__u32 c_tgid;
+	__u32 c_pidns;
+	__u32 c_scope;
+	struct syshub_filter_key c_key;
+	struct syshub_filter_cfg c_cfg;
+	__u16 c_keyflag;
+	__u16 _pad0;
+	__u32 _pad1;
 	/* Identity cached per task: the active pid namespace of a task never
 	 * changes; host_tid detects the rare exec by a non-leader thread. */
 	__u32 id_tid;
@@ -68,6 +81,15 @@ struct {
 	__type(key, __u32);
 	__type(value, struct syshub_capture_spec);
 } capture_specs SEC(".maps");
+
+/* Bumped by user space after every change of the filters or scopes: the
+ * per-task match caches are stale from then on. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} match_gen SEC(".maps");
 
 /* How each syscall number is hooked: SYSHUB_HOOK_* bits (syshub_abi.h). */
 struct {

@@ -218,6 +218,43 @@ static __always_inline struct syshub_filter_cfg *match_key(__u32 nr, __u32 tgid,
 	return cfg;
 }
 
+/*
+ * match_key through the task's cache: the filter's settings copied to `cfg`;
+ * 0 when no filter matches. `st` may be 0 (a task never matched yet).
+ */
+static __always_inline int match_cached(struct inflight *st, __u32 nr, __u32 tgid, __u32 pidns,
+					struct syshub_filter_key *key,
+					struct syshub_filter_cfg *cfg, __u16 *keyflag, __u32 *scope)
+{
+	struct syshub_filter_cfg *found;
+	__u32 zero = 0;
+	__u64 *gen = bpf_map_lookup_elem(&match_gen, &zero);
+	__u64 g = gen ? *gen : 0;
+
+	if (st && st->c_gen == g && st->c_nr == nr && st->c_tgid == tgid && st->c_pidns == pidns) {
+		*key = st->c_key;
+		*cfg = st->c_cfg;
+		*keyflag = st->c_keyflag;
+		*scope = st->c_scope;
+		return 1;
+	}
+	found = match_key(nr, tgid, pidns, key, keyflag, scope);
+	if (!found)
+		return 0;
+	*cfg = *found;
+	if (st) {
+		st->c_gen = g;
+		st->c_nr = nr;
+		st->c_tgid = tgid;
+		st->c_pidns = pidns;
+		st->c_key = *key;
+		st->c_cfg = *cfg;
+		st->c_keyflag = *keyflag;
+		st->c_scope = *scope;
+	}
+	return 1;
+}
+
 /* Count a match and sample 1-in-N on the per-key sequence: the sequence
  * number of a call to record, or 0 (sampled out or no counters: counted). */
 static __always_inline __u64 count_match(const struct syshub_filter_key *key,
@@ -289,9 +326,15 @@ static __always_inline void fill_header(struct syshub_event *ev, struct task_str
 static __always_inline void args_from_regs(struct syshub_event *ev, struct task_struct *task,
 					   __u32 nargs)
 {
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct pt_regs *regs;
 
-	ev->args[0] = nargs > 0 ? regs->di : 0;
+	/* intent: no helper call for calls without arguments */
+	if (!nargs) {
+		__builtin_memset(ev->args, 0, sizeof(ev->args));
+		return;
+	}
+	regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	ev->args[0] = regs->di;
 	ev->args[1] = nargs > 1 ? regs->si : 0;
 	ev->args[2] = nargs > 2 ? regs->dx : 0;
 	ev->args[3] = nargs > 3 ? regs->r10 : 0;
@@ -308,7 +351,7 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 					__u16 evflags)
 {
 	struct syshub_filter_key key;
-	struct syshub_filter_cfg *cfg;
+	struct syshub_filter_cfg cfg;
 	struct syshub_capture_spec *spec;
 	struct task_struct *task;
 	struct syshub_event *ev;
@@ -326,10 +369,9 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 		pidns = st->id_pidns;
 	else
 		pidns = task_pidns(task);
-	cfg = match_key(nr, (__u32)(pid_tgid >> 32), pidns, &key, &keyflag, &scope);
-	if (!cfg)
+	if (!match_cached(st, nr, (__u32)(pid_tgid >> 32), pidns, &key, &cfg, &keyflag, &scope))
 		return 0;
-	seq = count_match(&key, cfg);
+	seq = count_match(&key, &cfg);
 	if (!st)
 		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!seq) {
@@ -368,9 +410,9 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 	st->nr = nr;
 	st->skip = 0;
 	st->len = sizeof(struct syshub_event);
-	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
-	st->argv_max = cfg->argv_max;
-	st->buf_max = cfg->buf_max;
+	st->str_max = cfg.str_max ? cfg.str_max : SYSHUB_STR_DEFAULT;
+	st->argv_max = cfg.argv_max;
+	st->buf_max = cfg.buf_max;
 	st->faulted = 0;
 	st->pending = 1;
 
@@ -396,7 +438,7 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 					  __s64 ret, __u16 evflags)
 {
 	struct syshub_filter_key key;
-	struct syshub_filter_cfg *cfg;
+	struct syshub_filter_cfg cfg;
 	struct syshub_capture_spec *spec;
 	struct syshub_event *ev;
 	struct stage *sg;
@@ -412,10 +454,9 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 		pidns = st->id_pidns;
 	else
 		pidns = task_pidns(task);
-	cfg = match_key(nr, (__u32)(pid_tgid >> 32), pidns, &key, &keyflag, &scope);
-	if (!cfg)
+	if (!match_cached(st, nr, (__u32)(pid_tgid >> 32), pidns, &key, &cfg, &keyflag, &scope))
 		return 0;
-	seq = count_match(&key, cfg);
+	seq = count_match(&key, &cfg);
 	if (!seq)
 		return 0;
 	if (!st)
@@ -479,9 +520,9 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 	st->nr = nr;
 	st->skip = 0;
 	st->len = sizeof(struct syshub_event);
-	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
-	st->argv_max = cfg->argv_max;
-	st->buf_max = cfg->buf_max;
+	st->str_max = cfg.str_max ? cfg.str_max : SYSHUB_STR_DEFAULT;
+	st->argv_max = cfg.argv_max;
+	st->buf_max = cfg.buf_max;
 	st->faulted = 0;
 	capture_args(nr, CAPTURE_BOTH);
 	emit(st);

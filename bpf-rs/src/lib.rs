@@ -36,6 +36,7 @@ pub mod names {
     pub const MAP_COUNTERS: &str = "counters";
     pub const MAP_CAPTURE_SPECS: &str = "capture_specs";
     pub const MAP_HOOK_MODES: &str = "hook_modes";
+    pub const MAP_MATCH_GEN: &str = "match_gen";
     pub const MAP_GLOBAL_COUNTERS: &str = "global_counters";
     pub const MAP_SCOPE_COUNT: &str = "scope_count";
     pub const MAP_SCOPE_TASKS: &str = "scope_tasks";

@@ -148,3 +148,37 @@ def test_small_ring_still_takes_records(known_calls: Path) -> None:
         assert len(evs) == k.delivered > 0
     finally:
         p.close()
+
+
+def _calls(w: int, n: int) -> None:
+    os.write(w, b"x" * n)
+    time.sleep(0.2)
+
+
+def test_a_tasks_cached_match_follows_filter_and_scope_changes(probe: Any, known_calls: Path) -> None:
+    # The task repeats one call, so it matches through its cache; every
+    # change of the filters or scopes must still apply to its next call.
+    r, w = os.pipe()
+    with NamespacedProcess([str(known_calls), "wait"], stdin=r) as child:
+        os.close(r)
+        ns = child.pid_ns
+        probe.add_filter(ns, "getppid")
+        child.release()
+        _calls(w, 4)
+        probe.add_filter(ns, "getppid", 2)  # the same key, now 1 in 2
+        _calls(w, 4)
+        scope = probe.add_scope(child.pid)
+        probe.add_filter(scope, "getppid")  # the scope's key comes first now
+        _calls(w, 3)
+        probe.remove_filter(scope, "getppid")  # back to the namespace's key
+        _calls(w, 2)
+        os.close(w)
+        assert child.wait(timeout=30) == 0
+        probe.remove_filter(ns, "getppid")
+        evs = drain(probe)
+    by_ns = [e for e in evs if e.pid_ns == ns and not e.flags & 0x10]
+    by_scope = [e for e in evs if e.flags & 0x10 and e.tgid == child.pid]
+    k = probe.stats().key(ns, GETPPID)
+    assert k is not None and k.matched == 4 + 4 + 2
+    assert k.sampled_out == 2 + 1 and k.delivered == len(by_ns) == 4 + 2 + 1
+    assert len(by_scope) == 3

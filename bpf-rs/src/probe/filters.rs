@@ -110,6 +110,7 @@ impl Probe {
         }
         r?;
         self.keys.insert(key, spec);
+        self.bump_match_gen()?;
         self.stage_hook_on()
     }
 
@@ -154,6 +155,7 @@ impl Probe {
                 if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
             Err(e) => return Err(Error::Bpf(format!("removing filter {key:?}: {e}"))),
         }
+        self.bump_match_gen()?;
         // Retire the key's counters into user space, so the kernel map holds
         // only live keys (it would fill after 65536 keys otherwise).
         if let Ok(c) = self.counters.get(&key, 0) {

@@ -109,6 +109,9 @@ pub struct Probe {
     fair_share: bool,
     /// `abi::HOOK_*` bits per syscall number, read by the programs.
     hook_modes: Array<MapData, u32>,
+    /// Bumped after every filter or scope change (the tasks' match caches).
+    match_gen: Array<MapData, u64>,
+    match_gen_value: u64,
     globals: PerCpuArray<MapData, u64>,
     hooks: HashMap<u32, Hook>,
     raw_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
@@ -269,6 +272,8 @@ impl Probe {
             key_read: Arc::new(Mutex::new(take(&mut bpf, MAP_KEY_READ)?)),
             fair_share: fair_share_pct < 100,
             hook_modes: take(&mut bpf, names::MAP_HOOK_MODES)?,
+            match_gen: take(&mut bpf, names::MAP_MATCH_GEN)?,
+            match_gen_value: 0,
             globals: take(&mut bpf, names::MAP_GLOBAL_COUNTERS)?,
             bpf,
             hooks: HashMap::new(),
@@ -291,6 +296,15 @@ impl Probe {
             stage_active: Arc::new(AtomicBool::new(false)),
         };
         Ok((probe, ring))
+    }
+
+    /// Tells the programs that filters or scopes changed: every task's
+    /// cached match is stale from now on.
+    fn bump_match_gen(&mut self) -> Result<()> {
+        self.match_gen_value += 1;
+        self.match_gen
+            .set(0, self.match_gen_value, 0)
+            .map_err(|e| Error::Bpf(format!("updating the match generation: {e}")))
     }
 
     #[must_use]

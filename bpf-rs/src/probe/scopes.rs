@@ -219,11 +219,14 @@ impl Probe {
             .ok_or_else(|| Error::InvalidArgument("every process scope id is in use".into()))
     }
 
+    /// Publishes the scope count after scopes or their processes changed
+    /// (and so makes every task's cached match stale).
     fn set_scope_count(&mut self) -> Result<()> {
         let n = u32::try_from(self.scopes.len()).unwrap_or(u32::MAX);
         self.scope_count
             .set(0, n, 0)
-            .map_err(|e| Error::Bpf(format!("setting the scope count: {e}")))
+            .map_err(|e| Error::Bpf(format!("setting the scope count: {e}")))?;
+        self.bump_match_gen()
     }
 
     fn attach_scope_hooks(&mut self) -> Result<()> {
