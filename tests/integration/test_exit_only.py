@@ -155,7 +155,9 @@ def _calls(w: int, n: int) -> None:
     time.sleep(0.2)
 
 
-def test_a_tasks_cached_match_follows_filter_and_scope_changes(probe: Any, known_calls: Path) -> None:
+def test_a_tasks_cached_match_follows_filter_and_scope_changes(
+    probe: Any, known_calls: Path
+) -> None:
     # The task repeats one call, so it matches through its cache; every
     # change of the filters or scopes must still apply to its next call.
     r, w = os.pipe()
