@@ -96,6 +96,28 @@ def test_create_watch_delete_end_to_end(agent: AgentProcess, work: Workload) -> 
     assert c.list_traces() == []
 
 
+def test_durations_asked_through_the_api(agent: AgentProcess, work: Workload) -> None:
+    # Without durations a call is recorded at exit only (start 0); with
+    # capture.durations each event has its entry time too.
+    c = agent.client()
+    c.create_trace(work.manifest("plain"), wait_applied=10)
+    stream = Collector(c, "plain")
+    _stream_open(agent, "plain")
+    work.calls(2)
+    plain = stream.wait_events(2)
+    c.delete_trace("plain")
+    stream.join()
+    assert all(ev["start"] == 0 < ev["finish"] for ev in plain), plain
+    c.create_trace(work.manifest("timed"), wait_applied=10, durations=True)
+    stream = Collector(c, "timed")
+    _stream_open(agent, "timed")
+    work.calls(2)
+    timed = stream.wait_events(2)
+    c.delete_trace("timed")
+    stream.join()
+    assert all(0 < ev["start"] <= ev["finish"] for ev in timed), timed
+
+
 def test_json_text_proto_and_records_streams_carry_the_same_events(
     agent: AgentProcess, work: Workload
 ) -> None:

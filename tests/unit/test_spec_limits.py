@@ -68,7 +68,10 @@ def test_capture_is_a_frozen_hashable_value() -> None:
         ({"str_max": "256"}, "capture.strMax: expected an integer, got string '256'"),
         ({"str_max": True}, "capture.strMax: expected an integer, got boolean True"),
         ({"str_max": 64.0}, "capture.strMax: expected an integer, got number 64.0"),
-        ({"strmax": 1}, "capture.strmax: unknown field (expected one of strMax, argvMax, bufMax, durations)"),
+        (
+            {"strmax": 1},
+            "capture.strmax: unknown field (expected one of strMax, argvMax, bufMax, durations)",
+        ),
     ],
 )
 def test_capture_rejects_out_of_range(kwargs: dict[str, object], message: str) -> None:

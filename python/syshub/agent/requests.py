@@ -109,7 +109,7 @@ def target_of(msg: pb.TraceTarget) -> Target:
 
 def capture_of(msg: pb.Capture) -> CaptureSizes | None:
     """A :class:`~syshub.spec.limits.Capture`; None when every size is the default."""
-    if not (msg.str_max or msg.argv_max or msg.buf_max):
+    if not (msg.str_max or msg.argv_max or msg.buf_max or msg.durations):
         return None
     from syshub.spec import limits
 
@@ -118,6 +118,7 @@ def capture_of(msg: pb.Capture) -> CaptureSizes | None:
             str_max=msg.str_max or limits.DEFAULT_STR_MAX,
             argv_max=msg.argv_max or limits.DEFAULT_ARGV_MAX,
             buf_max=msg.buf_max or limits.DEFAULT_BUF_MAX,
+            durations=msg.durations,
         )
     except TraceSpecError as e:  # names the field: capture.strMax
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, str(e)) from None

@@ -71,7 +71,12 @@ class StoredTrace:
             "pid_start": self.pid_start,
             "capture": None
             if cap is None
-            else {"str_max": cap.str_max, "argv_max": cap.argv_max, "buf_max": cap.buf_max},
+            else {
+                "str_max": cap.str_max,
+                "argv_max": cap.argv_max,
+                "buf_max": cap.buf_max,
+                "durations": cap.durations,
+            },
         }
         return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
@@ -93,7 +98,10 @@ class StoredTrace:
 
             c = doc["capture"]
             capture = limits.Capture(
-                str_max=int(c["str_max"]), argv_max=int(c["argv_max"]), buf_max=int(c["buf_max"])
+                str_max=int(c["str_max"]),
+                argv_max=int(c["argv_max"]),
+                buf_max=int(c["buf_max"]),
+                durations=bool(c.get("durations", False)),
             )
         start = doc.get("pid_start")
         pid_start = None if start is None else int(start)

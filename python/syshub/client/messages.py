@@ -153,11 +153,14 @@ def create_request(
     str_max: int = 0,
     argv_max: int = 0,
     buf_max: int = 0,
+    durations: bool = False,
 ) -> pb.CreateTraceRequest:
     req = pb.CreateTraceRequest(
         manifest=manifest_text(manifest),
         wait_applied_seconds=wait_applied,
-        capture=pb.Capture(str_max=str_max, argv_max=argv_max, buf_max=buf_max),
+        capture=pb.Capture(
+            str_max=str_max, argv_max=argv_max, buf_max=buf_max, durations=durations
+        ),
     )
     if pid is not None:
         req.target.pid = pid

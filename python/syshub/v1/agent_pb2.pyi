@@ -130,19 +130,25 @@ class Capture(_message.Message):
     STR_MAX_FIELD_NUMBER: _builtins.int
     ARGV_MAX_FIELD_NUMBER: _builtins.int
     BUF_MAX_FIELD_NUMBER: _builtins.int
+    DURATIONS_FIELD_NUMBER: _builtins.int
     str_max: _builtins.int
     argv_max: _builtins.int
     buf_max: _builtins.int
+    durations: _builtins.bool
+    """Time each call from entry to exit (adds each traced syscall's entry
+    hook); without it an event carries its exit time only (start 0).
+    """
     def __init__(
         self,
         *,
         str_max: _builtins.int = ...,
         argv_max: _builtins.int = ...,
         buf_max: _builtins.int = ...,
+        durations: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv_max", b"argv_max", "buf_max", b"buf_max", "str_max", b"str_max"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["argv_max", b"argv_max", "buf_max", b"buf_max", "durations", b"durations", "str_max", b"str_max"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
