@@ -347,6 +347,40 @@ static __always_inline __u32 spec_nargs(struct syshub_capture_spec *spec)
 	return spec && spec->nargs < SYSHUB_NARGS ? spec->nargs : SYSHUB_NARGS;
 }
 
+/* With SIGKILL pending the task dies before user space sees the return. */
+static __always_inline int sigkill_pending(struct task_struct *task)
+{
+	return (task->pending.signal.sig[0] & (1ULL << (9 - 1))) != 0; /* SIGKILL */
+}
+
+/* The call's settings in task storage, before its captures are taken. */
+static __always_inline void begin_call(struct inflight *st, const struct syshub_filter_key *key,
+				       __u32 nr, const struct syshub_filter_cfg *cfg)
+{
+	st->key = *key;
+	st->nr = nr;
+	st->skip = 0;
+	st->len = sizeof(struct syshub_event);
+	st->str_max = cfg->str_max ? cfg->str_max : SYSHUB_STR_DEFAULT;
+	st->argv_max = cfg->argv_max;
+	st->buf_max = cfg->buf_max;
+	st->faulted = 0;
+}
+
+/* A whole record of a call seen at exit only: no entry time, the arguments
+ * from the saved registers. */
+static __always_inline void fill_exit_only(struct syshub_event *ev, struct task_struct *task,
+					   const struct inflight *st, __u32 nr, __u64 pid_tgid,
+					   __u32 pidns, __u32 scope, __u16 flags, __u64 seq,
+					   __u64 now, __s64 ret, __u32 nargs)
+{
+	fill_header(ev, task, st, nr, pid_tgid, pidns, scope, flags, seq);
+	ev->enter_ns = 0;
+	ev->exit_ns = now;
+	ev->ret = ret;
+	args_from_regs(ev, task, nargs);
+}
+
 static __always_inline int handle_enter(__u32 nr, const void *args_src, int from_regs,
 					__u16 evflags)
 {
@@ -406,14 +440,7 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 		/* intent: only the arguments the tracepoint record really has */
 		bpf_probe_read_kernel(ev->args, (nargs & 7) * 8, args_src);
 
-	st->key = key;
-	st->nr = nr;
-	st->skip = 0;
-	st->len = sizeof(struct syshub_event);
-	st->str_max = cfg.str_max ? cfg.str_max : SYSHUB_STR_DEFAULT;
-	st->argv_max = cfg.argv_max;
-	st->buf_max = cfg.buf_max;
-	st->faulted = 0;
+	begin_call(st, &key, nr, &cfg);
 	st->pending = 1;
 
 	/* intent: most calls capture nothing: skip the capture pass entirely */
@@ -467,8 +494,7 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 	}
 	cache_identity(st, task, (__u32)pid_tgid, pidns);
 	evflags |= keyflag | SYSHUB_EVF_EXIT_ONLY;
-	/* intent: with SIGKILL pending the task dies before user space sees ret */
-	if (task->pending.signal.sig[0] & (1ULL << (9 - 1))) /* SIGKILL */
+	if (sigkill_pending(task))
 		evflags |= SYSHUB_EVF_KILLED;
 	now = bpf_ktime_get_ns();
 	spec = bpf_map_lookup_elem(&capture_specs, &nr);
@@ -481,11 +507,8 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 				return 0;
 			ev = stage_begin(sg);
 			if (ev) {
-				fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
-				ev->enter_ns = 0;
-				ev->exit_ns = now;
-				ev->ret = ret;
-				args_from_regs(ev, task, nargs);
+				fill_exit_only(ev, task, st, nr, pid_tgid, pidns, scope, evflags,
+					       seq, now, ret, nargs);
 				stage_commit(sg);
 				return 0;
 			}
@@ -499,31 +522,17 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 			count_drop(&key);
 			return 0;
 		}
-		fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
-		ev->enter_ns = 0;
-		ev->exit_ns = now;
-		ev->ret = ret;
-		args_from_regs(ev, task, nargs);
+		fill_exit_only(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq, now, ret,
+			       nargs);
 		bpf_ringbuf_submit(ev, wake);
 		gc_inc(SYSHUB_GC_EMITTED);
 		return 0;
 	}
 
-	ev = &st->rec.ev;
-	fill_header(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq);
-	ev->enter_ns = 0;
-	ev->exit_ns = now;
-	ev->ret = ret;
-	args_from_regs(ev, task, nargs);
+	fill_exit_only(&st->rec.ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq, now, ret,
+		       nargs);
 	st->capflags = spec->capflags;
-	st->key = key;
-	st->nr = nr;
-	st->skip = 0;
-	st->len = sizeof(struct syshub_event);
-	st->str_max = cfg.str_max ? cfg.str_max : SYSHUB_STR_DEFAULT;
-	st->argv_max = cfg.argv_max;
-	st->buf_max = cfg.buf_max;
-	st->faulted = 0;
+	begin_call(st, &key, nr, &cfg);
 	capture_args(nr, CAPTURE_BOTH);
 	emit(st);
 	return 0;
@@ -558,8 +567,7 @@ static __always_inline int handle_exit(__u32 nr, __s64 ret, __u32 mode, __u16 ev
 	st->rec.ev.ret = ret;
 	st->rec.ev.exit_ns = bpf_ktime_get_ns();
 	st->rec.ev.flags |= evflags;
-	/* intent: with SIGKILL pending the task dies before user space sees ret */
-	if (task->pending.signal.sig[0] & (1ULL << (9 - 1))) /* SIGKILL */
+	if (sigkill_pending(task))
 		st->rec.ev.flags |= SYSHUB_EVF_KILLED;
 	if ((st->capflags & SYSHUB_CAPS_EXIT) || st->faulted)
 		capture_args(nr, CAPTURE_EXIT);
