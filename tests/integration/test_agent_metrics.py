@@ -7,6 +7,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from support.agent_env import AgentProcess, wait_until
 from syshub.client import AgentError
@@ -37,8 +38,44 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         with urllib.request.urlopen(urls[0], timeout=10) as resp:
             text = resp.read().decode()
         assert "syshub_syscalls_total" in text
+        # metrics_latency's default: the duration histogram is exported
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        assert fams["syshub_metrics_latency"].samples[0].value == 1
+        hist = fams["syshub_syscall_duration_seconds"].samples
+        assert any(s.name.endswith("_bucket") and s.value > 0 for s in hist)
     finally:
         assert a.stop() == 0, a.logs()
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "file"])
+def test_metrics_without_latency(tmp_path: Path, how: str) -> None:
+    """metrics_latency false (--no-metrics-latency, $SYSHUB_AGENT_METRICS_LATENCY or
+    the YAML key): counts and errnos, no histogram lines, no durations."""
+    args, env = ["--metrics-port", "0"], {}
+    if how == "flag":
+        args.append("--no-metrics-latency")
+    elif how == "env":
+        env["SYSHUB_AGENT_METRICS_LATENCY"] = "false"
+    else:
+        (tmp_path / "agent.yaml").write_text("metrics_latency: false\n")
+        args += ["--config", str(tmp_path / "agent.yaml")]
+    a = AgentProcess(tmp_path, args, node="counting", env=env).start()
+    try:
+        urls = [r["url"] for r in a.log_records() if r.get("component") == "metrics"]
+        assert urls, a.logs()
+        c = a.client()
+        assert wait_until(lambda: any(r.count > 0 for r in c.metrics().rows), timeout=10)
+        rows = c.metrics().rows
+        assert all(r.total_ns == 0 and sum(r.buckets) == 0 for r in rows)
+        with urllib.request.urlopen(urls[0], timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        assert a.stop() == 0, a.logs()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    assert fams["syshub_metrics_latency"].samples[0].value == 0
+    assert sum(s.value for s in fams["syshub_syscalls"].samples) > 0
+    assert "syshub_syscall_duration_seconds" not in fams
+    assert "_bucket{" not in text and "syscall_duration_seconds" not in text
 
 
 def test_metrics_rpc_without_the_component(tmp_path: Path) -> None:

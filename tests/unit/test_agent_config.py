@@ -103,3 +103,32 @@ def test_agent_help_says_what_insecure_means() -> None:
         .format_help()
     )
     assert "no encryption" in text and "no authentication" in text
+
+
+def test_metrics_latency_from_file_env_and_flags(tmp_path: Path) -> None:
+    assert build_config({}, environ={}).metrics_latency is True
+    f = tmp_path / "agent.yaml"
+    f.write_text("metrics-latency: false\n")
+    assert build_config({}, environ={}, config_file=str(f)).metrics_latency is False
+    env = {"SYSHUB_AGENT_METRICS_LATENCY": "true"}
+    assert build_config({}, environ=env, config_file=str(f)).metrics_latency is True
+    env = {"SYSHUB_AGENT_METRICS_LATENCY": "no"}
+    assert build_config({}, environ=env).metrics_latency is False
+    with pytest.raises(
+        AgentConfigError, match=r"metrics_latency \(\$SYSHUB_AGENT_METRICS_LATENCY\)"
+    ):
+        build_config({}, environ={"SYSHUB_AGENT_METRICS_LATENCY": "sometimes"})
+    from syshub.cli.agent_cmd import _flags
+
+    for argv, want in (
+        ([], None),
+        (["--no-metrics-latency"], False),
+        (["--metrics-latency"], True),
+    ):
+        args = parse_args(["agent", *argv])
+        assert args.metrics_latency is want
+        flags = _flags(args)
+        assert flags["metrics_latency"] is want
+        # a flag beats the file; no flag leaves the file's value
+        got = build_config(flags, environ={}, config_file=str(f)).metrics_latency
+        assert got is (False if want is None else want)

@@ -69,6 +69,9 @@ class AgentConfig(BaseModel):
     """``node`` (every process) or ``containers`` (read by the metrics component)."""
     metrics_swoll: bool = False
     """Also export swoll's metric names."""
+    metrics_latency: bool = True
+    """Latency histograms in the metrics (entry hook and two clock reads per
+    syscall); false: counts and errnos only, the cheaper kernel path."""
     kubernetes: bool = False
     """Run the Kubernetes Trace controller (syshub.agent.controller)."""
     k8s_groups: str = "syshub"

@@ -84,6 +84,13 @@ def add_agent_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="also export swoll's metric names on /metrics",
     )
     a.add_argument(
+        "--metrics-latency",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="latency histograms in the metrics [on]; --no-metrics-latency: counts and "
+        "errnos only (cheaper per syscall)",
+    )
+    a.add_argument(
         "--python-encoding",
         action="store_true",
         default=None,
@@ -101,6 +108,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
     names = [dest for _f, dest, _t, _m, _h in _OPTIONS] + [
         "insecure",
         "kubernetes",
+        "metrics_latency",
         "metrics_swoll",
         "python_encoding",
     ]

@@ -186,5 +186,5 @@ def component(agent: Any) -> MetricsComponent:
         str(addr),
         mode=cast(Mode, mode),
         swoll_names=bool(getattr(cfg, "metrics_swoll", False)),
-        latency=bool(getattr(cfg, "metrics_latency", True)),
+        latency=bool(cfg.metrics_latency),
     )
