@@ -80,10 +80,7 @@ def test_every_scenario_present_and_ran(quick_run: tuple[dict[str, Any], Path]) 
 
 def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
     sc = quick_run[0]["scenarios"]
-    idle = sc["idle"]["metrics"]
-    # (d) node-wide syscall metrics, (e) an empty raw_tp enter+exit pair
-    assert all(_positive(idle["median_ns"][v]) for v in "abcde")
-    assert all(_positive(idle["ratio_to_a"][v]) for v in "abcde")
+    _check_idle(sc["idle"])
 
     tp = sc["throughput"]["metrics"]
     for consumer in ("batch", "per-event", "json"):
@@ -124,6 +121,37 @@ def test_scenario_numbers(quick_run: tuple[dict[str, Any], Path]) -> None:
         assert fan["status"] == "n/a" and "hub not available" in fan["note"]
     elif fan["status"] == "ok":
         assert all(r["callback_events"] > 0 for r in fan["metrics"]["runs"])
+
+
+def _check_idle(idle: dict[str, Any]) -> None:
+    """Form of the idle scenario: every variant measured, (d) node-wide
+    metrics counting, (e) an empty raw_tp enter+exit pair, (f) node-wide
+    metrics with latency; the metrics variants' getppid counts accounted
+    (strict) against the loop's own count in every round; BPF time per call
+    of (d), (e), (f) when bpftool is there. No speed asserted."""
+    assert idle["status"] == "ok", (idle["note"], idle["notes"])
+    m = idle["metrics"]
+    variants = "abcdef"
+    rounds = idle["params"]["rounds"]
+    assert set(m["median_ns"]) == set(variants)
+    for key in ("median_ns", "ratio_to_a", "paired_ratio_to_a"):
+        assert all(_positive(m[key][v]) for v in variants), (key, m[key])
+    assert all(len(m["ns_per_call"][v]) == rounds for v in variants)
+    assert set(m["added_ns"]) == set(variants) and m["added_ns"]["a"] == 0
+    checks = {c["label"]: c for c in idle["accounting"]["checks"] if c["strict"]}
+    for r in range(1, rounds + 1):
+        for v in "df":
+            c = checks[f"round {r} ({v}): metrics getppid count = loop calls"]
+            # every getppid of the loop counted once by the metrics: no more, no less
+            assert c["ok"] and c["matched"] > 0 and c["matched"] == c["delivered"], c
+            assert c["dropped"] == 0 and c["sampled_out"] == 0, c
+    (table,) = [t for t in idle["tables"] if t["title"].startswith("ns per untraced")]
+    assert [row[0][:3] for row in table["rows"]] == [f"({v})" for v in variants]
+    if shutil.which("bpftool"):
+        bpf = m["bpf_ns_per_call"]
+        assert all(bpf[v] and all(_positive(x) for x in bpf[v]) for v in "def"), bpf
+    target = next(t for t in idle["targets"] if t["what"].startswith("node-wide metrics (d)"))
+    assert _positive(target["value"]) and "with latency (f)" in target["note"]
 
 
 def _check_floor(floor: dict[str, Any]) -> None:
