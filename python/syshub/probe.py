@@ -47,7 +47,13 @@ class KeyStats:
     ``pending``: matched calls not yet delivered nor dropped or sampled out
     (still running, in the ring, or queued for poll). ``dropped`` counts every
     loss in the kernel; ``over_share`` the part of it dropped because the key
-    held more than its fair share of the ring (see :class:`Probe`)."""
+    held more than its fair share of the ring (see :class:`Probe`).
+
+    A key removed and added again (a pid namespace inode reused by a new
+    container) starts a new lifetime from 0: ``lifetime`` is its number
+    (1 the first) on the key's latest entry, and 0 on a second entry, listed
+    after it, that sums what the key's earlier lifetimes counted. Each entry
+    balances on its own; :attr:`ProbeStats.total` holds them all."""
 
     pid_ns: int
     nr: int
@@ -59,6 +65,7 @@ class KeyStats:
     delivered: int
     pending: int
     over_share: int = 0
+    lifetime: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +115,8 @@ class ProbeStats:
     reader: ReaderCounters
 
     def key(self, pid_ns: int, nr: int) -> KeyStats | None:
-        """The counters of one key, None if the probe has never had it."""
+        """The counters of one key's latest lifetime, None if the probe has
+        never had it."""
         return next((k for k in self.keys if k.pid_ns == pid_ns and k.nr == nr), None)
 
     @property

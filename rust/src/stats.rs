@@ -28,6 +28,7 @@ fn key_to_py<'py>(py: Python<'py>, k: &KeyStats) -> PyResult<Bound<'py, PyDict>>
     d.set_item("nr", k.key.nr)?;
     let name = SyscallTable::get().by_nr(k.key.nr).map(|x| x.name.as_str());
     d.set_item("syscall", name)?;
+    d.set_item("lifetime", k.lifetime)?;
     set_counts(
         &d,
         &[

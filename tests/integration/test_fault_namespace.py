@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from syshub import Hub, Trace, syscalls
+from syshub import Hub, KeyStats, Trace, syscalls
 from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, LocalObserver
 
@@ -140,10 +140,14 @@ def wait_filter(hub: Hub, pid_ns: int, present: bool) -> None:
         time.sleep(0.02)
 
 
-def key_matched(hub: Hub, pid_ns: int) -> int:
+def hub_probe_key(hub: Hub, pid_ns: int) -> KeyStats | None:
     probe = hub.stats().probe
     assert probe is not None
-    k = probe.key(pid_ns, GETPPID)
+    return probe.key(pid_ns, GETPPID)
+
+
+def key_matched(hub: Hub, pid_ns: int) -> int:
+    k = hub_probe_key(hub, pid_ns)
     return 0 if k is None else k.matched
 
 
@@ -169,6 +173,8 @@ def one_round(hub: Hub, obs: LocalObserver, trace: Trace, n: int) -> str | None:
     # The STOP releases the filters and the hold; the inode may now be reused.
     obs.stop_container(ca)
     wait_filter(hub, a.pid_ns, False)
+    ended = hub_probe_key(hub, a.pid_ns)
+    assert ended is not None and ended.lifetime == 1 and ended.matched == a_matched
     t0 = time.monotonic()
     with claim(a.pid_ns) as c:
         if isinstance(c, str):
@@ -185,16 +191,23 @@ def one_round(hub: Hub, obs: LocalObserver, trace: Trace, n: int) -> str | None:
         assert pid_namespaces_seen(hub, trace, 0.5) == {c.pid_ns}
         c.kill()  # no more calls: the counters hold still
         time.sleep(0.2)
-        # The key's counters start at 0 with the new filter: they are the new
-        # container's job context's, and A's are listed apart, after them.
+        # The key's counters start at 0 with the new filter (the probe's
+        # second lifetime of the key): they are the new container's job
+        # context's, and A's (the first lifetime) are listed apart, after them.
         st = hub.stats()
         assert st.probe is not None
         entries = [k for k in st.probe.keys if (k.pid_ns, k.nr) == (c.pid_ns, GETPPID)]
         contexts = [k for k in st.jobs[trace.status.job_id].keys if k.pid_ns == c.pid_ns]
         assert len(entries) == 2 and len(contexts) == 2, (entries, contexts)
-        assert 0 < entries[0].matched == contexts[0].matched
-        assert entries[0].matched == entries[0].delivered + entries[0].dropped
-        assert entries[1].matched == a_matched == contexts[1].matched
+        now, before = entries
+        assert (now.lifetime, before.lifetime) == (2, 0)
+        assert st.probe.key(c.pid_ns, GETPPID) == now
+        assert 0 < now.matched == contexts[0].matched
+        assert before.matched == a_matched == contexts[1].matched
+        for e in entries:  # each lifetime balances on its own, all read out
+            assert e.matched == e.delivered + e.dropped + e.sampled_out, e
+            assert e.emitted == e.delivered and e.pending == 0, e
+        assert st.probe.total.matched >= now.matched + before.matched
         obs.stop_container(cc)
         wait_filter(hub, c.pid_ns, False)
     return None

@@ -1,13 +1,13 @@
 //! Filter keys: add/remove (attaching and detaching hooks as needed), the
-//! settings per key, and the per-key counters (live in the kernel, retired in
-//! user space).
+//! settings per key, and the per-key counters (live in the kernel, those of
+//! a key's ended lifetimes in user space).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use super::Probe;
 use super::share::BPF_NOEXIST;
 use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
-use crate::accounting::add_counters;
+use crate::accounting::{KeyLifetime, lifetimes};
 use crate::error::{Error, Result};
 
 /// Capture settings of one filter key.
@@ -156,12 +156,12 @@ impl Probe {
             Err(e) => return Err(Error::Bpf(format!("removing filter {key:?}: {e}"))),
         }
         self.bump_match_gen()?;
-        // Retire the key's counters into user space, so the kernel map holds
-        // only live keys (it would fill after 65536 keys otherwise).
-        if let Ok(c) = self.counters.get(&key, 0) {
-            add_counters(self.retired.entry(key).or_default(), &c);
-            let _ = self.counters.remove(&key);
-        }
+        // End the key's lifetime: its counters move into user space, so the
+        // kernel map holds only live keys (it would fill after 65536 keys
+        // otherwise), and a later add starts a new lifetime from 0.
+        let c = self.counters.get(&key, 0).unwrap_or_default();
+        let _ = self.counters.remove(&key);
+        self.retired.entry(key).or_default().end(&c);
         self.close_key_read(key);
         if !self.keys.keys().any(|k| k.nr == nr) {
             self.detach(nr)?;
@@ -185,18 +185,24 @@ impl Probe {
         Ok(out)
     }
 
-    /// Per-key counters of every key this probe traced: live keys from the
-    /// kernel plus the totals of removed keys.
+    /// Per-key counters of every key this probe traced, in key order: each
+    /// key's latest lifetime (live from the kernel, else its last ended
+    /// one), then the sum of its earlier lifetimes if it had any (see
+    /// [`crate::accounting::lifetimes`]).
     ///
     /// # Errors
     /// A kernel refusal while iterating.
-    pub fn key_counters(&self) -> Result<Vec<(FilterKey, KeyCounters)>> {
-        let mut all: BTreeMap<FilterKey, KeyCounters> = self.retired.clone().into_iter().collect();
+    pub fn key_counters(&self) -> Result<Vec<KeyLifetime>> {
+        let mut live = std::collections::HashMap::new();
         for item in self.counters.iter() {
             let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            add_counters(all.entry(k).or_default(), &c);
+            live.insert(k, c);
         }
-        Ok(all.into_iter().collect())
+        let keys: BTreeSet<FilterKey> = live.keys().chain(self.retired.keys()).copied().collect();
+        Ok(keys
+            .into_iter()
+            .flat_map(|k| lifetimes(k, live.get(&k), self.retired.get(&k)))
+            .collect())
     }
 
     /// The current sequence (matched count since the key was added) of every
@@ -213,11 +219,14 @@ impl Probe {
         Ok(out)
     }
 
-    /// Matched count of one key (live plus retired), without reading every key.
+    /// Matched count of one key's latest lifetime (the live one, else the
+    /// last ended one), without reading every key.
     #[must_use]
     pub fn key_matched(&self, pid_ns: u32, nr: u32) -> u64 {
         let key = FilterKey { pid_ns, nr };
-        let live = self.counters.get(&key, 0).map_or(0, |c| c.matched);
-        live + self.retired.get(&key).map_or(0, |c| c.matched)
+        match self.counters.get(&key, 0) {
+            Ok(c) => c.matched,
+            Err(_) => self.retired.get(&key).map_or(0, |h| h.last.matched),
+        }
     }
 }

@@ -116,8 +116,8 @@ pub struct Probe {
     hooks: HashMap<u32, Hook>,
     raw_links: Option<(RawTracePointLinkId, RawTracePointLinkId)>,
     keys: BTreeMap<FilterKey, FilterSpec>,
-    /// Counters of removed keys (their kernel entries are deleted).
-    retired: HashMap<FilterKey, KeyCounters>,
+    /// Counters of keys' ended lifetimes (their kernel entries are deleted).
+    retired: HashMap<FilterKey, crate::accounting::KeyHistory>,
     tracefs: &'static str,
     table: &'static SyscallTable,
     /// Tracepoint hooks of syscalls no filter needs any more, dropped by

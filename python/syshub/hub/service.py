@@ -27,7 +27,7 @@ from syshub.hub.batches import BatchSubscribing
 from syshub.hub.config import HubConfig, default_observer
 from syshub.hub.events import TraceEvent
 from syshub.hub.jobs import Job, JobContext, JobList, Target, TargetKind
-from syshub.hub.kernel import KernelFilters, NamespaceHold, ProbeFilters, generation_stats
+from syshub.hub.kernel import KernelFilters, NamespaceHold, ProbeFilters
 from syshub.hub.plan import CaptureSizes, Key, KeyConfig, key_config, plan_key
 from syshub.hub.reader import ReaderLoop
 from syshub.hub.router import Router, path_key
@@ -151,7 +151,7 @@ class Hub(BatchSubscribing):
             self.delete_trace(job.trace)
         self._stop.set()
         if self._own_probe and self._probe is not None:
-            self._final_stats = generation_stats(self._filters, self._probe)
+            self._final_stats = self._probe.stats()
             self._probe.close()  # ends a poll in progress at once
         for t in self._threads:
             t.join(timeout=5)
@@ -553,7 +553,7 @@ class Hub(BatchSubscribing):
         probe = self._probe
         probe_stats = self._final_stats
         if probe is not None and not probe.closed:
-            probe_stats = generation_stats(self._filters, probe)
+            probe_stats = probe.stats()
         seqs = self._sequences()
         jobs: dict[str, JobStats] = {}
         with self._lock:
