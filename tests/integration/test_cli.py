@@ -18,7 +18,8 @@ import pytest
 
 SYSHUB = [sys.executable, "-m", "syshub.cli"]
 SUMMARY = re.compile(
-    r"^syshub: (\d+) matched: (\d+) printed, (\d+) dropped \(kernel\), "
+    r"^syshub: (\d+) matched: (\d+) printed, "
+    r"(\d+) dropped \(kernel(?:, (\d+) of them over the fair share of the ring)?\), "
     r"(\d+) dropped \(output\), (\d+) sampled out"
 )
 
@@ -48,12 +49,14 @@ def summary(stderr: str) -> dict[str, int]:
     """The summary's counters; asserts its arithmetic is exact."""
     found = [m for m in map(SUMMARY.match, stderr.splitlines()) if m]
     assert len(found) == 1, stderr[-2000:]
-    matched, printed, kernel, output, sampled = map(int, found[0].groups())
+    matched, printed, kernel, share, output, sampled = (int(g or 0) for g in found[0].groups())
     assert printed + kernel + output + sampled == matched, found[0].group(0)
+    assert share <= kernel, found[0].group(0)  # named only when there are some
     return {
         "matched": matched,
         "printed": printed,
         "kernel": kernel,
+        "over_share": share,
         "output": output,
         "sampled": sampled,
     }

@@ -4,6 +4,7 @@ accounting with a slow reader, escaping, and output errors."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,21 @@ def test_slow_reader_loses_nothing_uncounted(known_calls: Path) -> None:
     assert s["printed"] == len(r.stdout.splitlines())
     assert s["kernel"] + s["output"] > 0, s  # the slow reader did lose some
     assert s["sampled"] == 0
+
+
+def test_a_flood_over_the_fair_share_is_named_in_the_summary(known_calls: Path) -> None:
+    """200k calls flat out into a 4 KiB ring: the kernel drops what the reader
+    cannot take in time, over the key's fair share of the ring, and the
+    summary says how many of the kernel's drops that was."""
+    n = 200_000
+    r = run(
+        "trace", "-s", "getppid", "-o", os.devnull, "--ring-bytes", "4K", "--",
+        str(known_calls), "getppid", str(n),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    s = summary(r.stderr)
+    assert s["matched"] == n
+    assert 0 < s["over_share"] <= s["kernel"], r.stderr
 
 
 def test_sample_rate_is_counted(known_calls: Path) -> None:

@@ -187,7 +187,9 @@ stdout; -o FILE (or --output FILE) writes them to FILE, -o - to stdout. -o text,
 JSON) choose the format; every other -o value is a file name (write a file named
 json as -o ./json). The summary goes to stderr:
   syshub: M matched: P printed, K dropped (kernel), O dropped (output), S sampled out
-with M = P + K + O + S exactly.
+with M = P + K + O + S exactly; when a flood filled the ring, K names the part
+dropped over the fair share of the ring ("K dropped (kernel, F of them over the
+fair share of the ring)").
 
 exit status: the command's (128+N when signal N killed it); 124 when --duration
 ended it (SIGTERM, then SIGKILL after {kill_after:g}s, as timeout(1) does);

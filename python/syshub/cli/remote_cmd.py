@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from syshub.cli.errors import EXIT_USAGE, CliError, OutputError
+from syshub.cli.summary import kernel_drops
 
 if TYPE_CHECKING:
     from syshub.client import AgentClient, WatchBatch
@@ -114,7 +115,7 @@ def _out(text: str) -> None:
 def _counts(info: pb.TraceInfo) -> str:
     c = info.counters
     return (
-        f"{c.matched} matched: {c.delivered} delivered, {c.dropped} dropped (kernel), "
+        f"{c.matched} matched: {c.delivered} delivered, {kernel_drops(c.dropped, c.over_share)}, "
         f"{c.sampled_out} sampled out"
     )
 

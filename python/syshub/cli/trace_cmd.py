@@ -26,6 +26,7 @@ from syshub.cli.errors import EXIT_NOT_FOUND, BrokenOutput, CliError, UsageError
 from syshub.cli.output import EventWriter, open_output
 from syshub.cli.parser import KILL_AFTER
 from syshub.cli.signals import SignalGate
+from syshub.cli.summary import trace_summary
 
 if TYPE_CHECKING:
     from syshub import Hub, Job, Target
@@ -250,13 +251,7 @@ class TraceRun:
         self.writer.close()
         st = self.hub.stats()
         js = st.jobs[self.job.job_id]
-        printed = self.writer.printed
-        line = (
-            f"syshub: {js.matched} matched: {printed} printed, {js.dropped} dropped (kernel), "
-            f"{js.delivered - printed} dropped (output), {js.sampled_out} sampled out"
-        )
-        if st.decode_errors:
-            line += f"; {st.decode_errors} malformed records"
+        line = trace_summary(js, self.writer.printed, st.decode_errors)
         with contextlib.suppress(OSError):  # stderr itself may be the broken output
             sys.stderr.write(line + "\n")
             sys.stderr.flush()
