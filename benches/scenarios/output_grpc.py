@@ -157,7 +157,7 @@ class _Stream:
                     rec = records_of(msg.batch)
                     self.received += len(rec)
                     self.last_seq = memoryview(rec.batch.column("seq"))[-1]
-                    self.bytes += len(msg.batch.records)
+                    self.bytes += msg.ByteSize()
                 else:
                     self.received += msg.count
                     self.bytes += msg.ByteSize()

@@ -36,6 +36,7 @@ __all__ = [
     "returns_pointer",
     "ring_use",
     "syscall_table_tsv",
+    "unpack_records",
     "write_chunks",
 ]
 
@@ -341,6 +342,9 @@ def write_chunks(fd: int, format: str, chunks: Sequence[_Chunk], *, node: str | 
 
 def decode_records(data: bytes) -> Batch:
     """The batch of a records-form EventBatch's ``records`` field."""
+
+def unpack_records(data: bytes) -> Batch:
+    """The batch of a records-form EventBatch's ``packed_records`` field."""
 
 def syscall_table_tsv() -> str: ...
 def lookup_syscall(syscall: str | int) -> tuple[int, str, str, str]: ...

@@ -368,3 +368,9 @@ def decode_records(data: bytes) -> Batch:
     """The batch held by a records-form ``EventBatch``'s ``records`` field;
     ``ValueError`` naming the first malformed record."""
     return _native.decode_records(data)
+
+
+def unpack_records(data: bytes) -> Batch:
+    """The batch held by a records-form ``EventBatch``'s ``packed_records``
+    field (what agents send); ``ValueError`` naming the first malformed record."""
+    return _native.unpack_records(data)

@@ -342,6 +342,30 @@ pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
     Ok(Batch::new(std::sync::Arc::new(b), 0, n))
 }
 
+/// The batch of a records-form EventBatch's `packed_records` field (each
+/// record unpacked and validated); ValueError naming the first malformed one.
+#[pyfunction]
+pub(crate) fn unpack_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
+    let batch = py.detach(|| {
+        let u = encode::unpack(data)?;
+        let mut offsets = Vec::with_capacity(u.offsets.len());
+        for (i, &at) in u.offsets.iter().enumerate() {
+            if let Err(e) = syshub_bpf::decode::validate(u.record(i)) {
+                return Err(format!("record {i} is malformed: {e}"));
+            }
+            offsets.push(u32::try_from(at).map_err(|_| "records: more than 4 GiB".to_owned())?);
+        }
+        Ok(CoreBatch {
+            data: u.data,
+            offsets,
+            per_key: Vec::new(),
+        })
+    });
+    let b = batch.map_err(PyValueError::new_err)?;
+    let n = b.len();
+    Ok(Batch::new(std::sync::Arc::new(b), 0, n))
+}
+
 /// Adds the encoders to the module.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_json, m)?)?;
@@ -349,5 +373,6 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_proto, m)?)?;
     m.add_function(wrap_pyfunction!(encode_chunks, m)?)?;
     m.add_function(wrap_pyfunction!(write_chunks, m)?)?;
-    m.add_function(wrap_pyfunction!(decode_records, m)?)
+    m.add_function(wrap_pyfunction!(decode_records, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack_records, m)?)
 }

@@ -21,7 +21,7 @@ from syshub.client.messages import RecordsError, records_of, watch_batch
 from syshub.hub.batches import encode_chunks, write_chunks
 from syshub.hub.events import TraceEvent
 from syshub.hub.subscriptions import EventChunk
-from syshub.probe import ABI_VERSION, Batch, decode_records
+from syshub.probe import ABI_VERSION, Batch, decode_records, unpack_records
 from syshub.v1 import agent_pb2, event_pb2
 
 
@@ -107,16 +107,39 @@ def test_chunks_of_event_objects_encode_json_and_text_only(chunks: list[EventChu
         encode_chunks([objs], "records")
 
 
+def _raw_records(chunks: list[EventChunk]) -> bytes:
+    """The records field as it was sent before packing: each record 8-byte aligned."""
+    raws = [c.batch.raw(i) for c in chunks for i in c.indexes()]
+    return b"".join(r + b"\0" * (-len(r) % 8) for r in raws)
+
+
+def test_unpacked_records_field_still_decodes(chunks: list[EventChunk]) -> None:
+    b = event_pb2.EventBatch.FromString(encode_chunks(chunks, "records"))
+    assert b.packed_records and not b.records
+    raw = event_pb2.EventBatch(
+        records=_raw_records(chunks), records_abi=b.records_abi, count=b.count
+    )
+    raw.containers.update(b.containers)
+    assert records_of(raw).json_lines() == records_of(b).json_lines()
+
+
 def test_malformed_and_foreign_records_are_one_line_errors(chunks: list[EventChunk]) -> None:
     b = event_pb2.EventBatch.FromString(encode_chunks(chunks, "records"))
+    raw = _raw_records(chunks)
     with pytest.raises(ValueError, match=r"^record 0 at byte 0: size \d+ does not fit"):
-        decode_records(b.records[:100])
+        decode_records(raw[:100])
     with pytest.raises(ValueError, match="truncated header"):
-        decode_records(b.records + b"\x01\x00")
-    bad = bytearray(b.records)
+        decode_records(raw + b"\x01\x00")
+    bad = bytearray(raw)
     bad[0] = 9  # record kind
     with pytest.raises(ValueError, match=r"^record 0 is malformed"):
         decode_records(bytes(bad))
+    with pytest.raises(ValueError, match=r"^packed record \d+ at byte \d+: truncated"):
+        unpack_records(b.packed_records[:-1])
+    bad = bytearray(b.packed_records)
+    bad[0] ^= 2  # word 0's delta: the first record's kind
+    with pytest.raises(ValueError, match=r"^record 0 is malformed"):
+        unpack_records(bytes(bad))
     b.records_abi = ABI_VERSION + 1
     with pytest.raises(RecordsError, match="record ABI"):
         records_of(b)

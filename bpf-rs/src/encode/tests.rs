@@ -153,3 +153,117 @@ fn description_keys_need_no_escaping() {
         );
     }
 }
+
+mod packed_records {
+    use super::super::packed::{pack, unpack};
+    use proptest::prelude::*;
+
+    /// A record of `len` bytes (at least 8) whose size field says so.
+    fn sized(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
+        bytes.resize(len.max(8), 0);
+        let n = u32::try_from(bytes.len()).unwrap().to_ne_bytes();
+        bytes[4..8].copy_from_slice(&n);
+        bytes
+    }
+
+    fn round_trip(records: &[Vec<u8>]) -> usize {
+        let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+        let mut blob = vec![0xAA]; // packing appends
+        pack(&refs, &mut blob);
+        let u = unpack(&blob[1..]).unwrap();
+        assert_eq!(u.offsets.len(), records.len());
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(u.record(i), r.as_slice(), "record {i}");
+            assert_eq!(u.offsets[i] % 8, 0);
+        }
+        blob.len() - 1
+    }
+
+    /// Records that mostly repeat the one before with a few words changed,
+    /// as a stream of one call does; sizes change now and then.
+    fn similar() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        let base = (8usize..400, prop::collection::vec(any::<u8>(), 400));
+        let edits = prop::collection::vec(
+            (
+                any::<bool>(),
+                8usize..400,
+                prop::collection::vec((0usize..400, any::<u8>()), 0..6),
+            ),
+            0..40,
+        );
+        (base, edits).prop_map(|((len, bytes), edits)| {
+            let mut cur = sized(bytes[..len].to_vec(), len);
+            let mut out = vec![cur.clone()];
+            for (resize, len, pokes) in edits {
+                let mut next = cur.clone();
+                if resize {
+                    next = sized(next, len);
+                }
+                for (at, v) in pokes {
+                    let at = at % next.len();
+                    if !(4..8).contains(&at) {
+                        next[at] = v;
+                    }
+                }
+                out.push(next.clone());
+                cur = next;
+            }
+            out
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_records_round_trip(
+            recs in prop::collection::vec(
+                (8usize..300, prop::collection::vec(any::<u8>(), 0..300)), 0..20)
+        ) {
+            let recs: Vec<Vec<u8>> = recs.into_iter().map(|(len, b)| sized(b, len)).collect();
+            round_trip(&recs);
+        }
+
+        #[test]
+        fn similar_records_round_trip(recs in similar()) {
+            round_trip(&recs);
+        }
+
+        #[test]
+        fn garbage_never_panics(blob in prop::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(u) = unpack(&blob) {
+                // Whatever decodes, packs back to something that decodes the same.
+                let recs: Vec<Vec<u8>> =
+                    (0..u.offsets.len()).map(|i| u.record(i).to_vec()).collect();
+                round_trip(&recs);
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_call_costs_a_few_bytes() {
+        // 160-byte records differing in two words (time and sequence number).
+        let recs: Vec<Vec<u8>> = (0..100u64)
+            .map(|i| {
+                let mut r = sized(vec![7; 160], 160);
+                r[72..80].copy_from_slice(&(1_000_000 + 280 * i).to_ne_bytes());
+                r[88..96].copy_from_slice(&(i + 1).to_ne_bytes());
+                r
+            })
+            .collect();
+        let len = round_trip(&recs);
+        assert!(len < 160 + 99 * 8, "{len} bytes for 100 records");
+    }
+
+    #[test]
+    fn malformed_blobs_are_named() {
+        assert_eq!(unpack(&[]).unwrap().offsets.len(), 0);
+        let e = unpack(&[0x80]).unwrap_err();
+        assert_eq!(e, "packed record 0 at byte 0: truncated");
+        // Word 0 with size 4 (zigzag 4 << 33): below the 8 bytes of word 0.
+        let e = unpack(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).unwrap_err();
+        assert_eq!(e, "packed record 0 at byte 0: size 4 is below 8 bytes");
+        let mut blob = Vec::new();
+        pack(&[&sized(vec![1; 64], 64)], &mut blob);
+        let e = unpack(&blob[..blob.len() - 1]).unwrap_err();
+        assert!(e.starts_with("packed record 0 at byte 0: truncated"), "{e}");
+    }
+}

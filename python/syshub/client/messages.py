@@ -83,16 +83,17 @@ class RecordsError(ValueError):
 
 
 def records_of(b: event_pb2.EventBatch) -> Records:
-    """Decode a records-form EventBatch (ValueError when malformed, or
+    """Decode a records-form EventBatch, its records packed (what agents
+    send) or not (ValueError when malformed, or
     :class:`RecordsError` when the agent's record ABI is not this client's)."""
-    from syshub.probe import ABI_VERSION, decode_records
+    from syshub.probe import ABI_VERSION, decode_records, unpack_records
 
     if b.records_abi != ABI_VERSION:
         raise RecordsError(
             f"records: the agent sends record ABI {b.records_abi}, this client decodes "
             f"{ABI_VERSION}; watch with format proto or json"
         )
-    batch = decode_records(b.records)
+    batch = unpack_records(b.packed_records) if b.packed_records else decode_records(b.records)
     if len(batch) != b.count:
         raise RecordsError(f"records: {len(batch)} records where the batch says {b.count}")
     containers: dict[int, dict[str, object] | None] = {

@@ -45,8 +45,9 @@ class _EventFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EventForm
     EVENT_FORMAT_PROTO: _EventFormat.ValueType  # 2
     """EventBatch messages (event.proto)."""
     EVENT_FORMAT_RECORDS: _EventFormat.ValueType  # 3
-    """EventBatch messages in the records form (raw probe records for syshub's
-    own decoder, see event.proto); syshub.client yields the same events.
+    """EventBatch messages in the records form (the probe's raw records, packed,
+    for syshub's own decoder, see event.proto); syshub.client yields the same
+    events.
     """
 
 class EventFormat(_EventFormat, metaclass=_EventFormatEnumTypeWrapper): ...
@@ -58,8 +59,9 @@ EVENT_FORMAT_TEXT: EventFormat.ValueType  # 1
 EVENT_FORMAT_PROTO: EventFormat.ValueType  # 2
 """EventBatch messages (event.proto)."""
 EVENT_FORMAT_RECORDS: EventFormat.ValueType  # 3
-"""EventBatch messages in the records form (raw probe records for syshub's
-own decoder, see event.proto); syshub.client yields the same events.
+"""EventBatch messages in the records form (the probe's raw records, packed,
+for syshub's own decoder, see event.proto); syshub.client yields the same
+events.
 """
 Global___EventFormat: _TypeAlias = EventFormat  # noqa: Y015
 

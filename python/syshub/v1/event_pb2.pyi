@@ -526,6 +526,7 @@ class EventBatch(_message.Message):
     RECORDS_ABI_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     CONTAINERS_FIELD_NUMBER: _builtins.int
+    PACKED_RECORDS_FIELD_NUMBER: _builtins.int
     node: _builtins.str
     """The node (agent) that traced these events."""
     realtime_offset_ns: _builtins.int
@@ -534,16 +535,32 @@ class EventBatch(_message.Message):
     """
     records: _builtins.bytes
     """The records form (EVENT_FORMAT_RECORDS of agent.proto), for clients that
-    decode with syshub's own decoder: `events` is then empty and `records`
-    holds the probe's raw records as read from the ring buffer (kernel ABI
-    version `records_abi`), concatenated, each starting 8-byte aligned with
-    its header (whose `size` field gives its length). A client whose ABI
-    version differs must not decode them (ask for EVENT_FORMAT_PROTO).
-    Unlike `events`, two records-form batches do not merge by concatenation.
+    decode with syshub's own decoder: `events` is then empty and the probe's
+    raw records as read from the ring buffer (kernel ABI version
+    `records_abi`) are in `packed_records` (what the agent sends) or in
+    `records`. A client whose ABI version differs must not decode them (ask
+    for EVENT_FORMAT_PROTO). Unlike `events`, two records-form batches do not
+    merge by concatenation.
+
+    `records`: the records concatenated, each starting 8-byte aligned with
+    its header (whose `size` field gives its length).
     """
     records_abi: _builtins.int
     count: _builtins.int
     """Events in `records`."""
+    packed_records: _builtins.bytes
+    """The records packed, each against the one before it in this batch (a
+    repeated call costs a few bytes instead of its 160+): per record, the
+    record taken as native-endian 8-byte words w[0..n) (n = ceil(size / 8),
+    the last zero-padded) and p the previous record's words (0 for the first
+    record and past the end of a shorter one), with d[i] = w[i] - p[i]
+    (mod 2^64) and zigzag(d) = (d << 1) ^ (d >> 63 arithmetic):
+      varint(zigzag(d[0]))  -- word 0 holds kind, flags and size (bytes 4..8);
+      ceil((n - 1) / 8) mask bytes, bit (i - 1) % 8 of byte (i - 1) / 8 set
+      when d[i] != 0 (i >= 1);
+      varint(zigzag(d[i])) for each set bit, in word order.
+    bpf-rs/src/encode/packed.rs packs and unpacks them.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___Event]: ...
     @_builtins.property
@@ -563,10 +580,11 @@ class EventBatch(_message.Message):
         records_abi: _builtins.int = ...,
         count: _builtins.int = ...,
         containers: _abc.Mapping[_builtins.int, _builtins.str] | None = ...,
+        packed_records: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "count", b"count", "events", b"events", "node", b"node", "realtime_offset_ns", b"realtime_offset_ns", "records", b"records", "records_abi", b"records_abi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["containers", b"containers", "count", b"count", "events", b"events", "node", b"node", "packed_records", b"packed_records", "realtime_offset_ns", b"realtime_offset_ns", "records", b"records", "records_abi", b"records_abi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
