@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -185,6 +186,41 @@ def test_histogram_buckets_of_known_sleeps(node: Metrics, metrics_calls: Path) -
     assert p50 is not None and (1 << 23) <= p50 < (1 << 24)
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_calls_switched_out_and_migrated_are_timed(node: Metrics, metrics_calls: Path) -> None:
+    # a call's entry stamp sits in its CPU's slot; a task switched out
+    # mid-call carries it in its task storage: sleeps that end on the other
+    # CPU (affinity flipped while they sleep) are timed in their own bucket
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    p = NamespacedProcess([str(metrics_calls), "sleep", *["40"] * 6], stdin=subprocess.DEVNULL)
+    _held.append(p)
+    base = of_ns(node.snapshot(), p.pid_ns).get((NR_NANOSLEEP, 0))
+    flips = 0
+    try:
+        os.sched_setaffinity(p.pid, {cpus[0]})
+        p.release()
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                os.sched_setaffinity(p.pid, {cpus[flips % 2]})
+            except (ProcessLookupError, OSError):
+                break
+            flips += 1
+            time.sleep(0.013)
+            if select.select([p.pidfd], [], [], 0)[0]:  # exited
+                break
+        assert p.wait() == 0
+    finally:
+        p.kill()
+    assert flips >= 6
+    row = of_ns(node.snapshot(), p.pid_ns)[(NR_NANOSLEEP, 0)]
+    count = row.count - (base.count if base else 0)
+    buckets = [a - (base.buckets[i] if base else 0) for i, a in enumerate(row.buckets)]
+    assert count == 6
+    # 2**25 < 40 ms < 2**26 ns (a loaded machine's late wake-up stays inside)
+    assert buckets[26] == 6 and sum(buckets) == 6
+
+
 def test_containers_mode_counts_only_the_namespace_set(metrics_calls: Path) -> None:
     with Metrics("containers") as m:
         assert m.add_namespace(12345) and not m.add_namespace(12345)
@@ -296,7 +332,8 @@ def test_metrics_off_leaves_nothing_loaded() -> None:
         assert len(_my_programs("syshub_mx_")) == 2
     m = Metrics("node")
     ids = _my_programs("syshub_mx_")
-    assert m.attached and len(ids) == 3
+    # latency: + the entry hook and the context switch hook
+    assert m.attached and len(ids) == 4
     m.detach()
     assert not m.attached
     m.attach()
