@@ -5,9 +5,8 @@ is loaded with no filters, (c) the probe traces openat in another pid
 namespace (an idle ``sleep``), (d) node-wide syscall metrics on, counting
 (the metrics program counts every syscall of the host: one exit hook), (e) a
 bare raw_tp sys_enter + sys_exit pair (two empty programs: the floor any
-enter+exit design pays), (f) node-wide metrics with latency (entry hook
-stamping the CPU's slot, two clock reads: the histogram's price; a context
-switch hook carries the stamp of a task switched out mid-call). Variants alternate a, b, c,
+enter+exit design pays), (f) node-wide metrics with latency (entry hook, task
+slot, two clock reads: the histogram's price). Variants alternate a, b, c,
 d, e, f, a, b, ... in one run."""
 
 from __future__ import annotations
@@ -78,7 +77,7 @@ def _measure_metrics(
 
 
 MX_PROGS = {"syshub_mx_exit", "syshub_mx_task_exit"}
-MX_LATENCY_PROGS = MX_PROGS | {"syshub_mx_enter", "syshub_mx_switch"}
+MX_LATENCY_PROGS = MX_PROGS | {"syshub_mx_enter"}
 BARE_PROGS = {"syshub_mx_bare_enter", "syshub_mx_bare_exit"}
 
 

@@ -8,17 +8,14 @@
  * Counting needs one hook: the syscall exit (tp_btf/sys_exit) has the
  * number (regs->orig_ax), the return value and the task, so a call costs
  * one program run and one map lookup (a bare raw enter+exit pair costs two
- * runs). Latency mode adds the entry hook, which stamps the time into the
- * CPU's slot (a per-CPU array: no helper call), and two clock reads; its
- * extra cost is the price of the histogram. A call can sleep, migrate or be
- * preempted between entry and exit: the context switch hook moves the
- * stamp of the task leaving the CPU into that task's storage, where its exit
- * finds it (context switches are rarer than syscalls). Counts never depend
- * on the entry: a call whose entry was not seen (in flight at attach, no
- * slot) is counted and added to the untimed counter. Calls that find the
- * map full are added to one overflow value, so every call is counted
- * somewhere. exit/exit_group never return: counted when the thread exits
- * (sched_process_exit), with a duration of 0.
+ * runs). Latency mode adds the entry hook, which stamps the time into a
+ * per-task slot (task storage: a call can sleep, migrate, be preempted
+ * between entry and exit), and two clock reads; its extra cost is the price
+ * of the histogram. Counts never depend on the entry: a call whose entry
+ * was not seen (in flight at attach, no slot) is counted and added to the
+ * untimed counter. Calls that find the map full are added to one overflow
+ * value, so every call is counted somewhere. exit/exit_group never return:
+ * counted when the thread exits (sched_process_exit), with a duration of 0.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -47,15 +44,10 @@ const volatile __u32 nr_rt_sigreturn = 15;
 const volatile struct syshub_mx_key abi_mx_key_type = {};
 const volatile struct syshub_mx_value abi_mx_value_type = {};
 
-/* include/linux/sched.h: a task's state in its last context switch */
-#define MX_TASK_DEAD 0x00000080
-
-/* A call in flight (latency mode): in its CPU's slot from entry to exit,
- * in its task's storage while the task is switched out. */
+/* A task's call in flight (latency mode). */
 struct mx_slot {
 	__u64 enter_ns; /* 0: no call measured */
-	__u32 nr;
-	__u32 tid; /* the task's (thread) id; the CPU slot's owner */
+	__u64 nr;
 };
 
 /* intent: preallocated, so an insert fails only when the map is full (a
@@ -90,13 +82,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } mx_namespaces SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct mx_slot);
-} mx_cpu_slot SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -236,18 +221,13 @@ int syshub_mx_exit(__u64 *ctx)
 		return 0;
 	v->count += 1;
 	if (latency) {
-		__u32 zero = 0;
-		struct mx_slot *st = bpf_map_lookup_elem(&mx_cpu_slot, &zero);
+		struct mx_slot *st = bpf_task_storage_get(&mx_slots, task, 0, 0);
 		__u64 ns;
 		__u32 b;
 
-		/* intent: the stamp is in the CPU's slot unless the task was
-		 * switched out since its entry (then in its task storage) */
-		if (!st || !st->enter_ns || st->tid != (__u32)task->pid)
-			st = bpf_task_storage_get(&mx_slots, task, 0, 0);
 		/* intent: an exit without its entry's stamp (in flight when the
 		 * hooks were attached, no slot) is counted, not timed */
-		if (!st || !st->enter_ns || st->nr != (__u32)nr) {
+		if (!st || !st->enter_ns || st->nr != nr) {
 			mx_count(SYSHUB_MX_C_UNTIMED);
 			return 0;
 		}
@@ -262,56 +242,26 @@ int syshub_mx_exit(__u64 *ctx)
 	return 0;
 }
 
-/* Latency mode only: stamp the call's start in the CPU's slot. */
+/* Latency mode only: stamp the call's start. */
 SEC("tp_btf/sys_enter")
 int syshub_mx_enter(__u64 *ctx)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct mx_slot *st;
-	__u32 zero = 0;
 	__u32 pid_ns;
 
 	/* intent: node mode needs no namespace here (the exit finds it) */
 	if (mode == SYSHUB_MX_MODE_NODE ? (__u32)task->tgid == self_tgid
 					: !mx_counted(task, &pid_ns))
 		return 0;
-	st = bpf_map_lookup_elem(&mx_cpu_slot, &zero);
-	if (!st)
+	st = bpf_task_storage_get(&mx_slots, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		mx_count(SYSHUB_MX_C_NOMEM);
 		return 0;
-	st->tid = task->pid;
-	st->nr = (__u32)ctx[1]; /* the tracepoint's id: regs->orig_ax */
-	st->enter_ns = bpf_ktime_get_ns();
-	return 0;
-}
-
-/*
- * Latency mode only: a task leaving the CPU between a call's entry and exit
- * takes its stamp along, into its task storage (the CPU's slot is the next
- * task's). A task that dies (in exit/exit_group) needs none.
- */
-SEC("tp_btf/sched_switch")
-int syshub_mx_switch(__u64 *ctx)
-{
-	struct task_struct *prev = (struct task_struct *)ctx[1];
-	__u32 prev_state = (__u32)ctx[3];
-	struct mx_slot *cpu, *st;
-	__u32 zero = 0;
-
-	cpu = bpf_map_lookup_elem(&mx_cpu_slot, &zero);
-	if (!cpu || !cpu->enter_ns)
-		return 0;
-	if (cpu->tid == (__u32)prev->pid && !(prev_state & MX_TASK_DEAD)) {
-		st = bpf_task_storage_get(&mx_slots, prev, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (st) {
-			st->nr = cpu->nr;
-			st->tid = cpu->tid;
-			st->enter_ns = cpu->enter_ns;
-		} else {
-			mx_count(SYSHUB_MX_C_NOMEM);
-		}
 	}
-	cpu->enter_ns = 0;
-	cpu->tid = 0;
+	st->nr = regs->orig_ax;
+	st->enter_ns = bpf_ktime_get_ns();
 	return 0;
 }
 

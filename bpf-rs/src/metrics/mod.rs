@@ -7,9 +7,7 @@
 //!
 //! Hooks: `tp_btf/sys_exit` counts (one program run per syscall);
 //! `tp_btf/sched_process_exit` counts threads that die in exit/exit_group;
-//! latency adds `tp_btf/sys_enter`, which stamps each call's start in its
-//! CPU's slot, and `tp_btf/sched_switch`, which moves the stamp of a task
-//! switched out mid-call into its task storage.
+//! latency adds `tp_btf/sys_enter`, which stamps each call's start.
 //!
 //! Modes: [`Mode::Node`] counts every namespace; [`Mode::Containers`] only the
 //! namespaces added with [`MetricsProbe::add_namespace`]; [`Mode::Bare`]
@@ -40,7 +38,6 @@ pub mod names {
     pub const PROG_ENTER: &str = "syshub_mx_enter";
     pub const PROG_EXIT: &str = "syshub_mx_exit";
     pub const PROG_TASK_EXIT: &str = "syshub_mx_task_exit";
-    pub const PROG_SWITCH: &str = "syshub_mx_switch";
     pub const PROG_BARE_ENTER: &str = "syshub_mx_bare_enter";
     pub const PROG_BARE_EXIT: &str = "syshub_mx_bare_exit";
     pub const MAP_STATS: &str = "mx_stats";
@@ -508,9 +505,6 @@ fn hooks(mode: Mode, latency: bool) -> Vec<(&'static str, Hook)> {
                 (names::PROG_TASK_EXIT, Hook::Btf("sched_process_exit")),
             ];
             if latency {
-                // the switch hook before the entry: a stamp never stays in
-                // a CPU's slot after its task left that CPU
-                out.push((names::PROG_SWITCH, Hook::Btf("sched_switch")));
                 out.push((names::PROG_ENTER, Hook::Btf("sys_enter")));
             }
             out
