@@ -72,7 +72,9 @@ class Agent:
         cmd = [sys.executable, "-m", "syshub.cli", "agent", "--socket", str(self.socket),
                "--node-name", "bench", "--ring-bytes", "16M", "--listen", "127.0.0.1:0",
                "--tls-cert", self.certs["cert"], "--tls-key", self.certs["key"],
-               "--token-file", self.certs["tokens"]]  # fmt: skip
+               "--token-file", self.certs["tokens"],
+               # never the host's /var/lib/syshub: the bench's traces are its own
+               "--state-dir", str(d / "state")]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("SYSHUB_AGENT_")}
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=log, env=env)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 import time
 import tomllib
@@ -74,6 +75,8 @@ def test_image_runs_as_the_agent(containerd: ContainerdEnv) -> None:
         "/run/syshub/agent.sock",
         "--node-name",
         "image-node",
+        "--state-dir",  # in the test's temporary directory, not /var/lib/syshub
+        "/run/syshub/state",
         timeout=60,
     )
     try:
@@ -102,3 +105,4 @@ def test_image_runs_as_the_agent(containerd: ContainerdEnv) -> None:
         with contextlib.suppress(RuntimeError):
             containerd._ctr("containers", "delete", name)
         containerd.remove_pod(pod)
+        shutil.rmtree(sockdir, ignore_errors=True)

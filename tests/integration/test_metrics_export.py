@@ -286,8 +286,10 @@ def test_top_live_on_a_terminal_takes_keys() -> None:
 
 def test_top_once_json_against_an_agent(tmp_path: Path, metrics_calls: Path) -> None:
     sock = tmp_path / "agent.sock"
+    cmd = [sys.executable, "-m", "syshub.cli", "agent", "--socket", str(sock), "--metrics-port"]
+    cmd += ["0", "--state-dir", str(tmp_path / "state")]  # not the host's /var/lib/syshub
     agent = subprocess.Popen(
-        [sys.executable, "-m", "syshub.cli", "agent", "--socket", str(sock), "--metrics-port", "0"],
+        cmd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
