@@ -85,3 +85,51 @@ def test_metrics_rpc_without_the_component(tmp_path: Path) -> None:
             a.client().metrics()
     finally:
         assert a.stop() == 0
+
+
+def test_top_once_json_against_two_agents(tmp_path: Path) -> None:
+    """`syshub top --agent A --agent B --once -o json`: one snapshot of both
+    nodes, a row per node for the same workload (each agent counts the host)."""
+    import json
+    import subprocess
+    import sys
+
+    from syshub.nsproc import NamespacedProcess
+
+    agents = [
+        AgentProcess(tmp_path, ["--metrics-port", "0"], node=name).start()
+        for name in ("node-1", "node-2")
+    ]
+    loop = NamespacedProcess(
+        [
+            sys.executable,
+            "-c",
+            "import os, time\nend = time.time() + 20\n"
+            "while time.time() < end:\n    for _ in range(1000): os.getppid()\n",
+        ],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        loop.release()
+        top = [sys.executable, "-m", "syshub.cli", "top", "--once", "-o", "json"]
+        for a in agents:
+            top += ["--agent", a.target]
+        top += ["--interval", "0.5", "--by", "node,pid_ns,syscall", "-n", "1000"]
+        out = subprocess.run(top, capture_output=True, text=True, timeout=60)
+    finally:
+        loop.kill()
+        loop.close()
+        for a in agents:
+            assert a.stop() == 0, a.logs()
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert sorted(doc["nodes"]) == ["node-1", "node-2"]
+    rows = [r for r in doc["rows"] if r["pid_ns"] == str(loop.pid_ns) and r["syscall"] == "getppid"]
+    assert sorted(r["node"] for r in rows) == ["node-1", "node-2"], doc["rows"][:5]
+    assert all(r["rate"] > 1000 and r["calls"] > 0 for r in rows)
+    # an unreachable agent is a one-line error
+    bad = [sys.executable, "-m", "syshub.cli", "top", "--once", "-o", "json"]
+    bad += ["--agent", f"unix://{tmp_path}/none.sock", "--interval", "0.1"]
+    err = subprocess.run(bad, capture_output=True, text=True, timeout=60)
+    assert err.returncode != 0 and "Traceback" not in err.stderr
+    assert len(err.stderr.strip().splitlines()) == 1 and "none.sock" in err.stderr
