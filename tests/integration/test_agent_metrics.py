@@ -37,7 +37,7 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         assert any(0 < sum(r.buckets) == r.count for r in m.rows)
         with urllib.request.urlopen(urls[0], timeout=10) as resp:
             text = resp.read().decode()
-        assert "syshub_syscalls_total" in text
+        assert "syshub_syscalls_total" in text and "swoll_node_metrics" not in text
         # metrics_latency's default: the duration histogram is exported
         fams = {f.name: f for f in text_string_to_metric_families(text)}
         assert fams["syshub_metrics_latency"].samples[0].value == 1
@@ -133,3 +133,28 @@ def test_top_once_json_against_two_agents(tmp_path: Path) -> None:
     err = subprocess.run(bad, capture_output=True, text=True, timeout=60)
     assert err.returncode != 0 and "Traceback" not in err.stderr
     assert len(err.stderr.strip().splitlines()) == 1 and "none.sock" in err.stderr
+
+
+def test_swoll_names_behind_the_flag(tmp_path: Path) -> None:
+    """--metrics-swoll adds swoll's families with swoll's labels (err, sys_
+    names) next to syshub's; without the flag they are absent (the first test)."""
+    a = AgentProcess(tmp_path, ["--metrics-port", "0", "--metrics-swoll"], node="sw").start()
+    try:
+        urls = [r["url"] for r in a.log_records() if r.get("component") == "metrics"]
+        assert urls, a.logs()
+        assert wait_until(lambda: any(r.count > 0 for r in a.client().metrics().rows), 10)
+        with urllib.request.urlopen(urls[0], timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        assert a.stop() == 0, a.logs()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    count = fams["swoll_node_metrics_syscall_count"].samples
+    assert count and all(s.labels["syscall"].startswith("sys_") for s in count)
+    assert {"namespace", "pod", "container", "syscall", "class", "group", "err"} == set(
+        count[0].labels
+    )
+    assert fams["swoll_node_metrics_syscall_time"].samples
+    assert "syshub_syscalls" in fams and "syshub_syscall_duration_seconds" in fams
+    # the same calls under both names
+    total = sum(s.value for s in fams["syshub_syscalls"].samples)
+    assert sum(s.value for s in count) == total > 0

@@ -1,26 +1,32 @@
 """Kernel metrics of a workload in a real container (the private containerd of
 the ``containerd`` fixture, containers followed by the product's CriObserver):
 exact counts per syscall and errno, labelled with the pod and container, and
-the container's series pruned once it stops."""
+the container's series pruned once it stops. And a full kernel map's overflow
+as /metrics shows it."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from metrics_support import build_metrics_calls
+from prometheus_client.parser import text_string_to_metric_families
 
 from support.containerd import ContainerdEnv
 from syshub.metrics import ContainerMetrics, Metrics, MetricsRow, MetricsSnapshot
-from syshub.nsproc import wait_blocked
+from syshub.metrics.http import serve_metrics
+from syshub.nsproc import NamespacedProcess, wait_blocked
+from syshub.topology import Container, LocalObserver
 from syshub.topology.cri import CriObserver
 
-pytestmark = [pytest.mark.bpf, pytest.mark.containerd]
+pytestmark = pytest.mark.bpf
 
 NR_OPENAT, NR_GETPPID, NR_EXIT_GROUP = 257, 110, 231
 ENOENT = 2
@@ -50,6 +56,7 @@ def _counts(
     return {k: n for k, n in out.items() if n}
 
 
+@pytest.mark.containerd
 def test_exact_counts_in_a_container_then_pruned_when_it_stops(
     containerd: ContainerdEnv, metrics_calls: Path
 ) -> None:
@@ -115,3 +122,38 @@ def test_exact_counts_in_a_container_then_pruned_when_it_stops(
         cm.stop()
         m.close()
         obs.close()
+
+
+def test_overflow_reaches_the_metrics_endpoint(metrics_calls: Path) -> None:
+    """A kernel map of 3 series: the calls of the other series are counted in
+    the overflow, which /metrics exports; series + overflow = every call."""
+    obs = LocalObserver()
+    m = Metrics("containers", max_entries=3)
+    cm = ContainerMetrics(m, obs, node="n").start()
+    srv = serve_metrics("127.0.0.1:0", cm)
+    p = NamespacedProcess([str(metrics_calls), "mix", "10", "4", "50"], stdin=subprocess.DEVNULL)
+    try:
+        assert cm.wait_synced(5)
+        c = Container(id="id-o", name="o", pid=p.pid, pid_ns=p.pid_ns, pod="o-pod", namespace="ns")
+        obs.start_container(c)
+        _wait(lambda: m.namespaces() == [p.pid_ns], what="the namespace counted")
+        p.release()
+        assert p.wait() == 0
+        snap = m.snapshot()
+        with urllib.request.urlopen(srv.url, timeout=10) as resp:
+            text = resp.read().decode()
+    finally:
+        srv.close()
+        p.kill()
+        p.close()
+        cm.stop()
+        m.close()
+    fams = {f.name: f for f in text_string_to_metric_families(text)}
+    overflow = fams["syshub_metrics_overflow_calls"].samples[0].value
+    series = fams["syshub_syscalls"].samples
+    assert len(series) == 3 and all(s.labels["container"] == "o" for s in series)
+    assert overflow == snap.overflow.count > 0
+    # 10 openat (6 + 4 failing), 50 getppid, exit_group, and the rest of the C start-up
+    assert sum(s.value for s in series) + overflow == snap.calls >= 61
+    assert fams["syshub_metrics_series"].samples[0].value == 3
+    assert fams["syshub_metrics_series_max"].samples[0].value == 3

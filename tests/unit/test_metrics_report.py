@@ -299,3 +299,25 @@ def test_count_only_reports_export_no_durations() -> None:
     assert MetricsReport.from_dict(r.to_dict()).latency is False
     names = {f.name for f in text_string_to_metric_families(render_syscalls(r, swoll_names=True))}
     assert names == {"syshub_syscalls", "swoll_node_metrics_syscall_count"}
+
+
+def test_top_sort_keys_order_the_rows() -> None:
+    before = _report(at=100.0)
+    now = _report(
+        _row(container="a", count=10),
+        _row(container="b", errno=2, count=5, hist=_hist(b20=5)),
+        replace(_row(container="c", count=7, hist=_hist(b15=7)), total_ns=10**9),
+        at=101.0,
+    )
+    order = {}
+    for sort in ("rate", "errors", "time", "p50", "p99", "name"):
+        view = View(by=("container",), sort=sort)
+        order[sort] = [ln.labels["container"] for ln in aggregate([(now, before)], view)]
+    assert order == {
+        "rate": ["a", "c", "b"],
+        "errors": ["b", "a", "c"],
+        "time": ["c", "a", "b"],
+        "p50": ["b", "c", "a"],
+        "p99": ["b", "c", "a"],
+        "name": ["a", "b", "c"],
+    }
