@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,8 +47,9 @@ def drain(probe: Probe) -> int:
 
 def traced_loop(probe: Probe, loop: Path, argv: list[str], consume: bool) -> KeyStats:
     """Runs the workload in its own namespace with getppid traced; returns
-    the counts of its key during the run (a reused inode's key already has
-    the counts of the namespace that had it before)."""
+    the counts of its key during the run: the key's latest lifetime (a
+    reused inode's key lists what the namespace that had it before counted
+    apart, as an earlier lifetime)."""
     with NamespacedProcess([str(loop), *argv], stdout=subprocess.DEVNULL) as p:
         old = probe.stats().key(p.pid_ns, GETPPID)
         probe.add_filter(p.pid_ns, "getppid")
@@ -64,10 +64,8 @@ def traced_loop(probe: Probe, loop: Path, argv: list[str], consume: bool) -> Key
         new = probe.stats().key(p.pid_ns, GETPPID)
         probe.remove_filter(p.pid_ns, "getppid")
     assert new is not None
-    if old is None:
-        return new
-    fields = ("matched", "sampled_out", "dropped", "emitted", "delivered", "pending", "over_share")
-    return replace(new, **{f: getattr(new, f) - getattr(old, f) for f in fields})
+    assert new.lifetime == (1 if old is None else old.lifetime + 1), (old, new)
+    return new
 
 
 @pytest.mark.parametrize("fair_share_pct", [50, 100])
