@@ -226,3 +226,32 @@ def test_markdown_and_charts(quick_run: tuple[dict[str, Any], Path]) -> None:
             assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         assert "matplotlib" in doc["meta"]["chart_note"]
+
+
+@pytest.mark.parametrize("count_only", [False, True], ids=["latency", "count-only"])
+def test_metrics_scrape_bench_form(count_only: bool) -> None:
+    """``python -m benches.metrics_scrape`` (the 10,000-series scrape benchmark of
+    issue 12) at a tiny size: every series of the kernel map exported once,
+    histogram lines only with latency, every timing present."""
+    cmd = [sys.executable, "-m", "benches.metrics_scrape", "--namespaces", "4", "--repeat", "1"]
+    r = subprocess.run(
+        cmd + (["--count-only"] if count_only else []),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout)
+    assert doc["namespaces"] == 4 and doc["latency"] is not count_only
+    # ~32 series per workload namespace, plus the host's own
+    assert doc["kernel_series"] >= 4 * 25
+    # read, labelled, exported in that order; the host may add series meanwhile
+    assert doc["kernel_series"] <= doc["report_rows"] <= doc["exported_label_sets"]
+    assert doc["exported_label_sets"] - doc["kernel_series"] < 50
+    per_set = doc["exposition_lines"] / doc["exported_label_sets"]
+    # with latency: a counter plus 31 bounds, +Inf, _sum, _count per label set
+    assert per_set > 30 if not count_only else per_set < 3
+    for part in ("read_map", "read_and_label", "scrape", "generic_prometheus_client_scrape"):
+        assert doc[part]["wall_ms"] >= 0 and doc[part]["cpu_ms"] >= 0
+    assert _positive(doc["scrape"]["wall_ms"]) and _positive(doc["exposition_bytes"])
