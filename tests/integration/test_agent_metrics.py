@@ -43,6 +43,16 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         assert fams["syshub_metrics_latency"].samples[0].value == 1
         hist = fams["syshub_syscall_duration_seconds"].samples
         assert any(s.name.endswith("_bucket") and s.value > 0 for s in hist)
+        # the agent's own health: events per stage, drops per reason, ring and map
+        # use, scrape time
+        assert {s.labels["stage"] for s in fams["syshub_events"].samples} >= {"matched"}
+        reasons = {s.labels["reason"] for s in fams["syshub_dropped"].samples}
+        assert {"ring_full", "subscriber_queue"} <= reasons
+        assert fams["syshub_ring_capacity_bytes"].samples[0].value == 16 << 20
+        assert 0 <= fams["syshub_ring_use_ratio"].samples[0].value < 1
+        assert fams["syshub_metrics_series"].samples[0].value > 0
+        assert fams["syshub_metrics_series_max"].samples[0].value == m.max_entries
+        assert fams["syshub_scrape_duration_seconds"].samples[0].value >= 0
     finally:
         assert a.stop() == 0, a.logs()
 
