@@ -36,51 +36,70 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// The words of a record: its bytes, the last word zero-padded.
-fn words_of(rec: &[u8], words: &mut Vec<u64>) {
-    words.clear();
-    let mut chunks = rec.chunks_exact(8);
-    for c in &mut chunks {
-        words.push(u64::from_ne_bytes([
-            c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
-        ]));
+/// Word `i` of a record (the last one zero-padded; 0 past its end).
+#[inline]
+fn word(rec: &[u8], i: usize) -> u64 {
+    if let Some(s) = rec.get(8 * i..8 * i + 8) {
+        return u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut last = [0u8; 8];
+    let mut last = [0u8; 8];
+    if let Some(rest) = rec.get(8 * i..) {
         last[..rest.len()].copy_from_slice(rest);
-        words.push(u64::from_ne_bytes(last));
     }
+    u64::from_ne_bytes(last)
 }
 
 /// Appends the packed form of `records` to `out`. Every record must hold at
 /// least its first word (8 bytes) and its own size in bytes 4..8, as reader
 /// records do.
 pub fn pack(records: &[&[u8]], out: &mut Vec<u8>) {
-    let mut prev: Vec<u64> = Vec::with_capacity(32);
-    let mut cur: Vec<u64> = Vec::with_capacity(32);
-    for rec in records {
-        words_of(rec, &mut cur);
-        if cur.is_empty() {
-            cur.push(0);
+    let mut prev: &[u8] = &[];
+    for &rec in records {
+        if rec.len() == prev.len() && rec.len() % 8 == 0 && (8..=8 * 65).contains(&rec.len()) {
+            pack_same_size(rec, prev, out);
+            prev = rec;
+            continue;
         }
-        let n = cur.len();
+        let n = rec.len().div_ceil(8).max(1);
+        let m = n.min(prev.len().div_ceil(8));
         let mask_len = (n - 1).div_ceil(8);
         out.reserve(10 + mask_len + 10 * n);
-        put_varint(
-            out,
-            zigzag(cur[0].wrapping_sub(prev.first().copied().unwrap_or(0))),
-        );
+        put_varint(out, zigzag(word(rec, 0).wrapping_sub(word(prev, 0))));
         let mask_at = out.len();
         out.resize(mask_at + mask_len, 0);
-        for (i, &w) in cur.iter().enumerate().skip(1) {
-            let d = w.wrapping_sub(prev.get(i).copied().unwrap_or(0));
+        for i in 1..n {
+            let p = if i < m { word(prev, i) } else { 0 };
+            let d = word(rec, i).wrapping_sub(p);
             if d != 0 {
                 out[mask_at + (i - 1) / 8] |= 1 << ((i - 1) % 8);
                 put_varint(out, zigzag(d));
             }
         }
-        std::mem::swap(&mut prev, &mut cur);
+        prev = rec;
+    }
+}
+
+/// [`pack`] of a record of whole words (at most 65) after one of the same
+/// size: the changed words found in one branch-free pass, then only those
+/// visited. The same bytes as the general loop.
+fn pack_same_size(rec: &[u8], prev: &[u8], out: &mut Vec<u8>) {
+    let n = rec.len() / 8;
+    let mut mask = 0u64;
+    for (i, (a, b)) in rec[8..]
+        .chunks_exact(8)
+        .zip(prev[8..].chunks_exact(8))
+        .enumerate()
+    {
+        mask |= u64::from(word(a, 0) != word(b, 0)) << i;
+    }
+    let mask_len = (n - 1).div_ceil(8);
+    out.reserve(10 + mask_len + 10 * mask.count_ones() as usize);
+    put_varint(out, zigzag(word(rec, 0).wrapping_sub(word(prev, 0))));
+    out.extend_from_slice(&mask.to_le_bytes()[..mask_len]);
+    while mask != 0 {
+        let i = 1 + mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        put_varint(out, zigzag(word(rec, i).wrapping_sub(word(prev, i))));
     }
 }
 
@@ -124,25 +143,19 @@ impl Unpacked {
 /// byte where it starts) that does not decode. Records are not validated
 /// here beyond their size (at least the 8 bytes of word 0).
 pub fn unpack(blob: &[u8]) -> Result<Unpacked, String> {
-    let mut out = Unpacked {
-        data: Vec::with_capacity(blob.len() * 16),
-        offsets: Vec::new(),
-    };
-    let mut prev: Option<(usize, usize)> = None; // (offset, words) in out.data
+    let mut data: Vec<u8> = Vec::with_capacity(blob.len() * 24);
+    let mut offsets = Vec::with_capacity(blob.len() / 4);
+    // The previous record: its offset in `data` and its words.
+    let mut prev = (0, 0);
     let mut at = 0;
     while at < blob.len() {
         let start = at;
-        let k = out.offsets.len();
+        let k = offsets.len();
         let err = |what: &str| format!("packed record {k} at byte {start}: {what}");
-        let word = |data: &[u8], i: usize| -> u64 {
-            prev.filter(|&(_, n)| i < n).map_or(0, |(off, _)| {
-                let s = &data[off + 8 * i..off + 8 * i + 8];
-                u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
-            })
-        };
         let d0 = get_varint(blob, &mut at).ok_or_else(|| err("truncated"))?;
-        let w0 = word(&out.data, 0).wrapping_add(unzigzag(d0));
-        let b0 = w0.to_ne_bytes();
+        let (poff, pn) = prev;
+        let p0 = if pn > 0 { word(&data[poff..], 0) } else { 0 };
+        let b0 = p0.wrapping_add(unzigzag(d0)).to_ne_bytes();
         let size = u32::from_ne_bytes([b0[4], b0[5], b0[6], b0[7]]) as usize;
         if size < 8 {
             return Err(err(&format!("size {size} is below 8 bytes")));
@@ -153,19 +166,25 @@ pub fn unpack(blob: &[u8]) -> Result<Unpacked, String> {
             .get(at..at + mask_len)
             .ok_or_else(|| err("truncated mask"))?;
         at += mask_len;
-        let off = out.data.len();
-        out.data.reserve(8 * n);
-        out.data.extend_from_slice(&b0);
-        for i in 1..n {
-            let mut w = word(&out.data, i);
-            if mask[(i - 1) / 8] & (1 << ((i - 1) % 8)) != 0 {
+        // The previous record's words, then zeros; word 0; the deltas.
+        let off = data.len();
+        data.extend_from_within(poff..poff + 8 * n.min(pn));
+        data.resize(off + 8 * n, 0);
+        data[off..off + 8].copy_from_slice(&b0);
+        for (byte, &bits) in mask.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let i = 1 + 8 * byte + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
                 let d = get_varint(blob, &mut at).ok_or_else(|| err("truncated"))?;
-                w = w.wrapping_add(unzigzag(d));
+                if let Some(s) = data.get_mut(off + 8 * i..off + 8 * i + 8) {
+                    let w = word(s, 0).wrapping_add(unzigzag(d));
+                    s.copy_from_slice(&w.to_ne_bytes());
+                }
             }
-            out.data.extend_from_slice(&w.to_ne_bytes());
         }
-        out.offsets.push(off);
-        prev = Some((off, n));
+        offsets.push(off);
+        prev = (off, n);
     }
-    Ok(out)
+    Ok(Unpacked { data, offsets })
 }

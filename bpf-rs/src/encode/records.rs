@@ -60,21 +60,24 @@ pub fn encode_records(
     uint(out, 6, records.len() as u64);
     let mut seen = HashSet::new();
     let mut last = None;
+    const PID_NS: usize = std::mem::offset_of!(SyscallEvent, pid_ns);
     for r in records {
-        let Some(hdr) = SyscallEvent::read(r) else {
+        // The header's pid namespace alone (not the whole header copied).
+        let Some(&[a, b, c, d]) = r.get(PID_NS..PID_NS + 4) else {
             continue;
         };
+        let pid_ns = u32::from_ne_bytes([a, b, c, d]);
         // Runs of one namespace are the rule: hash only at a change.
-        if last == Some(hdr.pid_ns) || !seen.insert(hdr.pid_ns) {
-            last = Some(hdr.pid_ns);
+        if last == Some(pid_ns) || !seen.insert(pid_ns) {
+            last = Some(pid_ns);
             continue;
         }
-        last = Some(hdr.pid_ns);
-        if let Some(Some(doc)) = containers.get(&hdr.pid_ns) {
+        last = Some(pid_ns);
+        if let Some(Some(doc)) = containers.get(&pid_ns) {
             let mut json = Vec::new();
             walk_doc(&mut JsonSink::new(&mut json), doc);
             message(out, 7, |e| {
-                uint(e, 1, u64::from(hdr.pid_ns));
+                uint(e, 1, u64::from(pid_ns));
                 bytes_set(e, 2, &json);
             });
         }
