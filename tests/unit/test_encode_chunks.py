@@ -163,6 +163,30 @@ def test_write_chunks_writes_from_rust_to_the_descriptor(
     os.close(w)
 
 
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_write_chunks_of_many_events_write_them_all_in_order(fmt: str) -> None:
+    # More events than one write(2) piece (512), over several chunks.
+    b = Batch.from_records(records() * 150)
+    n = len(b)
+    containers = {NS_A: CONTAINER, NS_B: None}
+    many = [
+        EventChunk(b, ((0, 700), (710, n - 5)), containers),
+        EventChunk(b, ((3, 1300),), containers),
+    ]
+    with tempfile.TemporaryFile() as f:
+        assert write_chunks(f.fileno(), many, fmt)
+        f.seek(0)
+        data = f.read()
+    assert data == encode_chunks(many, fmt) == _joined_plain(many, fmt)
+    assert data.count(b"\n") == sum(len(c) for c in many)
+
+
+def _joined_plain(chunks: list[EventChunk], fmt: str) -> bytes:
+    if fmt == "json":
+        return b"".join(c.to_json() for c in chunks)
+    return b"".join(c.to_text() for c in chunks)
+
+
 def test_the_cli_writer_goes_through_the_descriptor_in_order(chunks: list[EventChunk]) -> None:
     with tempfile.TemporaryFile() as f:
         f.write(b"header\n")  # still in Python's buffer: flushed first
