@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from syshub import Hub
     from syshub.topology import LocalObserver
 
+LOOP_SRC = Path(__file__).resolve().parents[2] / "benches" / "workloads" / "loop.c"
 _ENV_REQUIRE = "SYSHUB_REQUIRE_CONTAINERD"
 _timings_key = pytest.StashKey[dict[str, float]]()
 
@@ -85,3 +88,16 @@ def hub_obs() -> Iterator[tuple[Hub, LocalObserver]]:
         yield hub, obs
     finally:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benches' C syscall loop (``benches/workloads/loop.c``), compiled
+    once per session: floods and steady callers of the fair-share, fault and
+    soak tests."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
+    out = tmp_path_factory.mktemp("loop") / "loop"
+    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(LOOP_SRC)], check=True)
+    return out

@@ -8,7 +8,6 @@ Accounting is exact on both keys either way."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -22,20 +21,9 @@ from syshub.probe import KeyStats
 
 pytestmark = pytest.mark.bpf
 
-LOOP_SRC = Path(__file__).resolve().parents[2] / "benches" / "workloads" / "loop.c"
 RING = 1 << 20
 SECS = 3.0
 GETPPID = syscalls.lookup("getppid").nr
-
-
-@pytest.fixture(scope="module")
-def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
-    out = tmp_path_factory.mktemp("loop") / "loop"
-    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(LOOP_SRC)], check=True)
-    return out
 
 
 @dataclass

@@ -5,7 +5,6 @@ job into a small ring. The kernel counts over-share drops per key; the job's
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -20,18 +19,7 @@ from syshub.topology import LocalObserver
 
 pytestmark = pytest.mark.bpf
 
-LOOP_SRC = Path(__file__).resolve().parents[2] / "benches" / "workloads" / "loop.c"
 GETPPID = syscalls.lookup("getppid").nr
-
-
-@pytest.fixture(scope="module")
-def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
-    out = tmp_path_factory.mktemp("loop") / "loop"
-    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(LOOP_SRC)], check=True)
-    return out
 
 
 def test_a_jobs_over_share_drops_are_counted_per_key_and_in_stats(loop_bin: Path) -> None:

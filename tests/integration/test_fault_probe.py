@@ -20,20 +20,9 @@ from syshub.probe import KeyStats
 
 pytestmark = pytest.mark.bpf
 
-LOOP_SRC = Path(__file__).resolve().parents[2] / "benches" / "workloads" / "loop.c"
 GETPPID = syscalls.lookup("getppid").nr
 FILTER_KEYS = 65536  # max_entries of the filter and counter maps
 NS_BASE = 0xF800_0000  # made-up namespace inodes, far above the real ones (~0xF000_0000)
-
-
-@pytest.fixture(scope="module")
-def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
-    out = tmp_path_factory.mktemp("loop") / "loop"
-    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(LOOP_SRC)], check=True)
-    return out
 
 
 def drain(probe: Probe) -> int:

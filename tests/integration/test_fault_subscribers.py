@@ -7,7 +7,6 @@ delivered + dropped + queued == what the job routed to it."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -21,18 +20,7 @@ from syshub.topology import LocalObserver
 
 pytestmark = pytest.mark.bpf
 
-LOOP_SRC = Path(__file__).resolve().parents[2] / "benches" / "workloads" / "loop.c"
 CALLS = 20_000
-
-
-@pytest.fixture(scope="module")
-def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
-    out = tmp_path_factory.mktemp("loop") / "loop"
-    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(LOOP_SRC)], check=True)
-    return out
 
 
 def test_raising_blocking_and_vanishing_subscribers(loop_bin: Path) -> None:

@@ -6,8 +6,6 @@ flat, and every job and key balances exactly at the end."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,17 +25,6 @@ soak = _soak.soak
 pytestmark = pytest.mark.bpf
 
 SECS = 60.0
-
-
-@pytest.fixture(scope="module")
-def loop_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if cc is None:
-        pytest.fail("no C compiler (gcc) to build benches/workloads/loop.c")
-    out = tmp_path_factory.mktemp("loop") / "loop"
-    src = ROOT / "benches" / "workloads" / "loop.c"
-    subprocess.run([cc, "-O2", "-static", "-o", str(out), str(src)], check=True)
-    return out
 
 
 def test_soak_one_minute(loop_bin: Path) -> None:
