@@ -28,6 +28,11 @@ from syshub.v1 import agent_pb2 as pb
 POLL: Final = 0.2
 """How long a stream waits for events before it checks its client and its end."""
 
+LINGER: Final = 0.004
+"""When a pull finds less than a quarter of what a message may hold, it waits
+this long (s) once for more: fewer, fuller messages (less work per message on
+both sides, fewer wake-ups) for at most this much more latency."""
+
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 FORMAT_NAMES: Final[dict[int, str]] = {
@@ -114,6 +119,10 @@ def chunk_pull(sub: Any, fmt: int, node: str) -> tuple[int, Pull]:
         chunks = sub.get_chunks(max_events=n, timeout=timeout)
         if not chunks:
             return 0, _no_events
+        got = sum(len(c) for c in chunks)
+        if got < n // 4 and not sub.closed:
+            time.sleep(LINGER)
+            chunks += sub.get_chunks(max_events=n - got, timeout=0)
 
         def message(head: bytes) -> bytes:
             return encode_chunks(chunks, name, node=proto_node, field=field, prefix=head)
