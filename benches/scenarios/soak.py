@@ -65,6 +65,22 @@ class SoakReport:
     errors: list[str] = field(default_factory=list)
     objects: dict[str, int] = field(default_factory=dict)
     """Python objects by type: last sample minus first (the 10 that grew most)."""
+    idle_before: Sample | None = None
+    """The process with the Hub started, before any container or Trace."""
+    idle_after: Sample | None = None
+    """The same once every container stopped and every Trace was deleted: a leak of
+    descriptors, threads or map entries shows here without the live containers' and
+    Traces' own (which make the in-run samples move by ~15 fds)."""
+
+    def idle_growth(self) -> dict[str, float]:
+        """``idle_after`` minus ``idle_before``, per measure (empty if either is missing)."""
+        a, b = self.idle_before, self.idle_after
+        if a is None or b is None:
+            return {}
+        out: dict[str, float] = {n: getattr(b, n) - getattr(a, n) for n in ("fds", "threads")}
+        for m in set(a.maps) | set(b.maps):
+            out[f"map:{m}"] = b.maps.get(m, 0) - a.maps.get(m, 0)
+        return out
 
     def growth(self) -> dict[str, float]:
         """Last fifth minus first fifth of the samples (max of each), per measure."""
@@ -166,6 +182,32 @@ class Churn:
         self.step(time.monotonic())
 
 
+def _sample(t: float, containers: int, traces: int) -> Sample:
+    return Sample(
+        t=round(t, 1),
+        rss_kib=_status("VmRSS"),
+        fds=len(os.listdir("/proc/self/fd")),
+        threads=_status("Threads"),
+        maps=map_entries(),
+        containers=containers,
+        traces=traces,
+        py_blocks=sys.getallocatedblocks(),
+    )
+
+
+def _settled(t0: float, before: Sample, wait_s: float = 5.0) -> Sample:
+    """The idle sample at the end, taken once descriptors and threads are back to
+    ``before`` (the Hub lets go of a stopped container's namespace on its own
+    thread) or after ``wait_s``, whichever comes first."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        gc.collect()
+        s = _sample(time.monotonic() - t0, 0, 0)
+        if (s.fds <= before.fds and s.threads <= before.threads) or time.monotonic() > deadline:
+            return s
+        time.sleep(0.1)
+
+
 def _drain(subs: list[tuple[Trace, Subscription]]) -> int:
     return sum(len(s.get_batch(65536, timeout=0)) for _, s in subs)
 
@@ -188,6 +230,7 @@ def soak(
     hub = Hub(HubConfig(ring_bytes=4 << 20), obs, probe=probe)
     hub.start()
     churn = Churn(loop_bin, obs, rate, life)
+    rep.idle_before = _sample(0.0, 0, 0)
     subs: list[tuple[Trace, Subscription]] = []
     created: list[tuple[float, Trace]] = []
     t0 = time.monotonic()
@@ -219,18 +262,7 @@ def soak(
             rep.events += _drain(subs)
             if now >= next_sample:
                 next_sample += sample_s
-                rep.samples.append(
-                    Sample(
-                        t=round(now - t0, 1),
-                        rss_kib=_status("VmRSS"),
-                        fds=len(os.listdir("/proc/self/fd")),
-                        threads=_status("Threads"),
-                        maps=map_entries(),
-                        containers=len(churn.live),
-                        traces=len(created),
-                        py_blocks=sys.getallocatedblocks(),
-                    )
-                )
+                rep.samples.append(_sample(now - t0, len(churn.live), len(created)))
                 if first_objects is None:
                     first_objects = _object_counts()
                 elif now + sample_s - t0 >= secs:  # the last sample
@@ -243,6 +275,7 @@ def soak(
             hub.delete_trace(tr)
         rep.events += _drain(subs)
         churn.close()
+        rep.idle_after = _settled(t0, rep.idle_before)
         st = hub.stats()
         for job_id, js in st.jobs.items():
             rep.checks.append(
@@ -282,6 +315,9 @@ def run(ctx: Context) -> ScenarioResult:
         "traces": rep.traces,
         "events": rep.events,
         "growth": rep.growth(),
+        "idle_growth": rep.idle_growth(),
+        "idle_before": asdict(rep.idle_before) if rep.idle_before else None,
+        "idle_after": asdict(rep.idle_after) if rep.idle_after else None,
         "object_growth": rep.objects,
         "errors": rep.errors,
         "samples": [asdict(s) for s in rep.samples],
