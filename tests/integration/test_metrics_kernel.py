@@ -145,16 +145,21 @@ def test_count_only_mode_counts_exactly_without_timing(metrics_calls: Path) -> N
 def test_exits_clones_and_sigreturns_are_counted_once(tmp_path: Path) -> None:
     # a thread ends in SYS_exit, the process in SYS_exit_group (neither
     # returns); clone3 returns twice (parent and child) but is one call;
-    # rt_sigreturn's exit shows no number (orig_ax -1)
+    # rt_sigreturn's exit shows no number (orig_ax -1). join() returns once
+    # a thread's Python part is done, before its SYS_exit: the script waits
+    # until the kernel has no thread but the main one (else exit_group may
+    # kill a thread that never called exit, rightly not counted)
     script = tmp_path / "threads.py"
     script.write_text(
-        "import os, signal, threading\n"
+        "import os, signal, threading, time\n"
         "signal.signal(signal.SIGUSR1, lambda *a: None)\n"
         "for _ in range(5):\n"
         "    os.kill(os.getpid(), signal.SIGUSR1)\n"
         "ts = [threading.Thread(target=lambda: None) for _ in range(3)]\n"
         "[t.start() for t in ts]\n"
         "[t.join() for t in ts]\n"
+        "while len(os.listdir('/proc/self/task')) > 1:\n"
+        "    time.sleep(0.001)\n"
     )
     with Metrics("node", latency=False) as m:
         rows = run_counted(m, [sys.executable, "-I", "-S", str(script)])
