@@ -372,15 +372,15 @@ pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
 /// record unpacked and validated); ValueError naming the first malformed one.
 #[pyfunction]
 pub(crate) fn unpack_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
-    let batch = py.detach(|| {
-        let u = encode::unpack(data)?;
-        let mut offsets = Vec::with_capacity(u.offsets.len());
-        for (i, &at) in u.offsets.iter().enumerate() {
-            if let Err(e) = syshub_bpf::decode::validate(u.record(i)) {
-                return Err(format!("record {i} is malformed: {e}"));
-            }
-            offsets.push(u32::try_from(at).map_err(|_| "records: more than 4 GiB".to_owned())?);
-        }
+    let batch = py.detach(|| -> Result<CoreBatch, String> {
+        let u = encode::unpack_checked(data, |i, rec| {
+            syshub_bpf::decode::validate(rec)
+                .map(|_| ())
+                .map_err(|e| format!("record {i} is malformed: {e}"))
+        })?;
+        let offsets = (u.offsets.iter().map(|&at| u32::try_from(at)))
+            .collect::<Result<Vec<u32>, _>>()
+            .map_err(|_| "records: more than 4 GiB".to_owned())?;
         Ok(CoreBatch {
             data: u.data,
             offsets,

@@ -21,7 +21,7 @@ use crate::decode::{self, Decoded};
 
 pub use doc::{Doc, Extra, Sink, event_doc};
 pub use json::{JsonSink, encode_json};
-pub use packed::{Unpacked, pack, unpack};
+pub use packed::{Unpacked, pack, unpack, unpack_checked};
 pub use proto::encode_proto;
 pub use records::{encode_records, split_records};
 pub use text::encode_text;

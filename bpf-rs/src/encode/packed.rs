@@ -84,13 +84,17 @@ pub fn pack(records: &[&[u8]], out: &mut Vec<u8>) {
 /// visited. The same bytes as the general loop.
 fn pack_same_size(rec: &[u8], prev: &[u8], out: &mut Vec<u8>) {
     let n = rec.len() / 8;
+    // The changed words' bits, 8 at a time in a register.
     let mut mask = 0u64;
-    for (i, (a, b)) in rec[8..]
-        .chunks_exact(8)
-        .zip(prev[8..].chunks_exact(8))
-        .enumerate()
-    {
-        mask |= u64::from(word(a, 0) != word(b, 0)) << i;
+    for j in 0..(n - 1).div_ceil(8) {
+        let mut g = 0u64;
+        for k in 0..8 {
+            let i = 1 + 8 * j + k;
+            if i < n {
+                g |= u64::from(word(rec, i) != word(prev, i)) << k;
+            }
+        }
+        mask |= g << (8 * j);
     }
     let mask_len = (n - 1).div_ceil(8);
     out.reserve(10 + mask_len + 10 * mask.count_ones() as usize);
@@ -143,6 +147,15 @@ impl Unpacked {
 /// byte where it starts) that does not decode. Records are not validated
 /// here beyond their size (at least the 8 bytes of word 0).
 pub fn unpack(blob: &[u8]) -> Result<Unpacked, String> {
+    unpack_checked(blob, |_, _| Ok(()))
+}
+
+/// [`unpack`], `check` called with each record's index and bytes as soon as
+/// it is unpacked (while it is in the cache); its error ends the unpacking.
+pub fn unpack_checked(
+    blob: &[u8],
+    mut check: impl FnMut(usize, &[u8]) -> Result<(), String>,
+) -> Result<Unpacked, String> {
     let mut data: Vec<u8> = Vec::with_capacity(blob.len() * 24);
     let mut offsets = Vec::with_capacity(blob.len() / 4);
     // The previous record: its offset in `data` and its words.
@@ -183,6 +196,7 @@ pub fn unpack(blob: &[u8]) -> Result<Unpacked, String> {
                 }
             }
         }
+        check(k, &data[off..off + size])?;
         offsets.push(off);
         prev = (off, n);
     }

@@ -228,6 +228,27 @@ mod packed_records {
         }
 
         #[test]
+        fn same_size_records_round_trip(
+            words in 1usize..70,
+            base in prop::collection::vec(any::<u8>(), 560),
+            pokes in prop::collection::vec(prop::collection::vec((0usize..560, any::<u8>()), 0..4), 1..30),
+        ) {
+            // Whole words, one size: pack's one-pass path (up to 65 words).
+            let mut cur = sized(base[..8 * words].to_vec(), 8 * words);
+            let mut recs = vec![cur.clone()];
+            for p in pokes {
+                for (at, v) in p {
+                    let at = at % cur.len();
+                    if !(4..8).contains(&at) {
+                        cur[at] = v;
+                    }
+                }
+                recs.push(cur.clone());
+            }
+            round_trip(&recs);
+        }
+
+        #[test]
         fn garbage_never_panics(blob in prop::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(u) = unpack(&blob) {
                 // Whatever decodes, packs back to something that decodes the same.
