@@ -78,7 +78,8 @@ struct drop_ctx {
 static long drop_step(__u32 i, void *vctx)
 {
 	struct drop_ctx *ctx = vctx;
-	struct syshub_key_counters *kc;
+	struct syshub_key_counters *kc = 0;
+	struct syshub_filter_cfg *cfg;
 	struct syshub_filter_key key;
 	struct syshub_event *ev;
 	__u32 off = ctx->off;
@@ -87,7 +88,11 @@ static long drop_step(__u32 i, void *vctx)
 		return 1;
 	ev = (struct syshub_event *)&ctx->sg->buf[off];
 	record_key(ev, &key);
-	kc = bpf_map_lookup_elem(&counters, &key);
+	/* intent: the rare full ring: the key's slot from its filter (a key
+	 * removed since the record was staged is counted globally only) */
+	cfg = bpf_map_lookup_elem(&filters, &key);
+	if (cfg)
+		kc = bpf_map_lookup_elem(&counters, &cfg->slot);
 	if (kc)
 		__sync_fetch_and_add(&kc->dropped, 1);
 	ctx->off = off + ((ev->size + 7) & ~7u);

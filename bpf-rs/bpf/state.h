@@ -13,7 +13,8 @@
 struct inflight {
 	__u32 pending; /* an entry waits for its exit */
 	__u32 nr;
-	struct syshub_filter_key key; /* counters this call charges */
+	struct syshub_filter_key key; /* the filter this call charges */
+	__u32 slot;		      /* its counters' slot */
 	__u32 len;		      /* bytes of rec in use */
 	__u32 str_max;
 	__u32 argv_max;
@@ -33,7 +34,6 @@ struct inflight {
 	struct syshub_filter_cfg c_cfg;
 	__u16 c_keyflag;
 	__u16 _pad0;
-	__u32 _pad1;
 	/* Identity cached per task: the active pid namespace of a task never
 	 * changes; host_tid detects the rare exec by a non-leader thread. */
 	__u32 id_tid;
@@ -58,10 +58,13 @@ struct {
 	__type(value, struct syshub_filter_cfg);
 } filters SEC(".maps");
 
+/* Per-key counters, at the slot the key's filter names: an array, so a
+ * matched call counts without a hash lookup (user space zeroes a slot when it
+ * gives it to a key and reads it when the key is removed). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
-	__type(key, struct syshub_filter_key);
+	__type(key, __u32);
 	__type(value, struct syshub_key_counters);
 } counters SEC(".maps");
 

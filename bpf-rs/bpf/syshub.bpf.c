@@ -52,12 +52,13 @@ const volatile struct syshub_capture abi_capture_type = {};
 
 /* Drop a record of `key` that is over its share of the ring (syshub_abi.h):
  * counted in the key's dropped and over_share. */
-static __always_inline int over_share(const struct syshub_filter_key *key, __u64 avail, __u32 len)
+static __always_inline int over_share(const struct syshub_filter_key *key, __u32 slot, __u64 avail,
+				      __u32 len)
 {
 	struct syshub_key_counters *kc;
-	__u64 *rd, read = 0, done, pending, free, slot;
+	__u64 *rd, read = 0, done, pending, free, room;
 
-	kc = bpf_map_lookup_elem(&counters, key);
+	kc = bpf_map_lookup_elem(&counters, &slot);
 	if (!kc)
 		return 0;
 	rd = bpf_map_lookup_elem(&key_read, key);
@@ -68,8 +69,8 @@ static __always_inline int over_share(const struct syshub_filter_key *key, __u64
 	done = kc->sampled_out + kc->dropped + read;
 	pending = kc->matched > done ? kc->matched - done : 0;
 	free = ring_size > avail ? ring_size - avail : 0;
-	slot = (len + 8 + 7) & ~7ULL; /* ring record header, 8-byte aligned */
-	if (pending * slot <= free)
+	room = (len + 8 + 7) & ~7ULL; /* ring record header, 8-byte aligned */
+	if (pending * room <= free)
 		return 0;
 	__sync_fetch_and_add(&kc->dropped, 1);
 	__sync_fetch_and_add(&kc->over_share, 1);
@@ -78,14 +79,13 @@ static __always_inline int over_share(const struct syshub_filter_key *key, __u64
 	return 1;
 }
 
-/* A record of `key` could not be written (ring full): counted. */
-static __always_inline void count_drop(const struct syshub_filter_key *key)
+/* A record could not be written (ring full): counted at its key's slot. */
+static __always_inline void count_drop(__u32 slot)
 {
 	struct syshub_key_counters *kc;
 
-	/* intent: the per-key counters are only touched on the rare drop */
 	gc_inc(SYSHUB_GC_DROPPED);
-	kc = bpf_map_lookup_elem(&counters, key);
+	kc = bpf_map_lookup_elem(&counters, &slot);
 	if (kc)
 		__sync_fetch_and_add(&kc->dropped, 1);
 }
@@ -93,10 +93,11 @@ static __always_inline void count_drop(const struct syshub_filter_key *key)
 /* Ring space check before writing `len` bytes of `key` with `avail` bytes
  * pending: the wake-up flag to write with, or -1 when the key is over its
  * fair share (counted). */
-static __always_inline __s64 ring_admit(const struct syshub_filter_key *key, __u32 len, __u64 avail)
+static __always_inline __s64 ring_admit(const struct syshub_filter_key *key, __u32 slot, __u32 len,
+					__u64 avail)
 {
 	/* intent: below share_from nothing is limited (one compare per record) */
-	if (avail + len > share_from && over_share(key, avail, len))
+	if (avail + len > share_from && over_share(key, slot, avail, len))
 		return -1;
 	/* intent: wake the reader once, when this record crosses the threshold;
 	 * past it the reader is awake or its poll timer fires, and waking it on
@@ -108,12 +109,12 @@ static __always_inline __s64 ring_admit(const struct syshub_filter_key *key, __u
 
 /* The fair share check of a record about to be staged, against the pending
  * bytes known at the last hand-over plus those staged since: 1 when dropped. */
-static __always_inline int stage_over_share(const struct syshub_filter_key *key,
+static __always_inline int stage_over_share(const struct syshub_filter_key *key, __u32 slot,
 					    const struct stage *sg)
 {
 	__u64 avail = sg->avail + sg->len;
 
-	return avail + EV_BYTES > share_from && over_share(key, avail, EV_BYTES);
+	return avail + EV_BYTES > share_from && over_share(key, slot, avail, EV_BYTES);
 }
 
 /* Emit the record built in task storage: staged when it is one bare header,
@@ -133,7 +134,7 @@ static __always_inline void emit(struct inflight *st)
 		len = sizeof(struct syshub_event);
 	st->rec.ev.size = len;
 	if (sg && len == EV_BYTES) {
-		if (stage_over_share(&st->key, sg))
+		if (stage_over_share(&st->key, st->slot, sg))
 			return;
 		slot = stage_begin(sg);
 		if (slot) {
@@ -147,11 +148,11 @@ static __always_inline void emit(struct inflight *st)
 		stage_flush(sg);
 		sg->busy = 0;
 	}
-	flags = ring_admit(&st->key, len, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
+	flags = ring_admit(&st->key, st->slot, len, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
 	if (flags < 0)
 		return;
 	if (bpf_ringbuf_output(&events, st->rec.buf, len, flags) != 0) {
-		count_drop(&st->key);
+		count_drop(st->slot);
 		return;
 	}
 	gc_inc(SYSHUB_GC_EMITTED);
@@ -257,14 +258,15 @@ static __always_inline int match_cached(struct inflight *st, __u32 nr, __u32 tgi
 
 /* Count a match and sample 1-in-N on the per-key sequence: the sequence
  * number of a call to record, or 0 (sampled out or no counters: counted). */
-static __always_inline __u64 count_match(const struct syshub_filter_key *key,
-					 const struct syshub_filter_cfg *cfg)
+static __always_inline __u64 count_match(const struct syshub_filter_cfg *cfg)
 {
 	struct syshub_key_counters *kc;
+	__u32 slot = cfg->slot;
 	__u64 seq;
 
 	gc_inc(SYSHUB_GC_MATCHED);
-	kc = bpf_map_lookup_elem(&counters, key);
+	/* intent: an array slot named by the filter, not a second hash lookup */
+	kc = bpf_map_lookup_elem(&counters, &slot);
 	if (!kc) {
 		gc_inc(SYSHUB_GC_NOKEY);
 		return 0;
@@ -279,9 +281,9 @@ static __always_inline __u64 count_match(const struct syshub_filter_key *key,
 }
 
 /* A matched call without per-task memory: counted as a drop. */
-static __always_inline void drop_nomem(const struct syshub_filter_key *key)
+static __always_inline void drop_nomem(__u32 slot)
 {
-	struct syshub_key_counters *kc = bpf_map_lookup_elem(&counters, key);
+	struct syshub_key_counters *kc = bpf_map_lookup_elem(&counters, &slot);
 
 	if (kc)
 		__sync_fetch_and_add(&kc->dropped, 1);
@@ -358,6 +360,7 @@ static __always_inline void begin_call(struct inflight *st, const struct syshub_
 				       __u32 nr, const struct syshub_filter_cfg *cfg)
 {
 	st->key = *key;
+	st->slot = cfg->slot;
 	st->nr = nr;
 	st->skip = 0;
 	st->len = sizeof(struct syshub_event);
@@ -405,7 +408,7 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 		pidns = task_pidns(task);
 	if (!match_cached(st, nr, (__u32)(pid_tgid >> 32), pidns, &key, &cfg, &keyflag, &scope))
 		return 0;
-	seq = count_match(&key, &cfg);
+	seq = count_match(&cfg);
 	if (!st)
 		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!seq) {
@@ -417,7 +420,7 @@ static __always_inline int handle_enter(__u32 nr, const void *args_src, int from
 		return 0;
 	}
 	if (!st) {
-		drop_nomem(&key);
+		drop_nomem(cfg.slot);
 		return 0;
 	}
 	if (st->pending)
@@ -483,13 +486,13 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 		pidns = task_pidns(task);
 	if (!match_cached(st, nr, (__u32)(pid_tgid >> 32), pidns, &key, &cfg, &keyflag, &scope))
 		return 0;
-	seq = count_match(&key, &cfg);
+	seq = count_match(&cfg);
 	if (!seq)
 		return 0;
 	if (!st)
 		st = bpf_task_storage_get(&inflight_calls, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
-		drop_nomem(&key);
+		drop_nomem(cfg.slot);
 		return 0;
 	}
 	cache_identity(st, task, (__u32)pid_tgid, pidns);
@@ -503,7 +506,7 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 	if (!spec || !spec->capflags) {
 		sg = this_stage();
 		if (sg) {
-			if (stage_over_share(&key, sg))
+			if (stage_over_share(&key, cfg.slot, sg))
 				return 0;
 			ev = stage_begin(sg);
 			if (ev) {
@@ -514,12 +517,13 @@ static __always_inline int record_at_exit(struct task_struct *task, struct infli
 			}
 		}
 		/* intent: staging busy (never from a syscall in practice): direct */
-		wake = ring_admit(&key, EV_BYTES, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
+		wake = ring_admit(&key, cfg.slot, EV_BYTES,
+				  bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA));
 		if (wake < 0)
 			return 0;
 		ev = bpf_ringbuf_reserve(&events, sizeof(struct syshub_event), 0);
 		if (!ev) {
-			count_drop(&key);
+			count_drop(cfg.slot);
 			return 0;
 		}
 		fill_exit_only(ev, task, st, nr, pid_tgid, pidns, scope, evflags, seq, now, ret,

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define SYSHUB_ABI_VERSION 1
+#define SYSHUB_ABI_VERSION 2
 
 #define SYSHUB_COMM_LEN	    16
 #define SYSHUB_NARGS	    6
@@ -167,7 +167,7 @@ struct syshub_filter_cfg {
 	__u16 str_max;	   /* per-string capture, 1..SYSHUB_CAP_MAX */
 	__u16 argv_max;	   /* argv elements, 0..SYSHUB_ARGV_LIMIT */
 	__u32 buf_max;	   /* per-buffer capture, 0..SYSHUB_CAP_MAX */
-	__u32 _pad0;
+	__u32 slot;	   /* the key's entry in the counters array (user space picks it) */
 };
 
 /* Per-key counters (atomic; matched doubles as the sequence number). */

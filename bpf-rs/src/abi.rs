@@ -8,7 +8,7 @@
     reason = "each item mirrors the documented C declaration of the same name"
 )]
 
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 pub const COMM_LEN: usize = 16;
 pub const NARGS: usize = 6;
 pub const MAX_SYSCALLS: u32 = 512;
@@ -147,7 +147,8 @@ pub struct FilterCfg {
     pub str_max: u16,
     pub argv_max: u16,
     pub buf_max: u32,
-    pub _pad0: u32,
+    /// The key's entry in the counters array.
+    pub slot: u32,
 }
 
 #[repr(C)]

@@ -34,7 +34,7 @@ pub(crate) fn abi_layout(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     ]);
     layout!(py, out, "syshub_filter_key", abi::FilterKey, [pid_ns: u32, nr: u32]);
     layout!(py, out, "syshub_filter_cfg", abi::FilterCfg, [
-        sample_rate: u32, str_max: u16, argv_max: u16, buf_max: u32, _pad0: u32,
+        sample_rate: u32, str_max: u16, argv_max: u16, buf_max: u32, slot: u32,
     ]);
     layout!(py, out, "syshub_key_counters", abi::KeyCounters, [
         matched: u64, sampled_out: u64, dropped: u64, emitted: u64, over_share: u64,

@@ -43,4 +43,4 @@ def test_header_sizes_are_the_documented_ones() -> None:
     layout = syshub_probe.abi_layout()
     assert layout["syshub_event"]["__size__"][1] == 160
     assert layout["syshub_capture"]["__size__"][1] == 16
-    assert syshub_probe.ABI_VERSION == 1
+    assert syshub_probe.ABI_VERSION == 2

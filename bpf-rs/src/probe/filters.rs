@@ -2,13 +2,54 @@
 //! settings per key, and the per-key counters (live in the kernel, those of
 //! a key's ended lifetimes in user space).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use super::Probe;
-use super::share::BPF_NOEXIST;
 use crate::abi::{self, FilterCfg, FilterKey, KeyCounters};
 use crate::accounting::{KeyLifetime, lifetimes};
 use crate::error::{Error, Result};
+
+/// Slots of the kernel's counters array: one per live key, named in its
+/// filter so a matched call counts without a hash lookup.
+///
+/// Never-used slots are handed out first, then freed ones oldest first: a
+/// call still in flight when its key is removed may count into the slot it
+/// started with, and that slot is given to another key only after every
+/// other slot has been.
+#[derive(Debug, Default)]
+pub(super) struct Slots {
+    live: HashMap<FilterKey, u32>,
+    next: u32,
+    free: VecDeque<u32>,
+}
+
+impl Slots {
+    /// The slot of a live key.
+    pub(super) fn of(&self, key: &FilterKey) -> Option<u32> {
+        self.live.get(key).copied()
+    }
+
+    fn take(&mut self, key: FilterKey, capacity: u32) -> Option<u32> {
+        let slot = if self.next < capacity {
+            self.next += 1;
+            self.next - 1
+        } else {
+            self.free.pop_front()?
+        };
+        self.live.insert(key, slot);
+        Some(slot)
+    }
+
+    fn give_back(&mut self, key: &FilterKey) -> Option<u32> {
+        let slot = self.live.remove(key)?;
+        self.free.push_back(slot);
+        Some(slot)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&FilterKey, &u32)> {
+        self.live.iter()
+    }
+}
 
 /// Capture settings of one filter key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +103,7 @@ impl FilterSpec {
             str_max: self.str_max,
             argv_max: self.argv_max,
             buf_max: self.buf_max,
-            _pad0: 0,
+            slot: 0,
         })
     }
 }
@@ -79,33 +120,30 @@ impl Probe {
             name: nr.to_string(),
             suggestions: Vec::new(),
         })?;
-        let cfg = spec.to_cfg()?;
+        let mut cfg = spec.to_cfg()?;
         let key = FilterKey { pid_ns, nr };
         // A live key keeps its counters (and sequence) when its settings change.
-        let created = match self
-            .counters
-            .insert(key, KeyCounters::default(), BPF_NOEXIST)
-        {
-            Ok(()) => true,
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
-            {
-                false
+        let created = self.slots.of(&key).is_none();
+        cfg.slot = match self.slots.of(&key) {
+            Some(slot) => slot,
+            None => {
+                let slot = self.slots.take(key, self.counters.len()).ok_or_else(|| {
+                    Error::Bpf(format!(
+                        "the kernel filter map is full ({} keys): cannot trace syscall {nr} in \
+                         namespace {pid_ns}; remove other filters first",
+                        self.keys.len()
+                    ))
+                })?;
+                if let Err(e) = self.counters.set(slot, KeyCounters::default(), 0) {
+                    self.slots.give_back(&key);
+                    return Err(Error::Bpf(format!("creating counters for {key:?}: {e}")));
+                }
+                slot
             }
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
-            {
-                return Err(Error::Bpf(format!(
-                    "the kernel filter map is full ({} keys): cannot trace syscall {nr} in \
-                     namespace {pid_ns}; remove other filters first",
-                    self.keys.len()
-                )));
-            }
-            Err(e) => return Err(Error::Bpf(format!("creating counters for {key:?}: {e}"))),
         };
         let r = self.install(key, def, cfg, spec.durations);
         if r.is_err() && created {
-            let _ = self.counters.remove(&key);
+            self.slots.give_back(&key);
             self.close_key_read(key);
         }
         r?;
@@ -159,8 +197,8 @@ impl Probe {
         // End the key's lifetime: its counters move into user space, so the
         // kernel map holds only live keys (it would fill after 65536 keys
         // otherwise), and a later add starts a new lifetime from 0.
-        let c = self.counters.get(&key, 0).unwrap_or_default();
-        let _ = self.counters.remove(&key);
+        let c = self.slot_counters(&key).unwrap_or_default();
+        self.slots.give_back(&key);
         self.retired.entry(key).or_default().end(&c);
         self.close_key_read(key);
         if !self.keys.keys().any(|k| k.nr == nr) {
@@ -193,10 +231,13 @@ impl Probe {
     /// # Errors
     /// A kernel refusal while iterating.
     pub fn key_counters(&self) -> Result<Vec<KeyLifetime>> {
-        let mut live = std::collections::HashMap::new();
-        for item in self.counters.iter() {
-            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            live.insert(k, c);
+        let mut live = HashMap::new();
+        for (k, &slot) in self.slots.iter() {
+            let c = self
+                .counters
+                .get(&slot, 0)
+                .map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            live.insert(*k, c);
         }
         let keys: BTreeSet<FilterKey> = live.keys().chain(self.retired.keys()).copied().collect();
         Ok(keys
@@ -212,10 +253,14 @@ impl Probe {
     /// A kernel refusal while iterating.
     pub fn sequences(&self) -> Result<Vec<(FilterKey, u64)>> {
         let mut out = Vec::new();
-        for item in self.counters.iter() {
-            let (k, c) = item.map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            out.push((k, c.matched));
+        for (k, &slot) in self.slots.iter() {
+            let c = self
+                .counters
+                .get(&slot, 0)
+                .map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+            out.push((*k, c.matched));
         }
+        out.sort_by_key(|(k, _)| *k);
         Ok(out)
     }
 
@@ -224,9 +269,14 @@ impl Probe {
     #[must_use]
     pub fn key_matched(&self, pid_ns: u32, nr: u32) -> u64 {
         let key = FilterKey { pid_ns, nr };
-        match self.counters.get(&key, 0) {
-            Ok(c) => c.matched,
-            Err(_) => self.retired.get(&key).map_or(0, |h| h.last.matched),
+        match self.slot_counters(&key) {
+            Some(c) => c.matched,
+            None => self.retired.get(&key).map_or(0, |h| h.last.matched),
         }
+    }
+
+    /// The kernel counters of a live key.
+    fn slot_counters(&self, key: &FilterKey) -> Option<KeyCounters> {
+        self.counters.get(&self.slots.of(key)?, 0).ok()
     }
 }

@@ -103,7 +103,9 @@ fn load_error(e: impl std::fmt::Display + std::fmt::Debug, what: &str) -> Error 
 pub struct Probe {
     bpf: Ebpf,
     filters: BpfHashMap<MapData, FilterKey, FilterCfg>,
-    counters: BpfHashMap<MapData, FilterKey, KeyCounters>,
+    /// Per-key counters, at the slot each live key's filter names.
+    counters: Array<MapData, KeyCounters>,
+    slots: filters::Slots,
     /// Records the reader took out of the ring, per live key (see `share`).
     key_read: KeyRead,
     fair_share: bool,
@@ -269,6 +271,7 @@ impl Probe {
         let probe = Self {
             filters: take(&mut bpf, names::MAP_FILTERS)?,
             counters: take(&mut bpf, names::MAP_COUNTERS)?,
+            slots: filters::Slots::default(),
             key_read: Arc::new(Mutex::new(take(&mut bpf, MAP_KEY_READ)?)),
             fair_share: fair_share_pct < 100,
             hook_modes: take(&mut bpf, names::MAP_HOOK_MODES)?,
