@@ -42,7 +42,7 @@ _call = st.builds(
 _record = st.one_of(_call, st.sampled_from(SAMPLES))
 
 
-def _round_trip(recs: list[bytes], ranges: tuple[tuple[int, int], ...] | None = None) -> Batch:
+def _round_trip(recs: list[bytes], ranges: tuple[tuple[int, int], ...] | None = None) -> None:
     src = Batch.from_records(recs)
     ranges = ranges or ((0, len(src)),)
     chunk = EventChunk(src, ranges, {NS_A: CONTAINER, NS_B: None})
@@ -53,7 +53,6 @@ def _round_trip(recs: list[bytes], ranges: tuple[tuple[int, int], ...] | None = 
     assert [got.batch.raw(i) for i in range(len(got))] == want
     assert got.json_lines() == chunk.to_json()
     assert memoryview(got.batch.column("seq")).tolist() == [src[i].seq for i in chunk.indexes()]
-    return got.batch
 
 
 @settings(max_examples=150, deadline=None)
