@@ -72,7 +72,11 @@ def _die_with(parent_fd: int) -> None:
     """Be killed when the parent dies; leave now if it already has (its pidfd
     is readable once it exited)."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if select.select([parent_fd], [], [], 0)[0]:
+    # intent: poll, not select: a parent with over 1024 descriptors open
+    # passes a number select() refuses
+    ready = select.poll()
+    ready.register(parent_fd, select.POLLIN)
+    if ready.poll(0):
         os._exit(EXIT_ABANDONED)
     os.close(parent_fd)
 
@@ -168,6 +172,18 @@ def _relay_and_reap(child: int) -> int:
                 return exit_code(status)
 
 
+def _low(fd: int) -> int:
+    """The same open file at the lowest free number if that is lower: the
+    numbers passed in are the starter's, past 1024 in a busy process, and the
+    command's wait (``select``) refuses such numbers."""
+    new = os.dup(fd)
+    if new < fd:
+        os.close(fd)
+        return new
+    os.close(new)
+    return fd
+
+
 def main(argv: list[str]) -> int:
     init = bool(argv) and argv[0] == "--init"
     if init:
@@ -177,10 +193,10 @@ def main(argv: list[str]) -> int:
             "usage: _nsinit.py [--init] PARENT_FD INFO_FD GO_FD HOLD_FD -- EXE ARGV0 [ARGS...]\n"
         )
         return 2
-    info_fd, go_fd, hold_fd = int(argv[1]), int(argv[2]), int(argv[3])
+    info_fd, go_fd, hold_fd = (_low(int(a)) for a in argv[1:4])
     exe, cmd = argv[5], argv[6:]
     if argv[0] != "-":
-        _die_with(int(argv[0]))
+        _die_with(_low(int(argv[0])))
     launch = Launch(
         info_fd,
         go_fd,

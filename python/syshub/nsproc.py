@@ -154,7 +154,8 @@ class NamespacedProcess:
             )
             # Filters go in once both are asleep in their last call before the
             # command's execve: nothing of the launcher is traced.
-            wait_blocked(self.pid, NR_PSELECT6, max(go_r, hold_r) + 1)
+            # (Any pselect6: the helper may renumber the pipes below 1024.)
+            wait_blocked(self.pid, NR_PSELECT6)
             if self.init_pid is not None:
                 wait_blocked(self.init_pid, NR_RT_SIGTIMEDWAIT)
             # Holding the namespace open keeps its inode from being reused by a

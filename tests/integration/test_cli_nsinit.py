@@ -86,3 +86,26 @@ def test_command_dies_with_its_starter(init: bool, released: bool) -> None:
     starter.send_signal(signal.SIGKILL)
     starter.wait()
     wait_for(lambda: not any(alive(p) for p in pids), 5, f"{pids} to end")
+
+
+def test_a_starter_with_over_1024_descriptors_open() -> None:
+    """The helper learns of its starter's death through a pidfd whose number is
+    the starter's next free descriptor: past 1024 (a busy agent or soak) it must
+    still start the command (select() refuses such numbers)."""
+    code = textwrap.dedent(
+        """
+        import os, resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), max(hard, 4096)))
+        held = [os.open("/dev/null", os.O_RDONLY) for _ in range(1100)]
+        assert held[-1] > 1024
+        from syshub.nsproc import NamespacedProcess
+        with NamespacedProcess(["sh", "-c", "exit 6"]) as p:
+            p.release()
+            print(p.wait())
+        """
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.stdout.strip() == "6", r.stderr
