@@ -1,11 +1,13 @@
 """soak: a Hub under churn for a long time (one hour by default; not CI).
 
-Pid namespaces ("containers", the C workload calling getppid every 2 ms,
-announced to a LocalObserver) start at RATE per second and stop after a few
-seconds; Traces selecting them are created and deleted every few seconds,
-each read by a subscriber. Sampled every SAMPLE_S: the process's memory
+Pid namespaces ("containers", the C workload calling getppid and sleeping
+2 ms, announced to a LocalObserver) start at RATE per second and stop after a
+few seconds; Traces of their sleeps (clock_nanosleep) selecting them are
+created and deleted every few seconds, each read by a subscriber. Sampled
+every SAMPLE_S: the process's memory
 (RSS), file descriptors, threads, and the entries of the probe's hash maps
-(filters, counters, read counts, scope tasks, read with bpftool). Flat means:
+(filters, read counts, scope tasks, read with bpftool; the counters are an
+array). Flat means:
 the last fifth of the samples is no higher than the first fifth plus a small
 allowance. Every Trace balances exactly when deleted (then the Hub forgets
 its job, as the agent does), every probe key at the end:
@@ -37,6 +39,10 @@ from syshub.nsproc import NamespacedProcess
 from syshub.topology import Container, LocalObserver
 
 SAMPLE_S = 5.0
+# intent: the containers' sleeps, not their getppid: the loops of the floor,
+# idle and output scenarios call getppid, and a soak beside them must not put
+# its program on their calls' path
+TRACED = "clock_nanosleep"
 NAMESPACE = "soak"
 
 
@@ -158,7 +164,9 @@ class Churn:
             proc.close()
             self.stopped += 1
         while not self.closing and now >= self._next:
-            self._next += 1.0 / self.rate
+            # intent: after a stall (a loaded machine) resume at the rate from
+            # now rather than starting every missed container at once
+            self._next = max(self._next, now - 1.0) + 1.0 / self.rate
             argv = [str(self.loop_bin), "tick", "--secs", "3600", "--interval-us", "2000"]
             proc = NamespacedProcess(argv, stdout=subprocess.DEVNULL)
             proc.release()
@@ -242,7 +250,7 @@ def soak(
             churn.step(now)
             if now >= next_trace:
                 next_trace += trace_every
-                tr = Trace.new(f"soak-{rep.traces}", ["getppid"], namespace=NAMESPACE)
+                tr = Trace.new(f"soak-{rep.traces}", [TRACED], namespace=NAMESPACE)
                 hub.run_trace(tr)
                 subs.append((tr, hub.subscribe(tr)))
                 created.append((now, tr))
