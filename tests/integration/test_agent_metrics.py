@@ -16,7 +16,7 @@ pytestmark = pytest.mark.bpf
 
 
 def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
-    a = AgentProcess(tmp_path, ["--metrics-port", "0"], node="metered").start()
+    a = AgentProcess(tmp_path, ["--metrics-port", "0", "--metrics-latency"], node="metered").start()
     try:
         urls = [r["url"] for r in a.log_records() if r.get("component") == "metrics"]
         assert urls and urls[0].startswith("http://127.0.0.1:"), a.logs()
@@ -38,7 +38,7 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         with urllib.request.urlopen(urls[0], timeout=10) as resp:
             text = resp.read().decode()
         assert "syshub_syscalls_total" in text and "swoll_node_metrics" not in text
-        # metrics_latency's default: the duration histogram is exported
+        # --metrics-latency: the duration histogram is exported
         fams = {f.name: f for f in text_string_to_metric_families(text)}
         assert fams["syshub_metrics_latency"].samples[0].value == 1
         hist = fams["syshub_syscall_duration_seconds"].samples
@@ -57,16 +57,17 @@ def test_metrics_endpoint_and_rpc(tmp_path: Path) -> None:
         assert a.stop() == 0, a.logs()
 
 
-@pytest.mark.parametrize("how", ["flag", "env", "file"])
+@pytest.mark.parametrize("how", ["default", "flag", "env", "file"])
 def test_metrics_without_latency(tmp_path: Path, how: str) -> None:
-    """metrics_latency false (--no-metrics-latency, $SYSHUB_AGENT_METRICS_LATENCY or
-    the YAML key): counts and errnos, no histogram lines, no durations."""
+    """metrics_latency false (the default, --no-metrics-latency,
+    $SYSHUB_AGENT_METRICS_LATENCY or the YAML key): counts and errnos, no
+    histogram lines, no durations."""
     args, env = ["--metrics-port", "0"], {}
     if how == "flag":
         args.append("--no-metrics-latency")
     elif how == "env":
         env["SYSHUB_AGENT_METRICS_LATENCY"] = "false"
-    else:
+    elif how == "file":
         (tmp_path / "agent.yaml").write_text("metrics_latency: false\n")
         args += ["--config", str(tmp_path / "agent.yaml")]
     a = AgentProcess(tmp_path, args, node="counting", env=env).start()
@@ -148,7 +149,8 @@ def test_top_once_json_against_two_agents(tmp_path: Path) -> None:
 def test_swoll_names_behind_the_flag(tmp_path: Path) -> None:
     """--metrics-swoll adds swoll's families with swoll's labels (err, sys_
     names) next to syshub's; without the flag they are absent (the first test)."""
-    a = AgentProcess(tmp_path, ["--metrics-port", "0", "--metrics-swoll"], node="sw").start()
+    args = ["--metrics-port", "0", "--metrics-swoll", "--metrics-latency"]
+    a = AgentProcess(tmp_path, args, node="sw").start()
     try:
         urls = [r["url"] for r in a.log_records() if r.get("component") == "metrics"]
         assert urls, a.logs()

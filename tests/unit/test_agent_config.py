@@ -106,7 +106,7 @@ def test_agent_help_says_what_insecure_means() -> None:
 
 
 def test_metrics_latency_from_file_env_and_flags(tmp_path: Path) -> None:
-    assert build_config({}, environ={}).metrics_latency is True
+    assert build_config({}, environ={}).metrics_latency is False
     f = tmp_path / "agent.yaml"
     f.write_text("metrics-latency: false\n")
     assert build_config({}, environ={}, config_file=str(f)).metrics_latency is False

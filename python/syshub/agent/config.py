@@ -69,9 +69,11 @@ class AgentConfig(BaseModel):
     """``node`` (every process) or ``containers`` (read by the metrics component)."""
     metrics_swoll: bool = False
     """Also export swoll's metric names."""
-    metrics_latency: bool = True
-    """Latency histograms in the metrics (entry hook and two clock reads per
-    syscall); false: counts and errnos only, the cheaper kernel path."""
+    metrics_latency: bool = False
+    """Latency histograms in the metrics (an entry hook and two clock reads on
+    every syscall of the node: about +120 ns each); off by default, so metrics
+    cost a node no more than a bare enter + exit hook pair (counts and errnos on
+    the exit hook alone; docs/benchmarks.md, issue 12)."""
     kubernetes: bool = False
     """Run the Kubernetes Trace controller (syshub.agent.controller)."""
     k8s_groups: str = "syshub"
