@@ -231,14 +231,7 @@ impl Probe {
     /// # Errors
     /// A kernel refusal while iterating.
     pub fn key_counters(&self) -> Result<Vec<KeyLifetime>> {
-        let mut live = HashMap::new();
-        for (k, &slot) in self.slots.iter() {
-            let c = self
-                .counters
-                .get(&slot, 0)
-                .map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            live.insert(*k, c);
-        }
+        let live: HashMap<FilterKey, KeyCounters> = self.live_counters()?.into_iter().collect();
         let keys: BTreeSet<FilterKey> = live.keys().chain(self.retired.keys()).copied().collect();
         Ok(keys
             .into_iter()
@@ -252,16 +245,27 @@ impl Probe {
     /// # Errors
     /// A kernel refusal while iterating.
     pub fn sequences(&self) -> Result<Vec<(FilterKey, u64)>> {
-        let mut out = Vec::new();
-        for (k, &slot) in self.slots.iter() {
-            let c = self
-                .counters
-                .get(&slot, 0)
-                .map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
-            out.push((*k, c.matched));
-        }
+        let mut out: Vec<(FilterKey, u64)> = self
+            .live_counters()?
+            .into_iter()
+            .map(|(k, c)| (k, c.matched))
+            .collect();
         out.sort_by_key(|(k, _)| *k);
         Ok(out)
+    }
+
+    /// The kernel counters of every live key (at their slots).
+    fn live_counters(&self) -> Result<Vec<(FilterKey, KeyCounters)>> {
+        self.slots
+            .iter()
+            .map(|(k, &slot)| {
+                let c = self
+                    .counters
+                    .get(&slot, 0)
+                    .map_err(|e| Error::Bpf(format!("reading counters: {e}")))?;
+                Ok((*k, c))
+            })
+            .collect()
     }
 
     /// Matched count of one key's latest lifetime (the live one, else the
