@@ -4,13 +4,14 @@ Pid namespaces ("containers", the C workload calling getppid and sleeping
 2 ms, announced to a LocalObserver) start at RATE per second and stop after a
 few seconds; Traces of their sleeps (clock_nanosleep) selecting them are
 created and deleted every few seconds, each read by a subscriber. Sampled
-every SAMPLE_S: the process's memory
-(RSS), file descriptors, threads, and the entries of the probe's hash maps
-(filters, read counts, scope tasks, read with bpftool; the counters are an
-array). Flat means:
-the last fifth of the samples is no higher than the first fifth plus a small
-allowance. Every Trace balances exactly when deleted (then the Hub forgets
-its job, as the agent does), every probe key at the end:
+every SAMPLE_S: the process's memory (RSS), file descriptors, threads, and
+the entries of the probe's hash maps (filters, read counts, scope tasks, read
+with bpftool; the counters are an array). Flat means: RSS in the last fifth of
+the samples no higher than in the first fifth plus a small allowance, and
+descriptors, threads and map entries back to their values before the first
+container once the last one stopped and the last Trace was deleted. Every
+Trace balances exactly when deleted (then the Hub forgets its job, as the
+agent does), every probe key at the end:
 matched == delivered + dropped + sampled_out.
 
 Run: ``python -m benches --scenario soak`` (``SYSHUB_SOAK_S`` seconds,
