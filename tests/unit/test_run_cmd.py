@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,14 +70,22 @@ def test_run_prints_every_node_and_deletes_on_ctrl_c(api: FakeApiServer) -> None
         api.append_log(AGENT_NS, "agent-node-a", "not json\n" + _line("other-1", "x", "p", "no"))
         api.append_log(AGENT_NS, "agent-node-a", _line(job, "node-a", "web-1", "cat openat(a)"))
         api.append_log(AGENT_NS, "agent-node-b", _line(job, "node-b", "web-2", "cat openat(b)"))
-        time.sleep(1.0)  # the followers print what arrived
+        # Ctrl-C once both followers printed what arrived (each polls its pod's log on its
+        # own; a fixed wait lost node-b's line once in CI)
+        assert proc.stdout is not None and proc.stderr is not None
+        printed: list[str] = []
+        reader = threading.Thread(target=lambda: printed.extend(proc.stdout or ()), daemon=True)
+        reader.start()
+        assert wait_until(lambda: len(printed) >= 2, 20), printed
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(timeout=20)
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
-    lines = out.splitlines()
+    lines = [line.rstrip("\n") for line in printed]
     assert sorted(lines) == [
         "node-a shop/web-1/main cat openat(a)",
         "node-b shop/web-2/main cat openat(b)",
