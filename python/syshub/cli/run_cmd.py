@@ -104,6 +104,9 @@ class _Run:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.job = ""
+        # intent: a node can log the Trace's first lines before create() has read the
+        # answer that names the job: followers wait for it rather than drop them
+        self.job_known = threading.Event()
         self.printed = 0
         self.nodes: set[str] = set()
 
@@ -117,7 +120,10 @@ class _Run:
             doc = json.loads(raw)
         except ValueError:
             return  # a log line that is not an event
-        if not isinstance(doc, dict) or doc.get("job") != self.job:
+        if not isinstance(doc, dict):
+            return
+        self.job_known.wait()
+        if doc.get("job") != self.job:
             return
         if self.args.output == "json":
             text = raw.decode("utf-8", "replace")
@@ -149,6 +155,7 @@ class _Run:
             raise CliError(f"cannot create the Trace: {_one_line(exc)}") from None
         meta = obj["metadata"]
         self.job = job_id_for(str(meta["name"]), str(meta.get("uid", "")))
+        self.job_known.set()
         return obj
 
     def state(self, ns: str, name: str) -> str:
