@@ -7,6 +7,7 @@
 
 pub mod abi;
 pub mod accounting;
+pub mod batch;
 pub mod decode;
 pub mod encode;
 pub mod error;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, RingBuf};
 
 use crate::abi::{self, FilterKey};
-use crate::decode;
+pub use crate::batch::{Batch, RecordRun};
 use crate::error::{Error, Result};
 
 /// Called with the records per key of each batch taken out of the ring.
@@ -57,59 +57,40 @@ const BATCH_BYTES: usize = 4 << 20;
 /// Batches queued between the reader and the consumer.
 const QUEUE_BATCHES: usize = 64;
 
-/// A run of validated raw records, each starting 8-byte aligned in `data`.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub data: Vec<u8>,
-    pub offsets: Vec<u32>,
-    /// Records per filter key in this batch (for delivered counts).
-    pub per_key: Vec<(FilterKey, u64)>,
+/// Whether a batch is full: it goes to the consumer now.
+fn is_full(b: &Batch) -> bool {
+    b.offsets.len() >= BATCH_RECORDS || b.data.len() >= BATCH_BYTES
 }
 
-impl Batch {
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.offsets.len()
+/// Records per filter key while a batch fills. Consecutive records mostly
+/// share a key (one thread's calls, staged per CPU), so a run of one key is
+/// counted here and added to the map when the key changes: a map lookup per
+/// record was the reader's largest cost after the copy (perf, getppid loop).
+#[derive(Debug, Default)]
+struct KeyTally {
+    counts: HashMap<FilterKey, u64>,
+    run: Option<(FilterKey, u64)>,
+}
+
+impl KeyTally {
+    #[inline]
+    fn add(&mut self, key: FilterKey) {
+        match &mut self.run {
+            Some((k, n)) if *k == key => *n += 1,
+            run => {
+                if let Some((k, n)) = run.replace((key, 1)) {
+                    *self.counts.entry(k).or_default() += n;
+                }
+            }
+        }
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
-    /// The raw bytes of record `i`.
-    #[must_use]
-    pub fn record(&self, i: usize) -> &[u8] {
-        let start = self.offsets[i] as usize;
-        let hdr_size = self
-            .data
-            .get(start + 4..start + 8)
-            .map_or(0, |s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]) as usize);
-        &self.data[start..(start + hdr_size).min(self.data.len())]
-    }
-
-    /// Header of record `i` (validated when the batch was built).
-    #[must_use]
-    pub fn header(&self, i: usize) -> abi::SyscallEvent {
-        abi::SyscallEvent::read(&self.data[self.offsets[i] as usize..]).unwrap_or_default()
-    }
-
-    /// Appends one record if it validates; returns false if it was rejected.
-    pub fn push(&mut self, rec: &[u8], keys: &mut HashMap<FilterKey, u64>) -> bool {
-        let Ok(hdr) = decode::validate(rec) else {
-            return false;
-        };
-        let start = self.data.len();
-        self.offsets.push(u32::try_from(start).unwrap_or(u32::MAX));
-        self.data.extend_from_slice(&rec[..hdr.size as usize]);
-        let pad = (8 - self.data.len() % 8) % 8;
-        self.data.extend(std::iter::repeat_n(0u8, pad));
-        *keys.entry(hdr.filter_key()).or_default() += 1;
-        true
-    }
-
-    fn full(&self) -> bool {
-        self.offsets.len() >= BATCH_RECORDS || self.data.len() >= BATCH_BYTES
+    /// The counts so far, leaving the tally empty.
+    fn drain(&mut self) -> Vec<(FilterKey, u64)> {
+        if let Some((k, n)) = self.run.take() {
+            *self.counts.entry(k).or_default() += n;
+        }
+        self.counts.drain().collect()
     }
 }
 
@@ -357,7 +338,7 @@ fn run(
 ) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
     let mut batch = Batch::default();
-    let mut keys: HashMap<FilterKey, u64> = HashMap::new();
+    let mut keys = KeyTally::default();
     let mut last_ticket = 0;
     'outer: while !shutdown.load(Ordering::Relaxed) {
         // SAFETY: valid epoll fd and buffer of 2 events.
@@ -396,24 +377,23 @@ fn run(
                 // One ring record holds one or more records (a CPU's staged
                 // buffer is handed over whole).
                 for rec in split_records(&item) {
-                    match rec {
-                        Some(rec) if batch.push(rec, &mut keys) => {
-                            ctr.records.fetch_add(1, Ordering::Relaxed);
-                        }
-                        _ => {
+                    match rec.and_then(|r| batch.push_record(r)) {
+                        Some(key) => keys.add(key),
+                        None => {
                             ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
                         }
                     }
                 }
                 drop(item);
-                if batch.full() {
+                if is_full(&batch) {
                     full = true;
                     break;
                 }
             }
             // Hand over what was drained: a full batch, or whatever the ring had.
             if !batch.is_empty() {
-                batch.per_key = keys.drain().collect();
+                batch.per_key = keys.drain();
+                ctr.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if let Some(f) = on_read.as_mut() {
                     f(&batch.per_key);
                 }
@@ -422,7 +402,13 @@ fn run(
                         *m.entry(*k).or_default() += n;
                     }
                 }
-                let b = std::mem::take(&mut batch);
+                let next = Batch::with_capacity(batch.offsets.len(), batch.data.len());
+                let mut b = std::mem::replace(&mut batch, next);
+                // Sized after a bigger batch: do not hold its room while queued.
+                if b.data.capacity() > 2 * b.data.len() + (64 << 10) {
+                    b.data.shrink_to_fit();
+                    b.offsets.shrink_to_fit();
+                }
                 if !send(tx, b, shutdown, &ctr.sync) {
                     break 'outer;
                 }

@@ -206,6 +206,16 @@ impl Batch {
     /// namespace: `(key_ns, nr, pid_ns, start, end, min_seq, max_seq)`, index
     /// ranges `start..end` of this batch (the router's unit of work).
     fn runs(&self) -> Vec<Run> {
+        // Noted by the reader thread while it copied each record.
+        if let Some(runs) = self.inner.runs_of(self.start, self.end) {
+            return runs
+                .iter()
+                .map(|r| {
+                    let (s, e) = (r.start, r.end);
+                    (r.key_ns, r.nr, r.pid_ns, s, e, r.min_seq, r.max_seq)
+                })
+                .collect();
+        }
         let mut out: Vec<Run> = Vec::new();
         for i in self.start..self.end {
             let (key_ns, nr, pid_ns, seq) = route_fields(self.inner.record(i));

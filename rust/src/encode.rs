@@ -361,6 +361,7 @@ pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
             data: data.to_vec(),
             offsets,
             per_key: Vec::new(),
+            runs: Vec::new(),
         })
     });
     let b = batch.map_err(PyValueError::new_err)?;
@@ -385,6 +386,7 @@ pub(crate) fn unpack_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
             data: u.data,
             offsets,
             per_key: Vec::new(),
+            runs: Vec::new(),
         })
     });
     let b = batch.map_err(PyValueError::new_err)?;

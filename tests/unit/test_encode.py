@@ -12,6 +12,8 @@ import json
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from encode_checks import check_batch, dumps, proto_doc
 from syshub import _native
@@ -196,6 +198,34 @@ def test_to_dict_and_args_follow_the_same_description(batch: Batch) -> None:
         assert (ev.error == "?") == (not ev.returned)
         line = encode_json(batch, [(i, i + 1)]).decode()
         assert line == dumps(TraceEvent(ev, None).to_dict()) + "\n"
+
+
+#: Calls of two threads, a few syscalls, results and namespaces: consecutive
+#: events share all, some or none of their process, result and container, as
+#: the JSON encoder's copies of the last event's fields assume they may.
+_call = st.builds(
+    lambda nr, ret, flags, ns, tid, comm: _with_tid(
+        record(nr, ret=ret, flags=flags, pid_ns=ns, comm=comm), tid
+    ),
+    st.sampled_from([39, 110, 0, 257, 400]),
+    st.sampled_from([0, 3, -2, -512, 2**40]),
+    st.sampled_from([0, EVF_NO_EXIT, EVF_KILLED]),
+    st.sampled_from([NS_A, NS_B, 4026533000]),
+    st.sampled_from([4243, 4244]),
+    st.sampled_from([b"prog", b"t\x1bop\xff"]),
+)
+
+
+def _with_tid(rec: bytes, tid: int) -> bytes:
+    out = bytearray(rec)
+    struct.pack_into("<I", out, LAYOUT["tid"][0], tid)
+    return bytes(out)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(_call, st.sampled_from(records())), min_size=1, max_size=40))
+def test_any_stream_encodes_event_by_event_as_its_document(recs: list[bytes]) -> None:
+    check_batch(Batch.from_records(recs), {NS_A: CONTAINER, NS_B: None})
 
 
 def test_bad_arguments_are_one_line_errors(batch: Batch) -> None:

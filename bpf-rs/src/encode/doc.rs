@@ -61,6 +61,12 @@ pub trait Sink {
     fn namespaces(&mut self, hdr: &SyscallEvent) {
         namespaces_doc(self, hdr);
     }
+    /// The fields from `syscall` to `cgroup_id` ([`head_doc`]: the same for
+    /// every call of one thread to one syscall with one result, so a sink
+    /// may copy what it wrote for the last event).
+    fn head(&mut self, hdr: &SyscallEvent) {
+        head_doc(self, hdr);
+    }
 }
 
 /// Writes a given document node by node (the default of [`Sink::doc`]).
@@ -190,23 +196,7 @@ pub fn namespaces_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent) {
 /// same; `pid` is the process id, `tid` the thread id, both host view).
 pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], extra: Extra<'_>) {
     s.begin_map();
-    s.field("syscall");
-    s.syscall(hdr.nr);
-    s.process(hdr);
-    let (returned, ret, errno) = result_of(hdr);
-    s.field("error");
-    match (returned, errno) {
-        (false, _) => s.null(),
-        (true, Some(e)) => s.str(&errno_text(e)),
-        (true, None) => s.str("OK"),
-    }
-    s.field("errno");
-    opt_int(s, errno);
-    s.field("return");
-    opt_int(s, ret);
-    s.field("returned");
-    s.bool(returned);
-    s.namespaces(hdr);
+    s.head(hdr);
     for (k, v) in [
         ("start", hdr.enter_ns),
         ("finish", hdr.exit_ns),
@@ -237,6 +227,28 @@ pub fn event_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent, args: &[Arg], 
         s.str(node);
     }
     s.end_map();
+}
+
+/// The event's fields from `syscall` to `cgroup_id` (the default of
+/// [`Sink::head`]): what it called, who, the result and the namespaces.
+pub fn head_doc<S: Sink + ?Sized>(s: &mut S, hdr: &SyscallEvent) {
+    s.field("syscall");
+    s.syscall(hdr.nr);
+    s.process(hdr);
+    let (returned, ret, errno) = result_of(hdr);
+    s.field("error");
+    match (returned, errno) {
+        (false, _) => s.null(),
+        (true, Some(e)) => s.str(&errno_text(e)),
+        (true, None) => s.str("OK"),
+    }
+    s.field("errno");
+    opt_int(s, errno);
+    s.field("return");
+    opt_int(s, ret);
+    s.field("returned");
+    s.bool(returned);
+    s.namespaces(hdr);
 }
 
 fn opt_int<S: Sink + ?Sized>(s: &mut S, v: Option<i64>) {
