@@ -17,6 +17,12 @@ from syshub.hub.plan import Key
 from syshub.hub.router import Router
 from syshub.probe import Probe
 
+POLL_EVENTS = 16384
+"""Events per poll: the reader thread's batches, whole. It hands a batch over
+once it holds 8,192 records, after the ring record that crossed that count
+(a CPU's staged buffer), so a batch may hold a few more; a poll of exactly
+8,192 would split such a batch in two."""
+
 
 class ReaderLoop:
     """Routes the probe's batches through ``router`` until ``stop`` is set."""
@@ -36,7 +42,7 @@ class ReaderLoop:
         """Poll and route until ``stop`` is set or the probe is closed (reader thread)."""
         while not self.stop.is_set():
             try:
-                batch = probe.poll(timeout_ms=100)
+                batch = probe.poll(POLL_EVENTS, timeout_ms=100)
             except Exception as e:
                 if self.stop.is_set() or probe.closed:
                     return
