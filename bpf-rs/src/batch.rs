@@ -55,6 +55,19 @@ impl Batch {
         &self.data[start..(start + hdr_size).min(self.data.len())]
     }
 
+    /// Record `i` with the zeros that pad it to 8 bytes, found from the
+    /// offsets alone (the record itself is not read): what the packed form
+    /// codes, whose words end at the same place either way.
+    #[must_use]
+    pub fn padded_record(&self, i: usize) -> &[u8] {
+        let start = self.offsets[i] as usize;
+        let end = self
+            .offsets
+            .get(i + 1)
+            .map_or(self.data.len(), |&o| o as usize);
+        &self.data[start..end.max(start)]
+    }
+
     /// Header of record `i` (validated when the batch was built).
     #[must_use]
     pub fn header(&self, i: usize) -> abi::SyscallEvent {

@@ -181,9 +181,30 @@ fn all_records(prepared: &Prepared) -> Vec<&[u8]> {
         .collect()
 }
 
+/// Every chunk's records with their padding (the packed form's input),
+/// found without reading the records.
+fn all_padded(prepared: &Prepared) -> Vec<&[u8]> {
+    let n = prepared
+        .0
+        .iter()
+        .flat_map(|(_, r)| r)
+        .map(ExactSizeIterator::len);
+    let mut out = Vec::with_capacity(n.sum());
+    for (b, ranges) in &prepared.0 {
+        for r in ranges {
+            out.extend(r.clone().map(|i| b.padded_record(i)));
+        }
+    }
+    out
+}
+
 /// Encodes every chunk's events as one output of `fmt`, appended to `out`.
 fn encode_all(fmt: Format, prepared: &Prepared, node: Option<&str>, out: &mut Vec<u8>) {
-    encode_some(fmt, &all_records(prepared), &prepared.1, node, out);
+    let recs = match fmt {
+        Format::Records => all_padded(prepared),
+        _ => all_records(prepared),
+    };
+    encode_some(fmt, &recs, &prepared.1, node, out);
 }
 
 /// Encodes `recs` as one output of `fmt`, appended to `out`.
