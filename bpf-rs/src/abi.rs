@@ -193,6 +193,19 @@ impl SyscallEvent {
         Some(unsafe { buf.as_ptr().cast::<Self>().read_unaligned() })
     }
 
+    /// The header at the start of `buf` in place, when `buf` is long enough
+    /// and aligned for it (a batch's records are: each starts 8-byte aligned
+    /// in its data); `None` otherwise ([`SyscallEvent::read`] then copies).
+    #[must_use]
+    pub fn view(buf: &[u8]) -> Option<&Self> {
+        if buf.len() < EVENT_SIZE || !buf.as_ptr().cast::<Self>().is_aligned() {
+            return None;
+        }
+        // SAFETY: length and alignment checked; SyscallEvent is POD (every
+        // bit pattern is a valid value) and borrows `buf` for its lifetime.
+        Some(unsafe { &*buf.as_ptr().cast::<Self>() })
+    }
+
     /// The filter key this record was matched under: its namespace field is
     /// 0 for the every-namespace key, the scope id for a scope's key, else
     /// the record's pid namespace.

@@ -69,7 +69,7 @@ pub(crate) fn encode_json<'py>(
     let out = py.detach(|| {
         let mut out = Vec::new();
         let recs = records(&core, &ranges);
-        encode::encode_json(recs.into_iter(), &containers, node.as_deref(), &mut out);
+        encode::encode_json(&recs, &containers, node.as_deref(), &mut out);
         out
     });
     Ok(PyBytes::new(py, &out))
@@ -216,7 +216,7 @@ fn encode_some(
     out: &mut Vec<u8>,
 ) {
     match fmt {
-        Format::Json => encode::encode_json(recs.iter().copied(), containers, node, out),
+        Format::Json => encode::encode_json(recs, containers, node, out),
         Format::Text => encode::encode_text(recs.iter().copied(), out),
         Format::Proto => {
             let offset = encode::proto::realtime_offset_ns();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::doc::{
     Doc, Extra, Sink, event_doc, head_doc, namespaces_doc, process_doc, syscall_doc, walk_doc,
 };
-use super::{Containers, decoded};
+use super::{Containers, PREFETCH_AHEAD, header_and_args, prefetch};
 use crate::abi::SyscallEvent;
 
 /// Writes documents as compact JSON into a byte buffer. A given [`Doc`]
@@ -42,15 +42,43 @@ pub struct JsonSink<'a> {
 
 type ProcessKey = ([u32; 7], [u8; 16]);
 
-/// The header fields [`head_doc`] writes: flags and ret (the result), nr,
-/// the process and namespace ids, cgroup and comm.
-type HeadKey = (u16, u32, i64, [u32; 10], u64, [u8; 16]);
+/// The header fields [`head_doc`] writes, in words: flags and ret (the
+/// result), nr, the process and namespace ids, cgroup and comm.
+#[derive(Clone, Copy)]
+struct HeadKey([u64; 10]);
+
+impl PartialEq for HeadKey {
+    /// Every word at once, without branches or a `memcmp` call (perf: the
+    /// comparison of the derived tuple was a tenth of the encoder's time).
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(other.0)
+            .fold(0, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
 
 fn head_key(h: &SyscallEvent) -> HeadKey {
-    let ids = [
-        h.tgid, h.tid, h.ns_tgid, h.ns_tid, h.uid, h.gid, h.sid, h.pid_ns, h.mnt_ns, h.uts_ns,
-    ];
-    (h.flags, h.nr, h.ret, ids, h.cgroup_id, h.comm)
+    let pair = |a: u32, b: u32| u64::from(a) | (u64::from(b) << 32);
+    let comm = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&h.comm[i..i + 8]);
+        u64::from_ne_bytes(w)
+    };
+    HeadKey([
+        pair(u32::from(h.flags), h.nr),
+        pair(h.tgid, h.tid),
+        pair(h.ns_tgid, h.ns_tid),
+        pair(h.uid, h.gid),
+        pair(h.sid, h.pid_ns),
+        pair(h.mnt_ns, h.uts_ns),
+        h.cgroup_id,
+        h.ret.cast_unsigned(),
+        comm(0),
+        comm(8),
+    ])
 }
 
 /// What a sink wrote last for a key, and whether a comma came first.
@@ -232,33 +260,9 @@ fn push(out: &mut Vec<u8>, escape: &[u8]) -> usize {
     1
 }
 
-/// "00".."99": two digits per division when formatting numbers.
-const DIGITS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 #[inline]
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while v >= 100 {
-        let d = usize::try_from(v % 100).unwrap_or(0) * 2;
-        v /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
-    }
-    if v >= 10 {
-        let d = usize::try_from(v).unwrap_or(0) * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&DIGITS[d..d + 2]);
-    } else {
-        i -= 1;
-        buf[i] = b'0' + u8::try_from(v).unwrap_or(0);
-    }
-    put(out, &buf[i..]);
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    put(out, itoa::Buffer::new().format(v).as_bytes());
 }
 
 impl Sink for JsonSink<'_> {
@@ -401,25 +405,28 @@ impl Sink for JsonSink<'_> {
 
 /// Appends one JSON line per record to `out`; `containers` labels each
 /// record by its pid namespace (a namespace it does not hold: null).
-pub fn encode_json<'r>(
-    records: impl Iterator<Item = &'r [u8]>,
+pub fn encode_json(
+    records: &[&[u8]],
     containers: &Containers,
     node: Option<&str>,
     out: &mut Vec<u8>,
 ) {
     let mut sink = JsonSink::new(out);
-    let (n, _) = records.size_hint();
+    let n = records.len();
     let mut sized = false;
     // The container of the last event's namespace (consecutive events
     // mostly share it): one map lookup per change, not per event.
     let mut last: Option<(u32, Option<&Doc>)> = None;
-    for rec in records {
-        let d = decoded(rec);
+    for (k, &rec) in records.iter().enumerate() {
+        if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
+            prefetch(ahead);
+        }
+        let (hdr, args) = header_and_args(rec);
         let container = match last {
-            Some((ns, c)) if ns == d.hdr.pid_ns => c,
+            Some((ns, c)) if ns == hdr.pid_ns => c,
             _ => {
-                let c = containers.get(&d.hdr.pid_ns).and_then(Option::as_ref);
-                last = Some((d.hdr.pid_ns, c));
+                let c = containers.get(&hdr.pid_ns).and_then(Option::as_ref);
+                last = Some((hdr.pid_ns, c));
                 c
             }
         };
@@ -429,7 +436,7 @@ pub fn encode_json<'r>(
         };
         sink.comma = false;
         let before = sink.out.len();
-        event_doc(&mut sink, &d.hdr, &d.args, extra);
+        event_doc(&mut sink, &hdr, &args, extra);
         sink.out.push(b'\n');
         if !sized {
             // Room for the rest at the first line's size and a quarter more,

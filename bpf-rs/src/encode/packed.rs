@@ -19,6 +19,8 @@
 //! one for the sequence number. Unchanged words cost one bit; a word that
 //! changes completely (captured data) up to 10 bytes.
 
+use super::{PREFETCH_AHEAD, prefetch};
+
 /// Zigzag: small negative and positive deltas both make short varints.
 fn zigzag(d: u64) -> u64 {
     (d << 1) ^ ((d as i64 >> 63) as u64)
@@ -34,25 +36,6 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
-}
-
-/// Records ahead of the one being packed whose lines are asked for: a
-/// stream's records were written by the reader thread long enough ago to
-/// have left the core's caches, and packing waits on each (perf: `pack` was
-/// memory-bound).
-const PREFETCH_AHEAD: usize = 4;
-
-/// Asks for the first 192 bytes of `rec` (a getppid record is 160) to be
-/// brought into the cache.
-#[inline]
-fn prefetch(rec: &[u8]) {
-    #[cfg(target_arch = "x86_64")]
-    for off in [0, 64, 128] {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is a hint that never faults, whatever the
-        // address; `wrapping_add` keeps the pointer arithmetic defined.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(rec.as_ptr().wrapping_add(off).cast()) };
-    }
 }
 
 /// Word `i` of a record (the last one zero-padded; 0 past its end).
@@ -74,6 +57,7 @@ fn word(rec: &[u8], i: usize) -> u64 {
 pub fn pack(records: &[&[u8]], out: &mut Vec<u8>) {
     let mut prev: &[u8] = &[];
     for (k, &rec) in records.iter().enumerate() {
+        // Records the reader wrote long before: packing is memory-bound.
         if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
             prefetch(ahead);
         }

@@ -8,7 +8,7 @@ use crate::decode::testutil::record;
 
 fn json_of(rec: &[u8], containers: &Containers, node: Option<&str>) -> String {
     let mut out = Vec::new();
-    encode_json(std::iter::once(rec), containers, node, &mut out);
+    encode_json(&[rec], containers, node, &mut out);
     String::from_utf8(out).unwrap()
 }
 
@@ -60,7 +60,7 @@ fn json_container_and_node_close_the_document() {
     assert!(line.ends_with(&format!("{want}\n")), "{line}");
     // Two events of one namespace: the same container text twice.
     let mut out = Vec::new();
-    encode_json([&r[..], &r[..]].into_iter(), &containers, None, &mut out);
+    encode_json(&[&r[..], &r[..]], &containers, None, &mut out);
     let text = String::from_utf8(out).unwrap();
     assert_eq!(text.matches(r#""container":{"id":"abc""#).count(), 2);
 }
