@@ -124,7 +124,7 @@ impl Batch {
     /// Appends one record if it validates: its filter key, or None if it
     /// was rejected.
     pub fn push_record(&mut self, rec: &[u8]) -> Option<FilterKey> {
-        let hdr = decode::validate(rec).ok()?;
+        let hdr = decode::check(rec).ok()?;
         let at = self.len();
         let start = self.data.len();
         self.offsets.push(u32::try_from(start).unwrap_or(u32::MAX));

@@ -396,7 +396,7 @@ pub(crate) fn decode_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
 pub(crate) fn unpack_records(py: Python<'_>, data: &[u8]) -> PyResult<Batch> {
     let batch = py.detach(|| -> Result<CoreBatch, String> {
         let u = encode::unpack_checked(data, |i, rec| {
-            syshub_bpf::decode::validate(rec)
+            syshub_bpf::decode::check(rec)
                 .map(|_| ())
                 .map_err(|e| format!("record {i} is malformed: {e}"))
         })?;

@@ -29,7 +29,7 @@ pub use argtype::{ArgType, Captured, Render, StructType, Table};
 pub use errno::{errno_entries, errno_name, errno_number, errno_of};
 pub use escape::{escape, escape_into, quote};
 pub use outcome::{restart_name, result_of, returned};
-pub use record::{CaptureRef, DecodeError, captures, parse, validate};
+pub use record::{CaptureRef, DecodeError, captures, check, parse, validate};
 pub use scalar::render_scalar;
 pub use sockaddr::SockAddr;
 pub use structs::decode_struct;

@@ -1,6 +1,8 @@
 //! Raw records: validation (never trusting an unchecked length) and the
 //! captures that follow the header.
 
+use std::borrow::Cow;
+
 use crate::abi::{self, Capture, SyscallEvent};
 
 /// Why a record was rejected.
@@ -39,7 +41,20 @@ pub fn parse(rec: &[u8]) -> Result<(SyscallEvent, Vec<CaptureRef<'_>>), DecodeEr
 /// # Errors
 /// [`DecodeError`] describing the first inconsistency.
 pub fn validate(rec: &[u8]) -> Result<SyscallEvent, DecodeError> {
-    let hdr = SyscallEvent::read(rec).ok_or(DecodeError::Short(rec.len()))?;
+    check(rec).map(Cow::into_owned)
+}
+
+/// [`validate`], the header in place when the record is aligned for it (a
+/// ring or batch record is): no copy of its 160 bytes for a caller that
+/// reads a few fields (the reader thread, the client's unpacking).
+///
+/// # Errors
+/// [`DecodeError`] describing the first inconsistency.
+pub fn check(rec: &[u8]) -> Result<Cow<'_, SyscallEvent>, DecodeError> {
+    let hdr = match SyscallEvent::view(rec) {
+        Some(h) => Cow::Borrowed(h),
+        None => Cow::Owned(SyscallEvent::read(rec).ok_or(DecodeError::Short(rec.len()))?),
+    };
     if hdr.kind != abi::REC_SYSCALL {
         return Err(DecodeError::Kind(hdr.kind));
     }
