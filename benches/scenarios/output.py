@@ -27,8 +27,8 @@ turns per repetition:
   (encoded in Rust by the agent; the client counts them).
 
 Then 1, 4 and 16 Watch clients (records form) on one trace over the unix
-socket: events/s per client and in total, and the agent's resident memory per
-client.
+socket: events/s per client and in total, and per client the growth of the
+agent's peak resident memory (``VmHWM``, reset before the clients connect).
 
 Rate = events written (delivered to the consumer) / loop seconds; what the
 consumer does not keep up with is counted as kernel or queue drops, and the
@@ -320,7 +320,7 @@ def run(ctx: Context) -> ScenarioResult:
                 "events/s per client (min / max)",
                 "events/s total",
                 "dropped / matched (all clients)",
-                "agent memory per client",
+                "agent peak memory growth per client",
             ],
             rows=[
                 [

@@ -105,12 +105,17 @@ class Agent:
             return AgentClient(f"unix://{self.socket}")
         return AgentClient(f"127.0.0.1:{self.port}", tls_ca=self.certs["ca"], token="bench-token")
 
-    def rss(self) -> int:
-        """Resident memory of the agent process, bytes."""
+    def rss(self, field: str = "VmRSS") -> int:
+        """Resident memory of the agent process (``VmHWM``: its peak since
+        :meth:`reset_peak`), bytes."""
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def reset_peak(self) -> None:
+        """Start the agent's peak resident memory (``VmHWM``) from now."""
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -192,6 +197,7 @@ def grpc_run(
             f"metadata: {{name: {name}, namespace: default}}\nspec:\n  syscalls: [getppid]\n"
         )
         control.create_trace(manifest, namespace_of=loop.pid, wait_applied=10)
+        agent.reset_peak()
         rss0 = agent.rss()
         conns = [agent.client(transport) for _ in range(clients)]
         streams = [_Stream(c, name, fmt) for c in conns]
@@ -201,6 +207,7 @@ def grpc_run(
         loop.start()
         report = loop.finish()
         rss1 = agent.rss()
+        peak = agent.rss("VmHWM")
         control.delete_trace(name)
         for s in streams:
             s.thread.join(timeout=30)
@@ -241,7 +248,10 @@ def grpc_run(
         "total_events_per_s": sum(received) / report.secs,
         "rss_before": rss0,
         "rss_streams": rss1,
-        "rss_per_client": (rss1 - rss0) / clients,
+        "rss_peak": peak,
+        # The peak with the streams open (the resident memory at the end can
+        # be below the start once the allocator has given memory back).
+        "rss_per_client": (max(peak, rss1) - rss0) / clients,
         "per_stream": per,
     }
     return m, checks
