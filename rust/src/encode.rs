@@ -88,7 +88,7 @@ pub(crate) fn encode_text<'py>(
     let out = py.detach(|| {
         let recs = records(&core, &ranges);
         let mut out = Vec::with_capacity(128 * recs.len());
-        encode::encode_text(recs.into_iter(), &mut out);
+        encode::encode_text(&recs, &mut out);
         out
     });
     Ok(PyBytes::new(py, &out))
@@ -217,7 +217,7 @@ fn encode_some(
 ) {
     match fmt {
         Format::Json => encode::encode_json(recs, containers, node, out),
-        Format::Text => encode::encode_text(recs.iter().copied(), out),
+        Format::Text => encode::encode_text(recs, out),
         Format::Proto => {
             let offset = encode::proto::realtime_offset_ns();
             let node = node.unwrap_or("");

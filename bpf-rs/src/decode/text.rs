@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::args::Decoded;
 use super::errno::errno_name;
-use super::escape::escape;
+use super::escape::escape_into;
 use super::outcome::restart_name;
 use super::value::Arg;
 use crate::abi;
@@ -54,10 +54,22 @@ impl Decoded {
     /// restart code when the kernel restarts it), as strace prints it.
     #[must_use]
     pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        self.write_text(&mut s);
+        s
+    }
+
+    /// Appends [`Decoded::to_text`] to `s` (an encoder reuses one buffer:
+    /// no allocation per event for a call without arguments).
+    pub fn write_text(&self, s: &mut String) {
         let comm = &self.hdr.comm;
         let comm = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())];
-        let mut s = escape(comm);
-        let _ = write!(s, "[{}] {}(", self.hdr.tgid, self.name);
+        escape_into(s, comm, false);
+        s.push('[');
+        s.push_str(itoa::Buffer::new().format(self.hdr.tgid));
+        s.push_str("] ");
+        s.push_str(&self.name);
+        s.push('(');
         let hidden = hidden_arg(&self.name, &self.args);
         let shown = self.args.iter().filter(|a| Some(a.name) != hidden);
         for (i, a) in shown.enumerate() {
@@ -80,7 +92,8 @@ impl Decoded {
                     let _ = write!(s, " = {}", f::octal(self.hdr.ret.cast_unsigned()));
                 }
                 None => {
-                    let _ = write!(s, " = {}", self.hdr.ret);
+                    s.push_str(" = ");
+                    s.push_str(itoa::Buffer::new().format(self.hdr.ret));
                 }
             }
         } else {
@@ -100,6 +113,5 @@ impl Decoded {
                 (dur % 1_000_000_000) / 1000
             );
         }
-        s
     }
 }

@@ -89,7 +89,7 @@ fn exit_group_did_not_return() {
 fn text_lines_are_to_text() {
     let r = record(257, &[(1, abi::CAP_STR, b"/x")]);
     let mut out = Vec::new();
-    encode_text([&r[..], &r[..]].into_iter(), &mut out);
+    encode_text(&[&r[..], &r[..]], &mut out);
     let line = decoded(&r).to_text();
     assert_eq!(String::from_utf8(out).unwrap(), format!("{line}\n{line}\n"));
 }
