@@ -75,7 +75,7 @@ impl Batch {
     }
 
     /// An empty batch with room for `records` records of `bytes` bytes (the
-    /// reader sizes each batch like the one before: no regrowth, no copy).
+    /// reader sizes each batch after the one before, so it seldom grows).
     #[must_use]
     pub fn with_capacity(records: usize, bytes: usize) -> Self {
         Self {

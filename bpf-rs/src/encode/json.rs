@@ -49,7 +49,8 @@ struct HeadKey([u64; 10]);
 
 impl PartialEq for HeadKey {
     /// Every word at once, without branches or a `memcmp` call (perf: the
-    /// comparison of the derived tuple was a tenth of the encoder's time).
+    /// derived tuple's comparison called `memcmp`, 7 % of the samples of a
+    /// getppid JSON micro-benchmark).
     #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.0

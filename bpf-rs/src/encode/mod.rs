@@ -48,6 +48,8 @@ pub(crate) fn prefetch(rec: &[u8]) {
         // address; `wrapping_add` keeps the pointer arithmetic defined.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(rec.as_ptr().wrapping_add(off).cast()) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = rec;
 }
 
 /// The header (in place when aligned, as in a batch) and decoded arguments
