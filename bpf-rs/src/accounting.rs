@@ -281,11 +281,10 @@ impl Delivered {
             for (k, n) in &b.per_key {
                 *d.entry(*k).or_default() += n;
             }
-        } else if b.runs.last().is_some_and(|r| r.end == b.len()) {
+        } else if let Some(runs) = b.runs_over(range.start, range.end) {
             // Part of a batch (a poll took fewer than it held): the reader's
             // runs give the keys, without reading every record again.
-            let first = b.runs.partition_point(|r| r.end <= range.start);
-            for r in b.runs[first..].iter().take_while(|r| r.start < range.end) {
+            for r in runs {
                 let n = r.end.min(range.end) - r.start.max(range.start);
                 let key = FilterKey {
                     pid_ns: r.key_ns,

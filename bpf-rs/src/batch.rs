@@ -86,30 +86,48 @@ impl Batch {
         }
     }
 
+    /// The noted runs that hold any of records `start..end` (the first and
+    /// last may reach past either end); None when [`Batch::push_record`] did
+    /// not note the batch's runs.
+    #[must_use]
+    pub fn runs_over(&self, start: usize, end: usize) -> Option<&[RecordRun]> {
+        if self.runs.last().map(|r| r.end) != Some(self.len()) {
+            return None;
+        }
+        let first = self.runs.partition_point(|r| r.end <= start);
+        let last = self.runs.partition_point(|r| r.start < end);
+        Some(&self.runs[first..last.max(first)])
+    }
+
     /// The runs of records `start..end` if [`Batch::push_record`] noted them
     /// (indices relative to `start`); None when it did not, or a run crosses
     /// either end.
     #[must_use]
     pub fn runs_of(&self, start: usize, end: usize) -> Option<Vec<RecordRun>> {
-        if self.runs.last().map(|r| r.end) != Some(self.len()) {
-            return None;
+        self.runs_over(start, end)?
+            .iter()
+            .map(|r| {
+                (r.start >= start && r.end <= end).then_some(RecordRun {
+                    start: r.start - start,
+                    end: r.end - start,
+                    ..*r
+                })
+            })
+            .collect()
+    }
+
+    /// Records per filter key, from the noted runs (the reader's `per_key`).
+    #[must_use]
+    pub fn key_counts(&self) -> Vec<(FilterKey, u64)> {
+        let mut counts: HashMap<FilterKey, u64> = HashMap::new();
+        for r in &self.runs {
+            let key = FilterKey {
+                pid_ns: r.key_ns,
+                nr: r.nr,
+            };
+            *counts.entry(key).or_default() += (r.end - r.start) as u64;
         }
-        let first = self.runs.partition_point(|r| r.end <= start);
-        let mut out = Vec::new();
-        for r in self.runs.get(first..)? {
-            if r.start >= end {
-                break;
-            }
-            if r.start < start || r.end > end {
-                return None;
-            }
-            out.push(RecordRun {
-                start: r.start - start,
-                end: r.end - start,
-                ..*r
-            });
-        }
-        Some(out)
+        counts.into_iter().collect()
     }
 
     /// Appends one record if it validates; returns false if it was rejected.
@@ -195,6 +213,11 @@ mod tests {
             got,
             [(39, 7, 0, 2, 3, 5), (39, 8, 2, 3, 9, 9), (0, 8, 3, 5, 1, 2)]
         );
+        // Records per key, from the runs (key_ns is the pid namespace here).
+        let mut counts = b.key_counts();
+        counts.sort();
+        let key = |pid_ns, nr| FilterKey { pid_ns, nr };
+        assert_eq!(counts, [(key(7, 39), 2), (key(8, 0), 2), (key(8, 39), 1)]);
         // A rejected record is not a run's member.
         let mut b2 = batch(&[(39, 7, 1)]);
         assert!(b2.push_record(&[0u8; 8]).is_none());

@@ -62,38 +62,6 @@ fn is_full(b: &Batch) -> bool {
     b.offsets.len() >= BATCH_RECORDS || b.data.len() >= BATCH_BYTES
 }
 
-/// Records per filter key while a batch fills. Consecutive records mostly
-/// share a key (one thread's calls, staged per CPU), so a run of one key is
-/// counted here and added to the map when the key changes (a SipHash lookup
-/// per record showed in the reader thread's profile, perf on a getppid loop).
-#[derive(Debug, Default)]
-struct KeyTally {
-    counts: HashMap<FilterKey, u64>,
-    run: Option<(FilterKey, u64)>,
-}
-
-impl KeyTally {
-    #[inline]
-    fn add(&mut self, key: FilterKey) {
-        match &mut self.run {
-            Some((k, n)) if *k == key => *n += 1,
-            run => {
-                if let Some((k, n)) = run.replace((key, 1)) {
-                    *self.counts.entry(k).or_default() += n;
-                }
-            }
-        }
-    }
-
-    /// The counts so far, leaving the tally empty.
-    fn drain(&mut self) -> Vec<(FilterKey, u64)> {
-        if let Some((k, n)) = self.run.take() {
-            *self.counts.entry(k).or_default() += n;
-        }
-        self.counts.drain().collect()
-    }
-}
-
 /// Counters kept by the reader thread.
 #[derive(Debug, Default)]
 pub struct ReaderCounters {
@@ -338,7 +306,6 @@ fn run(
 ) {
     let mut events = [libc::epoll_event { events: 0, u64: 0 }; 2];
     let mut batch = Batch::default();
-    let mut keys = KeyTally::default();
     let mut last_ticket = 0;
     'outer: while !shutdown.load(Ordering::Relaxed) {
         // SAFETY: valid epoll fd and buffer of 2 events.
@@ -377,11 +344,8 @@ fn run(
                 // One ring record holds one or more records (a CPU's staged
                 // buffer is handed over whole).
                 for rec in split_records(&item) {
-                    match rec.and_then(|r| batch.push_record(r)) {
-                        Some(key) => keys.add(key),
-                        None => {
-                            ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
-                        }
+                    if rec.and_then(|r| batch.push_record(r)).is_none() {
+                        ctr.decode_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
                 drop(item);
@@ -392,7 +356,7 @@ fn run(
             }
             // Hand over what was drained: a full batch, or whatever the ring had.
             if !batch.is_empty() {
-                batch.per_key = keys.drain();
+                batch.per_key = batch.key_counts();
                 ctr.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 if let Some(f) = on_read.as_mut() {
                     f(&batch.per_key);

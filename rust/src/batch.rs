@@ -266,10 +266,9 @@ impl Batch {
     /// by hand); ValueError naming the first malformed one.
     #[staticmethod]
     fn from_records(records: Vec<Vec<u8>>) -> PyResult<Self> {
-        let mut keys = std::collections::HashMap::new();
         let mut b = CoreBatch::default();
         for (i, rec) in records.iter().enumerate() {
-            if !b.push(rec, &mut keys) {
+            if b.push_record(rec).is_none() {
                 let why = syshub_bpf::decode::validate(rec)
                     .err()
                     .map_or_else(String::new, |e| e.to_string());
@@ -285,7 +284,6 @@ impl Batch {
     /// A new batch holding only the records of `ranges` (copied): a small
     /// selection then no longer keeps the whole poll batch alive.
     fn take(&self, ranges: Vec<(usize, usize)>) -> PyResult<Self> {
-        let mut keys = std::collections::HashMap::new();
         let mut b = CoreBatch::default();
         for (s, e) in ranges {
             if s > e || e > self.len() {
@@ -293,7 +291,7 @@ impl Batch {
             }
             for i in s..e {
                 // Validated when read: it validates again.
-                b.push(self.inner.record(self.start + i), &mut keys);
+                b.push_record(self.inner.record(self.start + i));
             }
         }
         let n = b.len();

@@ -1,7 +1,6 @@
 //! The `Event` pyclass: one syscall, header fields as attributes, decoded
 //! arguments, text and dict renderings on demand.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
@@ -217,9 +216,8 @@ impl Event {
 /// Decode one raw record (bytes) into an Event; raises ValueError if malformed.
 #[pyfunction]
 pub(crate) fn decode_record(rec: &[u8]) -> PyResult<Event> {
-    let mut keys = HashMap::new();
     let mut b = CoreBatch::default();
-    if !b.push(rec, &mut keys) {
+    if b.push_record(rec).is_none() {
         let e = decode::validate(rec)
             .err()
             .map_or_else(String::new, |e| e.to_string());

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::doc::{
     Doc, Extra, Sink, event_doc, head_doc, namespaces_doc, process_doc, syscall_doc, walk_doc,
 };
-use super::{Containers, PREFETCH_AHEAD, header_and_args, prefetch};
+use super::{Containers, header_and_args, prefetch_ahead};
 use crate::abi::SyscallEvent;
 
 /// Writes documents as compact JSON into a byte buffer. A given [`Doc`]
@@ -419,9 +419,7 @@ pub fn encode_json(
     // mostly share it): one map lookup per change, not per event.
     let mut last: Option<(u32, Option<&Doc>)> = None;
     for (k, &rec) in records.iter().enumerate() {
-        if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
-            prefetch(ahead);
-        }
+        prefetch_ahead(records, k);
         let (hdr, args) = header_and_args(rec);
         let container = match last {
             Some((ns, c)) if ns == hdr.pid_ns => c,

@@ -35,12 +35,21 @@ pub type Containers = HashMap<u32, Option<Doc>>;
 /// Records ahead of the one being encoded whose first lines are asked for:
 /// a consumer's records were written by the reader thread long enough ago
 /// to have left the core's caches, and encoding waited on each (perf).
-pub(crate) const PREFETCH_AHEAD: usize = 4;
+const PREFETCH_AHEAD: usize = 4;
+
+/// Before record `k` of `records` is encoded: asks for the one
+/// [`PREFETCH_AHEAD`] further on.
+#[inline]
+pub(crate) fn prefetch_ahead(records: &[&[u8]], k: usize) {
+    if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
+        prefetch(ahead);
+    }
+}
 
 /// Asks for the first 192 bytes of `rec` (a getppid record is 160) to be
 /// brought into the cache.
 #[inline]
-pub(crate) fn prefetch(rec: &[u8]) {
+fn prefetch(rec: &[u8]) {
     #[cfg(target_arch = "x86_64")]
     for off in [0, 64, 128] {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

@@ -19,7 +19,7 @@
 //! one for the sequence number. Unchanged words cost one bit; a word that
 //! changes completely (captured data) up to 10 bytes.
 
-use super::{PREFETCH_AHEAD, prefetch};
+use super::prefetch_ahead;
 
 /// Zigzag: small negative and positive deltas both make short varints.
 fn zigzag(d: u64) -> u64 {
@@ -58,9 +58,7 @@ pub fn pack(records: &[&[u8]], out: &mut Vec<u8>) {
     let mut prev: &[u8] = &[];
     for (k, &rec) in records.iter().enumerate() {
         // Records the reader wrote long before: packing is memory-bound.
-        if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
-            prefetch(ahead);
-        }
+        prefetch_ahead(records, k);
         if rec.len() == prev.len() && rec.len() % 8 == 0 && (8..=8 * 65).contains(&rec.len()) {
             pack_same_size(rec, prev, out);
             prev = rec;

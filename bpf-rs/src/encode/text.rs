@@ -1,6 +1,6 @@
 //! strace-style text lines (as `Event.to_text()`), one per record.
 
-use super::{PREFETCH_AHEAD, prefetch};
+use super::prefetch_ahead;
 
 /// Appends one `\n`-terminated text line per record to `out`, each written
 /// into one reused buffer (the line of a getppid is ~30 bytes: allocating
@@ -8,9 +8,7 @@ use super::{PREFETCH_AHEAD, prefetch};
 pub fn encode_text(records: &[&[u8]], out: &mut Vec<u8>) {
     let mut line = String::new();
     for (k, &rec) in records.iter().enumerate() {
-        if let Some(ahead) = records.get(k + PREFETCH_AHEAD) {
-            prefetch(ahead);
-        }
+        prefetch_ahead(records, k);
         line.clear();
         super::decoded(rec).write_text(&mut line);
         line.push('\n');

@@ -123,8 +123,9 @@ impl Probe {
         let mut cfg = spec.to_cfg()?;
         let key = FilterKey { pid_ns, nr };
         // A live key keeps its counters (and sequence) when its settings change.
-        let created = self.slots.of(&key).is_none();
-        cfg.slot = match self.slots.of(&key) {
+        let live = self.slots.of(&key);
+        let created = live.is_none();
+        cfg.slot = match live {
             Some(slot) => slot,
             None => {
                 let slot = self.slots.take(key, self.counters.len()).ok_or_else(|| {
